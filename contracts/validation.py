@@ -1,0 +1,117 @@
+"""One way to turn bytes into an event, shared by ``cw publish`` and every consumer.
+
+A rejection always names the field (a dotted path such as ``data.severity``) and the reason, so
+the publisher can fix the event and an operator can read the dead-letter entry without a debugger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from contracts.events import EVENT_TYPES, SCHEMA_VERSION, Event
+from contracts.upcasting import NoUpcaster, upcast
+
+MAX_EVENT_BYTES = 64 * 1024
+"""An event is a few hundred bytes; anything this large is a mistake (an embedded photo)."""
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class EventRejected(ValueError):
+    """The bytes are not a valid event; ``errors`` says which fields and why."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+    @property
+    def first_field(self) -> str:
+        return self.errors[0].field if self.errors else "(event)"
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    out: list[FieldError] = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        # The discriminated union puts the tag (the event type) first; it is not a field.
+        if loc and loc[0] in EVENT_TYPES:
+            loc = loc[1:]
+        field = ".".join(str(p) for p in loc) or "(event)"
+        if err["type"] == "union_tag_invalid":
+            field = "event_type"
+            tag = err.get("ctx", {}).get("tag")
+            reason = f"unknown event type {tag!r}; expected one of {', '.join(EVENT_TYPES)}"
+        elif err["type"] == "union_tag_not_found":
+            field = "event_type"
+            reason = "field required"
+        elif err["type"] == "extra_forbidden":
+            reason = "unknown field (not in the contract)"
+        elif err["type"] == "timezone_aware":
+            reason = "timestamp needs an offset such as +08:00 (naive timestamps are rejected)"
+        elif err["type"] == "literal_error" and loc == ["schema_version"]:
+            reason = f"unsupported schema_version {err['input']!r}; this reader knows 1"
+        else:
+            reason = err["msg"]
+        out.append(FieldError(field, reason))
+    return out
+
+
+def _too_large(size: int) -> EventRejected:
+    return EventRejected(
+        [FieldError("(event)", f"message is {size} bytes; the limit is {MAX_EVENT_BYTES}")]
+    )
+
+
+def decode_event(raw: bytes | str) -> Event:
+    """Validate one JSON event; raise ``EventRejected`` naming each bad field."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise _too_large(len(raw))
+    try:
+        return EVENT_ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)
+        if first and first[0]["type"] == "json_invalid":
+            raise EventRejected([FieldError("(event)", f"malformed JSON: {first[0]['msg']}")]) from None
+        if not any(e["loc"][-1:] == ("schema_version",) for e in first):
+            raise EventRejected(_field_errors(exc)) from None
+    # Slow path: an event at another schema_version is upcast first.
+    return decode_object(orjson.loads(raw))
+
+
+def decode_object(obj: Any) -> Event:
+    """Validate an already-parsed JSON value, upcasting other schema versions."""
+    if not isinstance(obj, dict):
+        raise EventRejected([FieldError("(event)", "an event is a JSON object")])
+    if obj.get("schema_version") != SCHEMA_VERSION:
+        try:
+            obj = upcast(obj)
+        except NoUpcaster as exc:
+            raise EventRejected([FieldError("schema_version", str(exc))]) from None
+    try:
+        # Round-trip through JSON so a Python dict gets exactly the rules a wire message gets
+        # (strict mode treats timestamps and UUIDs differently in Python and JSON input).
+        return EVENT_ADAPTER.validate_json(orjson.dumps(obj))
+    except ValidationError as exc:
+        raise EventRejected(_field_errors(exc)) from None
+
+
+def encode_event(event: Event) -> bytes:
+    """The canonical wire form of an event."""
+    return EVENT_ADAPTER.dump_json(event, exclude_none=True)

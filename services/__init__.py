@@ -1,0 +1,1 @@
+"""chuangwei services: intake, projector, and the local development stack."""

@@ -1,0 +1,1 @@
+"""What every service shares: settings, the campaign calendar, stream names, migrations."""

@@ -1,0 +1,117 @@
+"""The campaign calendar: which phase an event belongs to. Configuration, not code."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from contracts import PHASES
+from services.common.durations import parse_duration
+
+OUTSIDE = "outside"
+"""The phase of an event that falls in no phase of the campaign."""
+
+DEFAULT_CAMPAIGN = "lianyun-2023.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseSpan:
+    name: str
+    title: str
+    start: date
+    end: date | None  # exclusive; None runs on
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    name: str
+    timezone: ZoneInfo
+    phases: tuple[PhaseSpan, ...]
+    rebound_window: timedelta = timedelta(days=90)
+    district: str | None = None
+
+    def phase_of(self, moment: datetime) -> str:
+        """The phase whose local dates contain ``moment`` (an aware datetime), else ``outside``."""
+        day = moment.astimezone(self.timezone).date()
+        for span in self.phases:
+            if span.start <= day and (span.end is None or day < span.end):
+                return span.name
+        return OUTSIDE
+
+    @property
+    def phase_names(self) -> tuple[str, ...]:
+        return (*(p.name for p in self.phases), OUTSIDE)
+
+
+class CampaignError(ValueError):
+    pass
+
+
+def load_campaign(path: str | Path | None = None) -> Campaign:
+    """Read a campaign TOML file; ``None`` reads the shipped Lianyun 2023 campaign."""
+    if path is None:
+        text = resources.files("services.common.campaigns").joinpath(DEFAULT_CAMPAIGN).read_text()
+        where = DEFAULT_CAMPAIGN
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+        where = str(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignError(f"{where}: {exc}") from None
+    return parse_campaign(raw, where)
+
+
+def parse_campaign(raw: dict[str, object], where: str = "campaign") -> Campaign:
+    phases_raw = raw.get("phases")
+    if not isinstance(phases_raw, list) or not phases_raw:
+        raise CampaignError(f"{where}: [[phases]] must list at least one phase")
+    spans: list[PhaseSpan] = []
+    for i, p in enumerate(phases_raw):
+        if not isinstance(p, dict):
+            raise CampaignError(f"{where}: phases[{i}] must be a table")
+        name = p.get("name")
+        if name not in PHASES:
+            raise CampaignError(
+                f"{where}: phases[{i}].name {name!r} is not one of {', '.join(PHASES)}"
+            )
+        start, end = _day(p.get("start"), f"{where}: phases[{i}].start"), p.get("end")
+        end_day = None if end is None else _day(end, f"{where}: phases[{i}].end")
+        if end_day is not None and end_day <= start:
+            raise CampaignError(f"{where}: phases[{i}] ends before it starts")
+        spans.append(PhaseSpan(str(name), str(p.get("title", name)), start, end_day))
+    spans.sort(key=lambda s: s.start)
+    for a, b in zip(spans, spans[1:], strict=False):
+        if a.end is None or a.end > b.start:
+            raise CampaignError(f"{where}: phases {a.name} and {b.name} overlap")
+    rules = raw.get("rules", {})
+    if not isinstance(rules, dict):
+        raise CampaignError(f"{where}: [rules] must be a table")
+    try:
+        window = parse_duration(rules.get("rebound_window", "90d"))
+        tz = ZoneInfo(str(raw.get("timezone", "Asia/Shanghai")))
+    except (ValueError, KeyError) as exc:
+        raise CampaignError(f"{where}: {exc}") from None
+    district = raw.get("district")
+    return Campaign(
+        name=str(raw.get("name", where)),
+        timezone=tz,
+        phases=tuple(spans),
+        rebound_window=window,
+        district=None if district is None else str(district),
+    )
+
+
+def _day(value: object, what: str) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise CampaignError(f"{what} must be a date like 2023-02-01, got {value!r}")

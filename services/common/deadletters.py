@@ -1,0 +1,111 @@
+"""The dead-letter format shared by every stage that rejects input.
+
+A dead letter keeps the original bytes as its payload and the original headers, and adds
+``Cw-Dlq-*`` headers saying where it came from and why it was rejected, so that ``cw dlq`` can
+show it and put a fixed version back where it belongs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+STAGE = "Cw-Dlq-Stage"
+REASON = "Cw-Dlq-Reason"
+FIELD = "Cw-Dlq-Field"
+SUBJECT = "Cw-Dlq-Subject"
+STREAM_SEQ = "Cw-Dlq-Stream-Seq"
+LINE = "Cw-Dlq-Line"
+REJECTED_AT = "Cw-Dlq-At"
+ORIGINAL_MSG_ID = "Cw-Dlq-Original-Msg-Id"
+MSG_ID = "Nats-Msg-Id"
+MAX_REASON = 2000
+
+
+def header_safe(text: str, limit: int = MAX_REASON) -> str:
+    """NATS headers are single ASCII lines; keep Chinese readable as \\u escapes, cut overlong."""
+    flat = json.dumps(" ".join(text.split()), ensure_ascii=True)[1:-1]
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def header_text(value: str) -> str:
+    """Undo ``header_safe`` for display."""
+    try:
+        decoded: str = json.loads(f'"{value}"')
+        return decoded
+    except ValueError:
+        return value
+
+
+def dead_letter_headers(
+    *,
+    stage: str,
+    reason: str,
+    field: str,
+    payload: bytes,
+    original_headers: Mapping[str, str] | None = None,
+    subject: str | None = None,
+    stream_seq: int | None = None,
+    line: int | None = None,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    headers = {k: v for k, v in (original_headers or {}).items() if k != MSG_ID}
+    if original_headers and MSG_ID in original_headers:
+        headers[ORIGINAL_MSG_ID] = original_headers[MSG_ID]
+    headers[STAGE] = stage
+    headers[REASON] = header_safe(reason)
+    headers[FIELD] = header_safe(field, 200)
+    headers[REJECTED_AT] = (now or datetime.now(UTC)).isoformat()
+    if subject is not None:
+        headers[SUBJECT] = subject
+    if stream_seq is not None:
+        headers[STREAM_SEQ] = str(stream_seq)
+        # The same stream message dead-lettered twice (a crash before its ack) is stored once.
+        headers[MSG_ID] = f"{stage}:{stream_seq}"
+    else:
+        digest = hashlib.sha256(payload).hexdigest()[:32]
+        headers[MSG_ID] = f"{stage}:{digest}"
+    if line is not None:
+        headers[LINE] = str(line)
+    return headers
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead letter as read back from ``CW_DEAD_LETTERS``."""
+
+    seq: int
+    subject: str
+    stage: str
+    reason: str
+    field: str
+    original_subject: str | None
+    original_stream_seq: int | None
+    line: int | None
+    rejected_at: str
+    payload: bytes
+    headers: Mapping[str, str]
+
+    @classmethod
+    def from_message(
+        cls, seq: int, subject: str, payload: bytes, headers: Mapping[str, str] | None
+    ) -> DeadLetter:
+        h = dict(headers or {})
+        stream_seq = h.get(STREAM_SEQ)
+        line = h.get(LINE)
+        return cls(
+            seq=seq,
+            subject=subject,
+            stage=h.get(STAGE, subject.removeprefix("cw.dlq.")),
+            reason=header_text(h.get(REASON, "")),
+            field=header_text(h.get(FIELD, "")),
+            original_subject=h.get(SUBJECT),
+            original_stream_seq=int(stream_seq) if stream_seq and stream_seq.isdigit() else None,
+            line=int(line) if line and line.isdigit() else None,
+            rejected_at=h.get(REJECTED_AT, ""),
+            payload=payload,
+            headers=h,
+        )

@@ -1,0 +1,48 @@
+"""All configuration in one typed place, read from ``CW_*`` environment variables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.durations import parse_duration
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CW_", frozen=True, extra="ignore")
+
+    nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS server URL(s).")
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/chuangwei",
+        description="PostgreSQL DSN of the read model.",
+    )
+    campaign_file: Path | None = Field(
+        default=None, description="Campaign TOML; default: the shipped Lianyun 2023 campaign."
+    )
+    metrics_port: int = Field(default=9464, description="Prometheus /metrics port (0: off).")
+
+    projector_durable: str = Field(default="projector", description="JetStream durable name.")
+    projector_batch: int = Field(default=1000, ge=1, le=10_000, description="Events per batch.")
+    projector_fetch_wait: timedelta = Field(
+        default=timedelta(seconds=1),
+        description="How long a pull waits for a batch to fill before taking what is there.",
+    )
+    projector_ack_wait: timedelta = Field(default=timedelta(seconds=60))
+    events_duplicate_window: timedelta = Field(default=timedelta(minutes=5))
+    dead_letter_duplicate_window: timedelta = Field(default=timedelta(hours=24))
+
+    @field_validator(
+        "projector_fetch_wait",
+        "projector_ack_wait",
+        "events_duplicate_window",
+        "dead_letter_duplicate_window",
+        mode="before",
+    )
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        if isinstance(value, (str, int, float, timedelta)):
+            return parse_duration(value)
+        raise ValueError("expected a duration such as 5s or 2m")
