@@ -7,10 +7,18 @@ event instead of from a wrong report months later.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeAlias
+import json
+from typing import Annotated, Literal, TypeAlias, get_args
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 SCHEMA_VERSION = 1
 """The version this code reads natively; older or newer versions go through ``upcasting``."""
@@ -23,10 +31,10 @@ EventType: TypeAlias = Literal[
     "RecheckFailed",
     "RecheckPassed",
 ]
-EVENT_TYPES: tuple[str, ...] = EventType.__args__
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 Phase: TypeAlias = Literal["self_check", "re_review", "long_term"]
-PHASES: tuple[str, ...] = Phase.__args__
+PHASES: tuple[str, ...] = get_args(Phase)
 
 VenueKind: TypeAlias = Literal["mall_supermarket", "farmers_market", "other"]
 InspectionKind: TypeAlias = Literal["self_check", "supervision", "look_back", "re_review"]
@@ -63,7 +71,9 @@ class VenueRegisteredData(ContractModel):
     """A venue enters the campaign, or its registration changes (the latest one wins)."""
 
     name: Text128 = Field(description="The venue's name.", examples=["連雲區海連路農貿市場"])
-    kind: VenueKind = Field(description="Which point standard applies.", examples=["farmers_market"])
+    kind: VenueKind = Field(
+        description="Which point standard applies.", examples=["farmers_market"]
+    )
     street: Text64 | None = Field(default=None, description="Street office (街道).")
     address: Text256 | None = Field(default=None, description="Postal address.")
     first_responsible: Person = Field(
@@ -158,6 +168,15 @@ class EnvelopeBase(ContractModel):
     )
 
     event_type: str
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _integer_version(cls, value: object) -> object:
+        # Literal[1] alone lets `true` and `1.0` through, because they compare equal to 1.
+        if type(value) is not int:
+            shown = json.dumps(value) if isinstance(value, (bool, float, str)) else repr(value)
+            raise ValueError(f"must be the JSON integer {SCHEMA_VERSION}, got {shown}")
+        return value
 
     @property
     def subject(self) -> str:

@@ -65,6 +65,9 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
             reason = "unknown field (not in the contract)"
         elif err["type"] == "timezone_aware":
             reason = "timestamp needs an offset such as +08:00 (naive timestamps are rejected)"
+        elif err["type"] == "value_error":
+            # Our own validators' messages, without pydantic's "Value error, " prefix.
+            reason = str(err.get("ctx", {}).get("error", err["msg"]))
         elif err["type"] == "literal_error" and loc == ["schema_version"]:
             reason = f"unsupported schema_version {err['input']!r}; this reader knows 1"
         else:
@@ -88,7 +91,8 @@ def decode_event(raw: bytes | str) -> Event:
     except ValidationError as exc:
         first = exc.errors(include_url=False)
         if first and first[0]["type"] == "json_invalid":
-            raise EventRejected([FieldError("(event)", f"malformed JSON: {first[0]['msg']}")]) from None
+            reason = f"malformed JSON: {first[0]['msg']}"
+            raise EventRejected([FieldError("(event)", reason)]) from None
         if not any(e["loc"][-1:] == ("schema_version",) for e in first):
             raise EventRejected(_field_errors(exc)) from None
     # Slow path: an event at another schema_version is upcast first.

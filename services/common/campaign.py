@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -85,7 +86,7 @@ def parse_campaign(raw: dict[str, object], where: str = "campaign") -> Campaign:
             raise CampaignError(f"{where}: phases[{i}] ends before it starts")
         spans.append(PhaseSpan(str(name), str(p.get("title", name)), start, end_day))
     spans.sort(key=lambda s: s.start)
-    for a, b in zip(spans, spans[1:], strict=False):
+    for a, b in itertools.pairwise(spans):
         if a.end is None or a.end > b.start:
             raise CampaignError(f"{where}: phases {a.name} and {b.name} overlap")
     rules = raw.get("rules", {})

@@ -10,7 +10,7 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
-    """Parse ``"72h"``; plain numbers are seconds. Raise ``ValueError`` with the rule on bad input."""
+    """Parse ``"72h"``; plain numbers are seconds. Bad input raises ``ValueError`` with the rule."""
     if isinstance(text, timedelta):
         return text
     if isinstance(text, (int, float)) and not isinstance(text, bool):

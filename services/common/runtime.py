@@ -15,4 +15,4 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         import uvloop  # noqa: PLC0415
     except ImportError:  # pragma: no cover - uvloop is absent on Windows only
         return asyncio.run(coro)
-    return uvloop.run(coro)  # type: ignore[no-any-return]
+    return uvloop.run(coro)

@@ -1,0 +1,65 @@
+"""The projector's Prometheus metrics. No venue or issue id is ever a label."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ProjectorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events_applied = Counter(
+            "cw_projector_events_applied",
+            "Events whose effects the projector committed, by event type.",
+            ["event_type"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "cw_projector_duplicates",
+            "Messages that changed nothing: an event id already applied, or a redelivery at or "
+            "below the checkpoint.",
+            ["kind"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "cw_projector_dead_letters",
+            "Messages sent to cw.dlq.projector, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.waiting_events = Counter(
+            "cw_projector_waiting_events",
+            "Issue events kept until their IssueFound arrives (deferred) and applied later "
+            "(resumed).",
+            ["state"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "cw_projector_retries",
+            "Batches retried after a transient fault, by the stage that failed.",
+            ["stage"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "cw_projector_batch_size",
+            "Messages per batch.",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "cw_projector_batch_seconds",
+            "Time from taking a batch to its commit and ack.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.checkpoint = Gauge(
+            "cw_projector_checkpoint_seq",
+            "Last CW_EVENTS sequence committed to the read model.",
+            registry=r,
+        )
+        self.lag = Gauge(
+            "cw_projector_lag_events",
+            "Events in CW_EVENTS not yet committed by the projector.",
+            registry=r,
+        )

@@ -1,0 +1,537 @@
+"""The read model in PostgreSQL: every SQL statement of the projector lives here.
+
+Each generation of the read model is a schema ``cw_rm_<n>``; the public views (the operators'
+contract) point at the live one. Statements are templates over the schema name ``{s}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from contracts import decode_event
+from services.projector.domain.model import (
+    Changes,
+    Issue,
+    Needs,
+    Snapshot,
+    StreamEvent,
+)
+from services.projector.domain.ports import ReadModelStore, ReadModelUnit
+
+log = logging.getLogger("cw.projector")
+
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+PROJECTION = "projector"
+READ_MODEL_LOCK = 0x63775F72  # shared by live batches, exclusive for the swap of a rebuild
+_SCHEMA = re.compile(r"^cw_rm_[0-9]+$")
+
+GENERATION_DDL = """
+CREATE SCHEMA {s};
+CREATE TABLE {s}.checkpoint (
+    projection text PRIMARY KEY,
+    stream_seq bigint NOT NULL
+);
+INSERT INTO {s}.checkpoint VALUES ('projector', 0);
+CREATE TABLE {s}.event_archive (
+    stream_seq  bigint PRIMARY KEY,
+    event_id    uuid NOT NULL UNIQUE,
+    event_type  text NOT NULL,
+    district    text NOT NULL,
+    venue_id    text NOT NULL,
+    phase       text NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    subject     text NOT NULL,
+    payload     json NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON {s}.event_archive (venue_id, stream_seq);
+CREATE TABLE {s}.venues (
+    district                text NOT NULL,
+    venue_id                text NOT NULL,
+    name                    text NOT NULL,
+    kind                    text NOT NULL,
+    street                  text,
+    address                 text,
+    first_responsible_name  text NOT NULL,
+    first_responsible_phone text,
+    officer_name            text,
+    officer_phone           text,
+    registered_at           timestamptz NOT NULL,
+    PRIMARY KEY (district, venue_id)
+);
+CREATE TABLE {s}.issues (
+    district         text NOT NULL,
+    issue_id         text NOT NULL,
+    venue_id         text NOT NULL,
+    phase            text NOT NULL,
+    item_code        text NOT NULL,
+    category         text,
+    severity         text NOT NULL,
+    description      text,
+    found_at         timestamptz NOT NULL,
+    due_at           timestamptz,
+    order_no         text,
+    assignee         text,
+    closed_at        timestamptz,
+    closed_on_time   boolean,
+    recheck_failures integer NOT NULL,
+    rebound          boolean NOT NULL,
+    PRIMARY KEY (district, issue_id)
+);
+CREATE INDEX ON {s}.issues (district, venue_id, item_code, closed_at);
+CREATE INDEX ON {s}.issues (district, venue_id, phase) WHERE closed_at IS NULL;
+CREATE TABLE {s}.venue_phase_counts (
+    district          text NOT NULL,
+    venue_id          text NOT NULL,
+    phase             text NOT NULL,
+    inspections       integer NOT NULL,
+    issues_found      integer NOT NULL,
+    issues_closed     integer NOT NULL,
+    closed_on_time    integer NOT NULL,
+    recheck_failures  integer NOT NULL,
+    rebounds          integer NOT NULL,
+    last_inspected_at timestamptz,
+    PRIMARY KEY (district, venue_id, phase)
+);
+CREATE TABLE {s}.pending_issue_events (
+    district   text NOT NULL,
+    issue_id   text NOT NULL,
+    stream_seq bigint NOT NULL,
+    subject    text NOT NULL,
+    phase      text NOT NULL,
+    payload    json NOT NULL,
+    PRIMARY KEY (district, issue_id, stream_seq)
+);
+"""
+
+# The operators' contract: names and columns stay stable whatever the generation.
+PUBLIC_VIEWS = """
+CREATE OR REPLACE VIEW public.venues AS
+SELECT district, venue_id, name, kind, street, address,
+       first_responsible_name, first_responsible_phone, officer_name, officer_phone,
+       registered_at
+FROM {s}.venues;
+
+CREATE OR REPLACE VIEW public.issue_status AS
+SELECT issue_id, district, venue_id, phase, item_code, category, severity,
+       CASE WHEN closed_at IS NOT NULL THEN 'closed'
+            WHEN due_at IS NULL THEN 'open'
+            WHEN due_at < now() THEN 'overdue'
+            ELSE 'rectifying' END AS status,
+       found_at, due_at, order_no, closed_at, closed_on_time, recheck_failures, rebound,
+       assignee, description
+FROM {s}.issues;
+
+CREATE OR REPLACE VIEW public.venue_phase_summary AS
+SELECT c.district, c.venue_id, COALESCE(v.kind, 'unregistered') AS venue_kind, c.phase,
+       c.inspections, c.issues_found,
+       COALESCE(o.issues_open, 0) AS issues_open,
+       COALESCE(o.issues_overdue, 0) AS issues_overdue,
+       c.issues_closed, c.closed_on_time, c.recheck_failures, c.rebounds, c.last_inspected_at
+FROM {s}.venue_phase_counts c
+LEFT JOIN {s}.venues v ON v.district = c.district AND v.venue_id = c.venue_id
+LEFT JOIN LATERAL (
+    SELECT count(*)::integer AS issues_open,
+           (count(*) FILTER (WHERE i.due_at < now()))::integer AS issues_overdue
+    FROM {s}.issues i
+    WHERE i.district = c.district AND i.venue_id = c.venue_id AND i.phase = c.phase
+      AND i.closed_at IS NULL
+) o ON true;
+
+CREATE OR REPLACE VIEW public.phase_summary AS
+SELECT phase, venue_kind,
+       (count(*) FILTER (WHERE inspections > 0))::integer AS venues_inspected,
+       sum(inspections)::integer AS inspections,
+       sum(issues_found)::integer AS issues_found,
+       sum(issues_open)::integer AS issues_open,
+       sum(issues_overdue)::integer AS issues_overdue,
+       sum(issues_closed)::integer AS issues_closed,
+       sum(closed_on_time)::integer AS closed_on_time,
+       sum(recheck_failures)::integer AS recheck_failures,
+       sum(rebounds)::integer AS rebounds,
+       max(last_inspected_at) AS last_inspected_at
+FROM public.venue_phase_summary
+GROUP BY phase, venue_kind;
+
+CREATE OR REPLACE VIEW public.event_archive AS
+SELECT stream_seq, event_id, event_type, district, venue_id, phase, occurred_at, subject,
+       payload, recorded_at
+FROM {s}.event_archive;
+"""
+
+HEAD = "SELECT active_schema, generation FROM cw.read_model_head WHERE projection = $1"
+INSERT_HEAD = (
+    "INSERT INTO cw.read_model_head (projection, active_schema, generation) VALUES ($1, $2, $3)"
+)
+MOVE_HEAD = (
+    "UPDATE cw.read_model_head SET active_schema = $2, generation = $3, activated_at = now() "
+    "WHERE projection = $1"
+)
+NEXT_GENERATION = (
+    "SELECT COALESCE(max(substring(nspname FROM 7)::integer), 0) + 1 FROM pg_namespace "
+    "WHERE nspname ~ '^cw_rm_[0-9]+$'"
+)
+LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared($1)"
+LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock($1)"
+
+CHECKPOINT = "SELECT stream_seq FROM {s}.checkpoint WHERE projection = $1 FOR UPDATE"
+SET_CHECKPOINT = "UPDATE {s}.checkpoint SET stream_seq = $2 WHERE projection = $1"
+
+ARCHIVE = """
+INSERT INTO {s}.event_archive
+    (stream_seq, event_id, event_type, district, venue_id, phase, occurred_at, subject, payload)
+SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::timestamptz[], $8::text[], $9::json[])
+ON CONFLICT DO NOTHING
+RETURNING stream_seq
+"""
+
+ISSUE_COLUMNS = (
+    "district, issue_id, venue_id, phase, item_code, category, severity, description, found_at, "
+    "due_at, order_no, assignee, closed_at, closed_on_time, recheck_failures, rebound"
+)
+LOAD_ISSUES = f"""
+SELECT {ISSUE_COLUMNS} FROM {{s}}.issues
+WHERE (district, issue_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+"""
+LOAD_CLOSURES = """
+SELECT i.district, i.venue_id, i.item_code, i.closed_at
+FROM {s}.issues i
+JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(district, venue_id, item_code)
+  ON i.district = k.district AND i.venue_id = k.venue_id AND i.item_code = k.item_code
+WHERE i.closed_at >= $4
+"""
+LOAD_PENDING = """
+SELECT district, issue_id, stream_seq, subject, phase, payload::text AS payload
+FROM {s}.pending_issue_events
+WHERE (district, issue_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+ORDER BY stream_seq
+"""
+UPSERT_ISSUES = f"""
+INSERT INTO {{s}}.issues ({ISSUE_COLUMNS})
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[],
+                     $12::text[], $13::timestamptz[], $14::boolean[], $15::integer[],
+                     $16::boolean[])
+ON CONFLICT (district, issue_id) DO UPDATE SET
+    venue_id = EXCLUDED.venue_id, phase = EXCLUDED.phase, item_code = EXCLUDED.item_code,
+    category = EXCLUDED.category, severity = EXCLUDED.severity,
+    description = EXCLUDED.description, found_at = EXCLUDED.found_at,
+    due_at = EXCLUDED.due_at, order_no = EXCLUDED.order_no, assignee = EXCLUDED.assignee,
+    closed_at = EXCLUDED.closed_at, closed_on_time = EXCLUDED.closed_on_time,
+    recheck_failures = EXCLUDED.recheck_failures, rebound = EXCLUDED.rebound
+"""
+UPSERT_VENUES = """
+INSERT INTO {s}.venues
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+ON CONFLICT (district, venue_id) DO UPDATE SET
+    name = EXCLUDED.name, kind = EXCLUDED.kind, street = EXCLUDED.street,
+    address = EXCLUDED.address, first_responsible_name = EXCLUDED.first_responsible_name,
+    first_responsible_phone = EXCLUDED.first_responsible_phone,
+    officer_name = EXCLUDED.officer_name, officer_phone = EXCLUDED.officer_phone,
+    registered_at = EXCLUDED.registered_at
+"""
+ADD_COUNTS = """
+INSERT INTO {s}.venue_phase_counts AS c
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[],
+                     $6::integer[], $7::integer[], $8::integer[], $9::integer[],
+                     $10::timestamptz[])
+ON CONFLICT (district, venue_id, phase) DO UPDATE SET
+    inspections = c.inspections + EXCLUDED.inspections,
+    issues_found = c.issues_found + EXCLUDED.issues_found,
+    issues_closed = c.issues_closed + EXCLUDED.issues_closed,
+    closed_on_time = c.closed_on_time + EXCLUDED.closed_on_time,
+    recheck_failures = c.recheck_failures + EXCLUDED.recheck_failures,
+    rebounds = c.rebounds + EXCLUDED.rebounds,
+    last_inspected_at = GREATEST(c.last_inspected_at, EXCLUDED.last_inspected_at)
+"""
+ADD_PENDING = """
+INSERT INTO {s}.pending_issue_events
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::json[])
+ON CONFLICT DO NOTHING
+"""
+RESOLVE_PENDING = """
+DELETE FROM {s}.pending_issue_events
+WHERE (district, issue_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+"""
+PENDING_COUNT = "SELECT count(*) FROM {s}.pending_issue_events"
+VENUE_HISTORY = """
+SELECT stream_seq, subject, phase, payload::text AS payload FROM public.event_archive
+WHERE venue_id = $1 AND ($2::text IS NULL OR district = $2) AND occurred_at <= $3
+ORDER BY stream_seq
+"""
+
+
+def check_schema(schema: str) -> str:
+    """Schema names are interpolated into SQL: only ``cw_rm_<n>`` is ever accepted."""
+    if not _SCHEMA.match(schema):
+        raise ValueError(f"not a read-model schema: {schema!r}")
+    return schema
+
+
+def _stream_event(seq: int, subject: str, phase: str, payload: str) -> StreamEvent:
+    raw = payload.encode()
+    return StreamEvent(seq=seq, event=decode_event(raw), raw=raw, subject=subject, phase=phase)
+
+
+class PostgresUnit(ReadModelUnit):
+    def __init__(self, conn: Conn, schema: str, projection: str = PROJECTION):
+        self._conn = conn
+        self._s = check_schema(schema)
+        self._projection = projection
+
+    def _sql(self, template: str) -> str:
+        return template.replace("{s}", self._s)
+
+    async def checkpoint(self) -> int:
+        value = await self._conn.fetchval(self._sql(CHECKPOINT), self._projection)
+        return int(value or 0)
+
+    async def set_checkpoint(self, seq: int) -> None:
+        await self._conn.execute(self._sql(SET_CHECKPOINT), self._projection, seq)
+
+    async def archive(self, events: Sequence[StreamEvent]) -> set[int]:
+        rows = await self._conn.fetch(
+            self._sql(ARCHIVE),
+            [e.seq for e in events],
+            [e.event.event_id for e in events],
+            [e.event.event_type for e in events],
+            [e.event.district for e in events],
+            [e.event.venue_id for e in events],
+            [e.phase for e in events],
+            [e.event.occurred_at for e in events],
+            [e.subject for e in events],
+            [e.raw.decode() for e in events],
+        )
+        return {r[0] for r in rows}
+
+    async def load(self, needs: Needs) -> Snapshot:
+        snap = Snapshot()
+        if needs.issue_keys:
+            districts, ids = _columns(needs.issue_keys, 2)
+            for r in await self._conn.fetch(self._sql(LOAD_ISSUES), districts, ids):
+                issue = Issue(*r)
+                snap.issues[issue.key] = issue
+        if needs.items_at_venues and needs.closed_since is not None:
+            d, v, i = _columns(needs.items_at_venues, 3)
+            rows = await self._conn.fetch(self._sql(LOAD_CLOSURES), d, v, i, needs.closed_since)
+            for r in rows:
+                snap.closures.setdefault((r[0], r[1], r[2]), []).append(r[3])
+        if needs.found_keys:
+            districts, ids = _columns(needs.found_keys, 2)
+            for r in await self._conn.fetch(self._sql(LOAD_PENDING), districts, ids):
+                se = _stream_event(r["stream_seq"], r["subject"], r["phase"], r["payload"])
+                snap.pending.setdefault((r["district"], r["issue_id"]), []).append(se)
+        return snap
+
+    async def save(self, changes: Changes) -> None:
+        c = self._conn
+        if changes.issues:
+            issues = list(changes.issues.values())
+            await c.execute(
+                self._sql(UPSERT_ISSUES),
+                *(
+                    [getattr(i, f) for i in issues]
+                    for f in (
+                        "district", "issue_id", "venue_id", "phase", "item_code", "category",
+                        "severity", "description", "found_at", "due_at", "order_no", "assignee",
+                        "closed_at", "closed_on_time", "recheck_failures", "rebound",
+                    )
+                ),
+            )  # fmt: skip
+        if changes.venues:
+            venues = list(changes.venues.values())
+            await c.execute(
+                self._sql(UPSERT_VENUES),
+                *(
+                    [getattr(v, f) for v in venues]
+                    for f in (
+                        "district", "venue_id", "name", "kind", "street", "address",
+                        "first_responsible_name", "first_responsible_phone", "officer_name",
+                        "officer_phone", "registered_at",
+                    )
+                ),
+            )  # fmt: skip
+        if changes.counts:
+            keys = list(changes.counts)
+            counts = [changes.counts[k] for k in keys]
+            await c.execute(
+                self._sql(ADD_COUNTS),
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                *(
+                    [getattr(n, f) for n in counts]
+                    for f in (
+                        "inspections", "issues_found", "issues_closed", "closed_on_time",
+                        "recheck_failures", "rebounds", "last_inspected_at",
+                    )
+                ),
+            )  # fmt: skip
+        if changes.pending_resolved:
+            districts, ids = _columns(changes.pending_resolved, 2)
+            await c.execute(self._sql(RESOLVE_PENDING), districts, ids)
+        if changes.pending_added:
+            added = changes.pending_added
+            await c.execute(
+                self._sql(ADD_PENDING),
+                [k[0] for k, _ in added],
+                [k[1] for k, _ in added],
+                [se.seq for _, se in added],
+                [se.subject for _, se in added],
+                [se.phase for _, se in added],
+                [se.raw.decode() for _, se in added],
+            )
+
+
+def _columns(keys: object, width: int) -> list[list[str]]:
+    rows = list(keys)  # type: ignore[call-overload]
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+class PostgresReadModel(ReadModelStore):
+    """The read model in a pool's database.
+
+    ``schema=None`` follows the live generation (the live projector); a fixed schema writes to a
+    generation being rebuilt beside it.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, schema: str | None = None, projection: str = PROJECTION
+    ) -> None:
+        self._pool = pool
+        self._schema = None if schema is None else check_schema(schema)
+        self._projection = projection
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[PostgresUnit]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if self._schema is None:
+                # A rebuild's swap takes this lock exclusively: a batch never straddles it.
+                await conn.execute(LOCK_SHARED, READ_MODEL_LOCK)
+                schema = await active_schema(conn, self._projection)
+            else:
+                schema = self._schema
+            yield PostgresUnit(conn, schema, self._projection)
+
+
+class ConnectionReadModel(ReadModelStore):
+    """A generation written through one connection already inside a transaction (the swap)."""
+
+    def __init__(self, conn: Conn, schema: str, projection: str = PROJECTION):
+        self._conn = conn
+        self._schema = check_schema(schema)
+        self._projection = projection
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[PostgresUnit]:
+        async with self._conn.transaction():  # a savepoint inside the swap's transaction
+            yield PostgresUnit(self._conn, self._schema, self._projection)
+
+
+async def active_schema(conn: Conn, projection: str = PROJECTION) -> str:
+    row = await conn.fetchrow(HEAD, projection)
+    if row is None:
+        raise LookupError("the read model is not initialised: run `cw init`")
+    return check_schema(row["active_schema"])
+
+
+async def create_generation(conn: Conn) -> tuple[str, int]:
+    """Create the next empty generation schema; it is not live until ``activate``."""
+    generation = int(await conn.fetchval(NEXT_GENERATION))
+    schema = check_schema(f"cw_rm_{generation}")
+    await conn.execute(GENERATION_DDL.replace("{s}", schema))
+    return schema, generation
+
+
+async def activate(conn: Conn, schema: str, generation: int, projection: str = PROJECTION) -> None:
+    """Point the public views and the head at ``schema``; call inside the swap transaction."""
+    await conn.execute(PUBLIC_VIEWS.replace("{s}", check_schema(schema)))
+    if await conn.fetchrow(HEAD, projection) is None:
+        await conn.execute(INSERT_HEAD, projection, schema, generation)
+    else:
+        await conn.execute(MOVE_HEAD, projection, schema, generation)
+
+
+async def ensure_read_model(conn: Conn, projection: str = PROJECTION) -> str:
+    """Create the first generation and the views if there is none; report what happened."""
+    async with conn.transaction():
+        await conn.execute(LOCK_EXCLUSIVE, READ_MODEL_LOCK)
+        row = await conn.fetchrow(HEAD, projection)
+        if row is not None:
+            return f"read model: live generation {row['generation']} ({row['active_schema']})"
+        schema, generation = await create_generation(conn)
+        await activate(conn, schema, generation, projection)
+        return f"read model: created generation {generation} ({schema}) and the public views"
+
+
+async def pending_count(conn: Conn, schema: str) -> int:
+    return int(await conn.fetchval(PENDING_COUNT.replace("{s}", check_schema(schema))))
+
+
+async def venue_history(
+    conn: Conn, venue_id: str, district: str | None, as_of: datetime
+) -> list[StreamEvent]:
+    rows = await conn.fetch(VENUE_HISTORY, venue_id, district, as_of)
+    return [_stream_event(r["stream_seq"], r["subject"], r["phase"], r["payload"]) for r in rows]
+
+
+DROP_GENERATION = "DROP SCHEMA IF EXISTS {s} CASCADE"
+
+
+async def drop_generation(conn: Conn, schema: str) -> None:
+    """Drop a generation that is not live (the one replaced by a rebuild, or a failed one)."""
+    row = await conn.fetchrow(HEAD, PROJECTION)
+    if row is not None and row["active_schema"] == schema:
+        raise ValueError(f"{schema} is the live generation")
+    await conn.execute(DROP_GENERATION.replace("{s}", check_schema(schema)))
+
+
+def _lock_key(name: str) -> int:
+    digest = hashlib.sha256(f"cw.projector:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class SingleWriter:
+    """One projector per durable writes at a time; a second one waits as a hot standby.
+
+    A session-level advisory lock on a connection of its own: if that connection drops (a
+    PostgreSQL restart), ``ensure`` takes the lock again before the next batch.
+    """
+
+    def __init__(self, dsn: str, name: str) -> None:
+        self._dsn = dsn
+        self._key = _lock_key(name)
+        self._conn: Conn | None = None
+
+    async def acquire(self) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
+                log.warning("another projector holds the write lock: waiting as standby")
+                await conn.execute("SELECT pg_advisory_lock($1)", self._key)
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+
+    async def ensure(self) -> None:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = None
+            await self.acquire()
+
+    async def release(self) -> None:
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()
+        self._conn = None

@@ -1,0 +1,218 @@
+"""The projector's composition root: connections, adapters and the loop are built here only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+import asyncpg
+import nats
+from nats.aio.client import Client
+
+from services.common.campaign import Campaign, load_campaign
+from services.common.migrations import migrate
+from services.common.settings import Settings
+from services.common.streams import EVENTS_STREAM
+from services.projector.adapters import postgres
+from services.projector.adapters.jetstream import DeadLetterPublisher, EventSource
+from services.projector.adapters.metrics import ProjectorMetrics
+from services.projector.domain.model import Issue, Snapshot
+from services.projector.domain.projection import project
+from services.projector.runner import Backoff, Projector
+
+log = logging.getLogger("cw.projector")
+T = TypeVar("T")
+
+
+async def _until_up(what: str, connect: Callable[[], Awaitable[T]]) -> T:
+    next_delay = Backoff(first=0.2, cap=5.0).delays()
+    while True:
+        try:
+            return await connect()
+        except (TimeoutError, OSError, asyncpg.PostgresError, nats.errors.Error) as exc:
+            delay = next_delay()
+            log.warning("%s not reachable (%s); trying again in %.1fs", what, exc, delay)
+            await asyncio.sleep(delay)
+
+
+async def connect_nats(settings: Settings, name: str) -> Client:
+    return await _until_up(
+        "NATS",
+        lambda: nats.connect(
+            settings.nats_url,
+            name=name,
+            connect_timeout=5,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        ),
+    )
+
+
+async def create_pool(settings: Settings) -> asyncpg.Pool:
+    # min_size=0: the pool is created even while PostgreSQL is down; batches then retry.
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=0, max_size=4, command_timeout=60
+    )
+    assert pool is not None
+    return pool
+
+
+async def ensure_read_model(settings: Settings) -> list[str]:
+    """``cw init``'s database part: migrations, then the first generation and the views."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        report = await migrate(conn)
+        report.append(await postgres.ensure_read_model(conn))
+    finally:
+        await conn.close()
+    return report
+
+
+@contextlib.asynccontextmanager
+async def projector_parts(
+    settings: Settings,
+) -> AsyncIterator[tuple[Client, asyncpg.Pool, Campaign]]:
+    campaign = load_campaign(settings.campaign_file)
+    nc = await connect_nats(settings, "cw-projector")
+    pool = await create_pool(settings)
+    try:
+        yield nc, pool, campaign
+    finally:
+        await pool.close()
+        await nc.drain()
+
+
+def build_projector(
+    settings: Settings,
+    nc: Client,
+    pool: asyncpg.Pool,
+    campaign: Campaign,
+    metrics: ProjectorMetrics,
+) -> Projector:
+    source = EventSource(
+        nc,
+        settings.projector_durable,
+        batch=settings.projector_batch,
+        ack_wait_s=settings.projector_ack_wait.total_seconds(),
+    )
+    return Projector(
+        source,
+        postgres.PostgresReadModel(pool),
+        campaign,
+        metrics,
+        dead_letters=DeadLetterPublisher(nc.jetstream(), "projector"),
+        fetch_wait=settings.projector_fetch_wait,
+    )
+
+
+async def run_projector(settings: Settings, metrics: ProjectorMetrics, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set; finishes the batch in hand first."""
+    async with projector_parts(settings) as (nc, pool, campaign):
+        guard = postgres.SingleWriter(settings.database_url, settings.projector_durable)
+        await _until_up("PostgreSQL", guard.acquire)
+        projector = build_projector(settings, nc, pool, campaign, metrics)
+        projector.before_batch = guard.ensure
+        watcher = asyncio.create_task(_watch_lag(projector, metrics))
+        stopper = asyncio.create_task(_stop_when(stop, projector))
+        try:
+            await projector.run()
+        finally:
+            watcher.cancel()
+            stopper.cancel()
+            await guard.release()
+
+
+async def _stop_when(stop: asyncio.Event, projector: Projector) -> None:
+    await stop.wait()
+    projector.stopping.set()
+
+
+async def _watch_lag(projector: Projector, metrics: ProjectorMetrics) -> None:
+    source = projector.source
+    assert isinstance(source, EventSource)
+    while True:
+        await asyncio.sleep(5)
+        with contextlib.suppress(Exception):
+            metrics.lag.set(await source.pending())
+
+
+async def rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
+    """Replay ``CW_EVENTS`` into a new generation beside the live one, then swap atomically."""
+    async with projector_parts(settings) as (nc, pool, campaign):
+        js = nc.jetstream()
+        async with pool.acquire() as conn:
+            schema, generation = await postgres.create_generation(conn)
+        report = [f"rebuild: building generation {generation} ({schema})"]
+        source = EventSource(nc, None, batch=settings.projector_batch)
+        # Rejected messages were dead-lettered when they first arrived: not again.
+        builder = Projector(
+            source,
+            postgres.PostgresReadModel(pool, schema),
+            campaign,
+            metrics,
+            dead_letters=None,
+            fetch_wait=settings.projector_fetch_wait,
+        )
+        await source.start(0)
+        try:
+            await _catch_up(builder, js, settings)
+            async with pool.acquire() as conn, conn.transaction():
+                # Live batches wait here; readers keep reading the old generation until commit.
+                await conn.execute(postgres.LOCK_EXCLUSIVE, postgres.READ_MODEL_LOCK)
+                builder.store = postgres.ConnectionReadModel(conn, schema)
+                await _catch_up(builder, js, settings)
+                old = await postgres.active_schema(conn)
+                await postgres.activate(conn, schema, generation)
+            checkpoint = await postgres.PostgresReadModel(pool, schema).checkpoint()
+        except BaseException:
+            async with pool.acquire() as conn:
+                await postgres.drop_generation(conn, schema)
+            raise
+        finally:
+            await source.stop()
+        async with pool.acquire() as conn:
+            await postgres.drop_generation(conn, old)
+        report.append(
+            f"rebuild: generation {generation} is live at stream sequence {checkpoint}; "
+            f"dropped {old}"
+        )
+        return report
+
+
+async def _catch_up(builder: Projector, js: nats.js.JetStreamContext, settings: Settings) -> None:
+    wait = min(settings.projector_fetch_wait.total_seconds(), 0.5)
+    while True:
+        target = (await js.stream_info(EVENTS_STREAM)).state.last_seq
+        done = await builder.store.checkpoint()
+        if done >= target:
+            return
+        batch = await builder.source.next_batch(wait)
+        if batch:
+            await builder.handle(batch)
+        elif not await _has_more(builder):
+            return  # the stream's tail was deleted: nothing more will come
+
+
+async def _has_more(builder: Projector) -> bool:
+    source = builder.source
+    assert isinstance(source, EventSource)
+    return await source.pending() > 0
+
+
+async def venue_as_of(
+    settings: Settings, venue_id: str, district: str | None, as_of: datetime
+) -> list[tuple[Issue, str]]:
+    """A venue's issues as they stood at ``as_of``, replayed from the archive (not from NATS)."""
+    campaign = load_campaign(settings.campaign_file)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        history = await postgres.venue_history(conn, venue_id, district, as_of)
+    finally:
+        await conn.close()
+    changes = project(Snapshot(), history, campaign.rebound_window)
+    issues = sorted(changes.issues.values(), key=lambda i: (i.found_at, i.issue_id))
+    return [(issue, issue.status(as_of)) for issue in issues]

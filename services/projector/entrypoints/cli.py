@@ -1,0 +1,104 @@
+"""``cw run projector``, ``cw rebuild`` and ``cw venue``: thin shells over the bootstrap."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from datetime import UTC, datetime
+
+from prometheus_client import start_http_server
+
+from services.common.runtime import run
+from services.common.settings import Settings
+from services.projector import bootstrap
+from services.projector.adapters.metrics import ProjectorMetrics
+
+STATUS_ZH = {"open": "待整改", "rectifying": "整改中", "overdue": "已逾期", "closed": "已銷號"}
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+async def _serve(settings: Settings) -> None:
+    metrics = ProjectorMetrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        logging.getLogger("cw.projector").info(
+            "metrics on http://127.0.0.1:%s/metrics", settings.metrics_port
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await bootstrap.run_projector(settings, metrics, stop)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _logging()
+    settings = Settings()
+    if args.service == "projector":
+        run(_serve(settings))
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    _logging()
+    for line in run(bootstrap.rebuild(Settings(), ProjectorMetrics())):
+        print(line)
+    return 0
+
+
+def _parse_moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs an offset, e.g. 2023-04-01T00:00+08:00")
+    return moment
+
+
+def _venue(args: argparse.Namespace) -> int:
+    as_of: datetime = args.as_of or datetime.now(UTC)
+    rows = run(bootstrap.venue_as_of(Settings(), args.venue_id, args.district, as_of))
+    print(f"場所 {args.venue_id} 截至 {as_of.isoformat()}: {len(rows)} 個問題")
+    if not rows:
+        return 0
+    header = ("issue_id", "phase", "item_code", "severity", "status", "found_at", "due_at",
+              "closed_at", "rebound")  # fmt: skip
+    print("\t".join(header))
+    for issue, status in rows:
+        print(
+            "\t".join(
+                str(x)
+                for x in (
+                    issue.issue_id, issue.phase, issue.item_code, issue.severity,
+                    f"{status}({STATUS_ZH[status]})", issue.found_at.isoformat(),
+                    issue.due_at.isoformat() if issue.due_at else "-",
+                    issue.closed_at.isoformat() if issue.closed_at else "-",
+                    "反彈" if issue.rebound else "-",
+                )
+            )
+        )  # fmt: skip
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run a service (projector)")
+    p.add_argument("service", choices=["projector"])
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser(
+        "rebuild", help="replay CW_EVENTS into a fresh read model, then swap it in atomically"
+    )
+    p.set_defaults(handler=_rebuild)
+
+    p = sub.add_parser("venue", help="a venue's issues, now or as they stood at a past moment")
+    p.add_argument("venue_id")
+    p.add_argument("--district", help="district code, when venue ids repeat across districts")
+    p.add_argument(
+        "--as-of", type=_parse_moment, help="RFC 3339 moment, e.g. 2023-04-01T00:00+08:00"
+    )
+    p.set_defaults(handler=_venue)

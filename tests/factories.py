@@ -1,0 +1,81 @@
+"""Valid events for tests, built through the contract's own validation."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from contracts import Event, decode_object, encode_event
+
+CST = timezone(timedelta(hours=8))
+DISTRICT = "320703"
+_counter = itertools.count(1)
+
+
+def at(text: str) -> datetime:
+    """``at("2023-03-15 10:00")`` in China Standard Time."""
+    return datetime.fromisoformat(text).replace(tzinfo=CST)
+
+
+def event(
+    event_type: str,
+    venue_id: str,
+    when: datetime,
+    data: dict[str, Any],
+    *,
+    district: str = DISTRICT,
+    phase: str | None = None,
+    event_id: uuid.UUID | None = None,
+) -> Event:
+    obj: dict[str, Any] = {
+        "event_id": str(event_id or uuid.uuid4()),
+        "event_type": event_type,
+        "schema_version": 1,
+        "occurred_at": when.isoformat(),
+        "source": "cw-tests",
+        "district": district,
+        "venue_id": venue_id,
+        "data": data,
+    }
+    if phase is not None:
+        obj["phase"] = phase
+    return decode_object(obj)
+
+
+def venue(venue_id: str, when: datetime, kind: str = "farmers_market", name: str | None = None,
+          **kw: Any) -> Event:  # fmt: skip
+    data = {"name": name or f"測試場所 {venue_id}", "kind": kind,
+            "first_responsible": {"name": "王建國", "phone": "13800000000"}}  # fmt: skip
+    return event("VenueRegistered", venue_id, when, data, **kw)
+
+
+def inspection(venue_id: str, when: datetime, kind: str = "supervision", **kw: Any) -> Event:
+    data = {"inspection_id": f"INS-{next(_counter):05d}", "kind": kind}
+    return event("InspectionRecorded", venue_id, when, data, **kw)
+
+
+def issue(venue_id: str, issue_id: str, when: datetime, item_code: str = "FM-3F",
+          severity: str = "major", **kw: Any) -> Event:  # fmt: skip
+    data = {"issue_id": issue_id, "item_code": item_code, "severity": severity,
+            "category": item_code.split("-")[0], "description": "熟食區未設防蠅設施"}  # fmt: skip
+    return event("IssueFound", venue_id, when, data, **kw)
+
+
+def due(venue_id: str, issue_id: str, when: datetime, due_at: datetime, order_no: str = "ZG-1",
+        **kw: Any) -> Event:  # fmt: skip
+    data = {"issue_id": issue_id, "order_no": order_no, "due_at": due_at.isoformat()}
+    return event("RectificationDue", venue_id, when, data, **kw)
+
+
+def recheck_failed(venue_id: str, issue_id: str, when: datetime, **kw: Any) -> Event:
+    return event("RecheckFailed", venue_id, when, {"issue_id": issue_id}, **kw)
+
+
+def recheck_passed(venue_id: str, issue_id: str, when: datetime, **kw: Any) -> Event:
+    return event("RecheckPassed", venue_id, when, {"issue_id": issue_id}, **kw)
+
+
+def wire(ev: Event) -> bytes:
+    return encode_event(ev)
