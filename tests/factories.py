@@ -59,7 +59,8 @@ def inspection(venue_id: str, when: datetime, kind: str = "supervision", **kw: A
 def issue(venue_id: str, issue_id: str, when: datetime, item_code: str = "FM-3F",
           severity: str = "major", **kw: Any) -> Event:  # fmt: skip
     data = {"issue_id": issue_id, "item_code": item_code, "severity": severity,
-            "category": item_code.split("-")[0], "description": "熟食區未設防蠅設施"}  # fmt: skip
+            "category": item_code.split("-", maxsplit=1)[0],
+            "description": "熟食區未設防蠅設施"}  # fmt: skip
     return event("IssueFound", venue_id, when, data, **kw)
 
 

@@ -40,7 +40,7 @@ class Harness:
         info = await self.nc.jetstream().stream_info(EVENTS_STREAM)
         return int(info.state.last_seq)
 
-    async def project(self, metrics: ProjectorMetrics | None = None, timeout: float = 60) -> int:
+    async def project(self, metrics: ProjectorMetrics | None = None, within: float = 60) -> int:
         """Run the real projector until everything published so far is committed; stop it."""
         target = await self.last_seq()
         async with projector_parts(self.settings) as (nc, pool, campaign):
@@ -49,7 +49,7 @@ class Harness:
             )
             task = asyncio.create_task(projector.run())
             try:
-                await wait_for_checkpoint(projector, target, timeout, task)
+                await wait_for_checkpoint(projector, target, within, task)
             finally:
                 projector.stopping.set()
                 await asyncio.wait_for(task, 30)
@@ -60,14 +60,14 @@ class Harness:
 
 
 async def wait_for_checkpoint(
-    projector: Projector, target: int, timeout: float, task: asyncio.Task[None] | None = None
+    projector: Projector, target: int, within: float, task: asyncio.Task[None] | None = None
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while await projector.store.checkpoint() < target:
         if task is not None and task.done():
             task.result()
         if time.monotonic() > deadline:
-            raise AssertionError(f"projector did not reach sequence {target} in {timeout}s")
+            raise AssertionError(f"projector did not reach sequence {target} in {within}s")
         await asyncio.sleep(0.05)
 
 

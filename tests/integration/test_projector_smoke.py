@@ -10,14 +10,16 @@ pytestmark = pytest.mark.integration
 
 async def test_issue_lifecycle_reaches_the_views(harness: Harness) -> None:
     v = "LY-FM-007"
-    await harness.publish([
-        f.venue(v, f.at("2023-02-01 09:00")),
-        f.inspection(v, f.at("2023-03-15 10:00")),
-        f.issue(v, "ISS-1", f.at("2023-03-15 10:05")),
-        f.due(v, "ISS-1", f.at("2023-03-15 11:00"), f.at("2023-03-25 18:00")),
-        f.recheck_failed(v, "ISS-1", f.at("2023-03-20 10:00")),
-        f.recheck_passed(v, "ISS-1", f.at("2023-03-24 10:00")),
-    ])
+    await harness.publish(
+        [
+            f.venue(v, f.at("2023-02-01 09:00")),
+            f.inspection(v, f.at("2023-03-15 10:00")),
+            f.issue(v, "ISS-1", f.at("2023-03-15 10:05")),
+            f.due(v, "ISS-1", f.at("2023-03-15 11:00"), f.at("2023-03-25 18:00")),
+            f.recheck_failed(v, "ISS-1", f.at("2023-03-20 10:00")),
+            f.recheck_passed(v, "ISS-1", f.at("2023-03-24 10:00")),
+        ]
+    )
     await harness.project()
     rows = await harness.rows("SELECT * FROM issue_status")
     assert len(rows) == 1

@@ -1,0 +1,109 @@
+"""An in-memory read model with the same interface as PostgreSQL's: for fast tests and tools."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from uuid import UUID
+
+from services.projector.domain.model import (
+    Changes,
+    Issue,
+    IssueKey,
+    ItemAtVenue,
+    Needs,
+    Snapshot,
+    StreamEvent,
+    Venue,
+    VenueKey,
+    VenuePhaseCounts,
+    VenuePhaseKey,
+)
+from services.projector.domain.ports import ReadModelStore, ReadModelUnit
+
+
+@dataclass
+class MemoryState:
+    checkpoint: int = 0
+    archive: dict[int, StreamEvent] = field(default_factory=dict)
+    event_ids: set[UUID] = field(default_factory=set)
+    issues: dict[IssueKey, Issue] = field(default_factory=dict)
+    venues: dict[VenueKey, Venue] = field(default_factory=dict)
+    counts: dict[VenuePhaseKey, VenuePhaseCounts] = field(default_factory=dict)
+    pending: dict[IssueKey, list[StreamEvent]] = field(default_factory=dict)
+
+
+class MemoryUnit(ReadModelUnit):
+    def __init__(self, state: MemoryState) -> None:
+        self.state = state
+
+    async def checkpoint(self) -> int:
+        return self.state.checkpoint
+
+    async def set_checkpoint(self, seq: int) -> None:
+        self.state.checkpoint = seq
+
+    async def archive(self, events: Sequence[StreamEvent]) -> set[int]:
+        new: set[int] = set()
+        for se in events:
+            if se.event.event_id in self.state.event_ids or se.seq in self.state.archive:
+                continue
+            self.state.event_ids.add(se.event.event_id)
+            self.state.archive[se.seq] = se
+            new.add(se.seq)
+        return new
+
+    async def load(self, needs: Needs) -> Snapshot:
+        s = self.state
+        closures: dict[ItemAtVenue, list[datetime]] = {}
+        if needs.closed_since is not None:
+            for issue in s.issues.values():
+                at_venue = (issue.district, issue.venue_id, issue.item_code)
+                if (
+                    at_venue in needs.items_at_venues
+                    and issue.closed_at is not None
+                    and issue.closed_at >= needs.closed_since
+                ):
+                    closures.setdefault(at_venue, []).append(issue.closed_at)
+        return Snapshot(
+            issues={k: copy.copy(s.issues[k]) for k in needs.issue_keys if k in s.issues},
+            closures=closures,
+            pending={k: list(s.pending[k]) for k in needs.found_keys if k in s.pending},
+        )
+
+    async def save(self, changes: Changes) -> None:
+        s = self.state
+        for key, issue in changes.issues.items():
+            s.issues[key] = copy.copy(issue)
+        s.venues.update(changes.venues)
+        for key, delta in changes.counts.items():
+            row = s.counts.setdefault(key, VenuePhaseCounts())
+            for f in fields(VenuePhaseCounts):
+                if f.name == "last_inspected_at":
+                    if delta.last_inspected_at is not None and (
+                        row.last_inspected_at is None
+                        or delta.last_inspected_at > row.last_inspected_at
+                    ):
+                        row.last_inspected_at = delta.last_inspected_at
+                else:
+                    setattr(row, f.name, getattr(row, f.name) + getattr(delta, f.name))
+        for key in changes.pending_resolved:
+            s.pending.pop(key, None)
+        for key, se in changes.pending_added:
+            s.pending.setdefault(key, []).append(se)
+
+
+class MemoryReadModel(ReadModelStore):
+    """Each unit works on a copy that replaces the state only when the unit succeeds."""
+
+    def __init__(self) -> None:
+        self.state = MemoryState()
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[MemoryUnit]:
+        unit = MemoryUnit(copy.deepcopy(self.state))
+        yield unit
+        self.state = unit.state
