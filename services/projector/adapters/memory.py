@@ -79,8 +79,8 @@ class MemoryUnit(ReadModelUnit):
         for key, issue in changes.issues.items():
             s.issues[key] = copy.copy(issue)
         s.venues.update(changes.venues)
-        for key, delta in changes.counts.items():
-            row = s.counts.setdefault(key, VenuePhaseCounts())
+        for venue_phase, delta in changes.counts.items():
+            row = s.counts.setdefault(venue_phase, VenuePhaseCounts())
             for f in fields(VenuePhaseCounts):
                 if f.name == "last_inspected_at":
                     if delta.last_inspected_at is not None and (
@@ -90,10 +90,10 @@ class MemoryUnit(ReadModelUnit):
                         row.last_inspected_at = delta.last_inspected_at
                 else:
                     setattr(row, f.name, getattr(row, f.name) + getattr(delta, f.name))
-        for key in changes.pending_resolved:
-            s.pending.pop(key, None)
-        for key, se in changes.pending_added:
-            s.pending.setdefault(key, []).append(se)
+        for issue_key in changes.pending_resolved:
+            s.pending.pop(issue_key, None)
+        for issue_key, se in changes.pending_added:
+            s.pending.setdefault(issue_key, []).append(se)
 
 
 class MemoryReadModel(ReadModelStore):
