@@ -1,0 +1,112 @@
+"""The devstack's small helpers: ports, permissions, where things go."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from services.devstack.cli import _metrics_envs, _publish_hint
+from services.devstack.stack import LocalStack
+from services.devstack.system import (
+    Account,
+    first_closed_folder,
+    free_port,
+    permits,
+    postgres_bindir_candidates,
+    world_temp_dir,
+)
+
+pytestmark = pytest.mark.unit
+
+DIR = stat.S_IFDIR
+
+
+def test_free_port_can_be_listened_on() -> None:
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+def test_free_port_keeps_a_preferred_port_only_while_it_is_free() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        assert free_port(prefer=taken) != taken
+    assert free_port(prefer=taken) == taken
+
+
+@pytest.mark.parametrize(
+    ("mode", "uid", "gids", "expected"),
+    [
+        (0o700, 1000, {1000}, True),  # the owner
+        (0o700, 2000, {2000}, False),  # a stranger
+        (0o710, 2000, {100}, True),  # a member of the group
+        (0o701, 2000, {2000}, True),  # everyone
+        (0o071, 1000, {100}, False),  # the owner gets the owner bits only
+        (0o000, 0, {0}, True),  # root enters any folder
+    ],
+)
+def test_permits_folder_entry(mode: int, uid: int, gids: set[int], expected: bool) -> None:
+    assert permits(DIR | mode, owner=1000, group=100, uid=uid, gids=gids) is expected
+
+
+def test_root_may_not_execute_a_file_nobody_may_execute() -> None:
+    regular = stat.S_IFREG
+    assert not permits(regular | 0o644, owner=1000, group=100, uid=0, gids={0})
+    assert permits(regular | 0o744, owner=1000, group=100, uid=0, gids={0})
+
+
+def test_first_closed_folder(tmp_path: Path) -> None:
+    me = Account.current()
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    assert first_closed_folder(private, me) is None
+    assert first_closed_folder(private / "missing", me) == private / "missing"
+    if me.uid != 0:
+        return
+    stranger = Account(uid=54321, gid=54321, name="stranger")
+    closed = first_closed_folder(private, stranger)
+    assert closed is not None
+    assert private.is_relative_to(closed)
+
+
+def test_world_temp_dir_is_stable_per_key_and_enterable() -> None:
+    a = world_temp_dir("/some/project/.cw/postgres")
+    assert a == world_temp_dir("/some/project/.cw/postgres")
+    assert a != world_temp_dir("/other/project/.cw/postgres")
+    assert a.name.startswith("cw-pg-")
+    assert os.stat(a.parent).st_mode & stat.S_IXOTH
+
+
+def test_bindir_candidates_are_unique() -> None:
+    bindirs = [bindir for bindir, _ in postgres_bindir_candidates()]
+    assert len(bindirs) == len(set(bindirs))
+
+
+def test_metrics_ports_per_service() -> None:
+    assert _metrics_envs(2, 9464) == [{"CW_METRICS_PORT": "9464"}, {"CW_METRICS_PORT": "9465"}]
+    assert _metrics_envs(2, 0) == [{"CW_METRICS_PORT": "0"}, {"CW_METRICS_PORT": "0"}]
+
+
+def test_publish_hint_names_only_what_differs_from_the_defaults() -> None:
+    defaults = {
+        "CW_NATS_URL": "nats://127.0.0.1:4222",
+        "CW_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/chuangwei",
+    }
+    assert _publish_hint(defaults) == ".venv/bin/cw publish contracts/examples/events.jsonl"
+    own = {**defaults, "CW_NATS_URL": "nats://127.0.0.1:40000"}
+    assert _publish_hint(own).startswith("CW_NATS_URL=nats://127.0.0.1:40000 .venv/bin/cw ")
+
+
+async def test_configured_urls_are_used_as_they_are(tmp_path: Path) -> None:
+    environ = {"CW_NATS_URL": "nats://nats.example:4222", "CW_DATABASE_URL": "postgresql://db/x"}
+    async with LocalStack(tmp_path, environ=environ) as stack:
+        assert stack.env == environ
+        assert stack.nats is None
+        assert stack.postgres is None
+    assert not (tmp_path / ".cw").exists()
