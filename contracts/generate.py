@@ -1,0 +1,309 @@
+"""Write what a publisher in any language needs, generated from the contract models.
+
+    python -m contracts.generate            # (re)write the files
+    python -m contracts.generate --check    # exit 1 and list the files that are out of date
+
+Generated: ``schema/envelope.v1.json`` (every event type, with ``$defs``), one
+``schema/<EventType>.v1.json`` per event type, ``asyncapi.json`` (AsyncAPI 3.0) and
+``examples/events.jsonl`` (the example campaign of ``examples_source``). A unit test compares
+them with what this module would write, so a model change without regenerating fails CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from contracts.events import EVENT_MODELS, EVENT_TYPES, PHASES, SCHEMA_VERSION, EnvelopeBase
+from contracts.examples_source import example_events
+from contracts.validation import EVENT_ADAPTER, MAX_EVENT_BYTES
+from services.common import deadletters as dlq
+from services.common.streams import (
+    DEAD_LETTERS_STREAM,
+    DEAD_LETTERS_SUBJECTS,
+    EVENTS_STREAM,
+    EVENTS_SUBJECTS,
+)
+from services.intake.adapters.jetstream import FILE as DLQ_FILE
+from services.intake.adapters.jetstream import TRUNCATED as DLQ_TRUNCATED
+
+CONTRACTS_DIR = Path(__file__).resolve().parent
+SCHEMA_DIR = "schema"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+ID_BASE = "urn:chuangwei:contracts:v1"
+
+Json = dict[str, Any]
+
+MSG_ID_HEADER: Json = {
+    "type": "object",
+    "required": [dlq.MSG_ID],
+    "properties": {
+        dlq.MSG_ID: {
+            "type": "string",
+            "format": "uuid",
+            "description": "The event's event_id. JetStream stores a message with an id it has "
+            "seen within the duplicate window once, so a publisher may always retry.",
+        }
+    },
+}
+
+DEAD_LETTER_HEADERS: dict[str, str] = {
+    dlq.STAGE: "Which stage rejected the message: intake (cw publish) or projector.",
+    dlq.REASON: "Why, naming each field: `data.severity: Input should be ...`. Non-ASCII "
+    "characters are written as \\uXXXX escapes (headers are ASCII).",
+    dlq.FIELD: "The first field named in the reason (a dotted path such as data.severity, or "
+    "(event) for the message as a whole: malformed JSON, too large).",
+    dlq.REJECTED_AT: "When it was rejected, RFC 3339.",
+    dlq.SUBJECT: "The subject the message was read from (stages that read a stream).",
+    dlq.STREAM_SEQ: "Its sequence in that stream (stages that read a stream).",
+    dlq.LINE: "The line of the input file (intake).",
+    dlq.ORIGINAL_MSG_ID: "The Nats-Msg-Id the message was originally published with.",
+    dlq.MSG_ID: "`<stage>:<stream seq>` or `<stage>:<sha-256 of the payload>`: the same "
+    "rejection stored twice within a day is stored once.",
+    DLQ_FILE: "The name of the input file (intake).",
+    DLQ_TRUNCATED: f"Present when the line was longer than the payload kept ({MAX_EVENT_BYTES} "
+    "bytes and one more): its size in bytes (intake).",
+}
+
+
+def _dump_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+def envelope_schema() -> Json:
+    schema = EVENT_ADAPTER.json_schema()
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"{ID_BASE}:envelope",
+        "title": f"chuangwei event (schema_version {SCHEMA_VERSION})",
+        "description": "One event as published on cw.events.<district>.<venue_id>.<event_type>: "
+        "an envelope whose event_type selects the shape of data.",
+        **schema,
+    }
+
+
+def event_schema(model: type[EnvelopeBase]) -> Json:
+    schema = model.model_json_schema()
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"{ID_BASE}:{model.__name__}",
+        **schema,
+    }
+
+
+def _first_example(examples: list[Json], event_type: str) -> Json:
+    return next(e for e in examples if e["event_type"] == event_type)
+
+
+def asyncapi_document(examples: list[Json]) -> Json:
+    schemas = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")["$defs"]
+    messages: Json = {}
+    for model in EVENT_MODELS:
+        name = model.__name__
+        example = _first_example(examples, name)
+        messages[name] = {
+            "name": name,
+            "title": name,
+            "summary": (model.__doc__ or name).strip(),
+            "contentType": "application/json",
+            "headers": MSG_ID_HEADER,
+            "payload": {"$ref": f"#/components/schemas/{name}"},
+            "examples": [
+                {
+                    "name": f"lianyun-{name}",
+                    "summary": "From contracts/examples/events.jsonl.",
+                    "headers": {dlq.MSG_ID: example["event_id"]},
+                    "payload": example,
+                }
+            ],
+        }
+    messages["DeadLetter"] = {
+        "name": "DeadLetter",
+        "title": "Dead letter",
+        "summary": "A message a stage rejected, kept with the reason until it is replayed.",
+        "description": "The payload is the rejected message's bytes, unchanged (they may be "
+        "malformed JSON). Read, replay or fix them with `cw dlq list | show | replay`.",
+        "contentType": "application/octet-stream",
+        "headers": {
+            "type": "object",
+            "required": [dlq.STAGE, dlq.REASON, dlq.FIELD, dlq.REJECTED_AT, dlq.MSG_ID],
+            "properties": {
+                name: {"type": "string", "description": text}
+                for name, text in DEAD_LETTER_HEADERS.items()
+            },
+        },
+        "payload": {"description": "The original bytes, as received."},
+    }
+    events_address = "cw.events.{district}.{venue_id}.{event_type}"
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "chuangwei 創衛 events",
+            "version": f"{SCHEMA_VERSION}.0.0",
+            "description": "The events district systems publish about the sanitary-city "
+            "re-review campaign (創衛復審): venues, inspections, issues, rectification orders and "
+            "rechecks. Generated from contracts/events.py; see contracts/README.md.",
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "nats": {
+                "host": "127.0.0.1:4222",
+                "protocol": "nats",
+                "description": "A NATS server with JetStream. Stream "
+                f"{EVENTS_STREAM} holds {EVENTS_SUBJECTS} (the system of record, never expires); "
+                f"{DEAD_LETTERS_STREAM} holds {DEAD_LETTERS_SUBJECTS}.",
+            }
+        },
+        "channels": {
+            "events": {
+                "address": events_address,
+                "title": "Events",
+                "description": f"Every event, in stream {EVENTS_STREAM}. Publish with JetStream "
+                "(wait for the PubAck) and set Nats-Msg-Id to event_id. The subject's tokens "
+                "repeat the payload's district, venue_id and event_type.",
+                "parameters": {
+                    "district": {
+                        "description": "6-digit administrative code (payload field district).",
+                        "examples": ["320703"],
+                    },
+                    "venue_id": {
+                        "description": "The venue, [A-Za-z0-9_-]{1,64} (payload field venue_id).",
+                        "examples": ["LY-FM-001"],
+                    },
+                    "event_type": {
+                        "description": "The payload field event_type.",
+                        "enum": list(EVENT_TYPES),
+                    },
+                },
+                "messages": {
+                    m.__name__: {"$ref": f"#/components/messages/{m.__name__}"}
+                    for m in EVENT_MODELS
+                },
+            },
+            "deadLetters": {
+                "address": "cw.dlq.{stage}",
+                "title": "Dead letters",
+                "description": f"Rejected input, in stream {DEAD_LETTERS_STREAM}, kept until an "
+                "operator replays (cw dlq replay) or removes it.",
+                "parameters": {
+                    "stage": {
+                        "description": "The stage that rejected the message.",
+                        "examples": ["intake", "projector"],
+                    }
+                },
+                "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
+            },
+        },
+        "operations": {
+            "publishEvent": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/events"},
+                "title": "Publish an event",
+                "summary": "District systems publish events; `cw publish` does it for a file.",
+                "messages": [
+                    {"$ref": f"#/channels/events/messages/{m.__name__}"} for m in EVENT_MODELS
+                ],
+            },
+            "receiveEvents": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/events"},
+                "title": "Read events",
+                "summary": "The projector reads every event, in stream order, and builds the "
+                f"read model. Phases: {', '.join(PHASES)} (or derived from occurred_at).",
+                "messages": [
+                    {"$ref": f"#/channels/events/messages/{m.__name__}"} for m in EVENT_MODELS
+                ],
+            },
+            "receiveDeadLetters": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/deadLetters"},
+                "title": "Read dead letters",
+                "summary": "Operators list, show and replay them with `cw dlq`.",
+                "messages": [{"$ref": "#/channels/deadLetters/messages/DeadLetter"}],
+            },
+        },
+        "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def examples_jsonl(examples: list[Json]) -> str:
+    return "".join(orjson.dumps(e).decode() + "\n" for e in examples)
+
+
+def render() -> dict[str, str]:
+    """Every generated file, by its path relative to ``contracts/``, with its content."""
+    examples = example_events()
+    files = {f"{SCHEMA_DIR}/envelope.v{SCHEMA_VERSION}.json": _dump_json(envelope_schema())}
+    for model in EVENT_MODELS:
+        files[f"{SCHEMA_DIR}/{model.__name__}.v{SCHEMA_VERSION}.json"] = _dump_json(
+            event_schema(model)
+        )
+    files["asyncapi.json"] = _dump_json(asyncapi_document(examples))
+    files["examples/events.jsonl"] = examples_jsonl(examples)
+    return files
+
+
+def stale(root: Path = CONTRACTS_DIR, files: dict[str, str] | None = None) -> list[str]:
+    """Generated files that differ from ``root``, and schema files that should not be there."""
+    files = render() if files is None else files
+    out = []
+    for rel, text in files.items():
+        path = root / rel
+        if not path.exists():
+            out.append(f"{rel} (missing)")
+        elif path.read_text(encoding="utf-8") != text:
+            out.append(f"{rel} (out of date)")
+    for path in sorted((root / SCHEMA_DIR).glob("*.json")):
+        rel = f"{SCHEMA_DIR}/{path.name}"
+        if rel not in files:
+            out.append(f"{rel} (not generated any more)")
+    return out
+
+
+def write(root: Path = CONTRACTS_DIR) -> list[str]:
+    files = render()
+    changed = []
+    for rel, text in files.items():
+        path = root / rel
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            changed.append(rel)
+    for path in sorted((root / SCHEMA_DIR).glob("*.json")):
+        if f"{SCHEMA_DIR}/{path.name}" not in files:
+            path.unlink()
+            changed.append(f"{SCHEMA_DIR}/{path.name} (removed)")
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m contracts.generate",
+        description="Write the JSON Schema files, the AsyncAPI document and the example events.",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 listing stale files"
+    )
+    args = parser.parse_args(argv)
+    if args.check:
+        out = stale()
+        for line in out:
+            print(f"stale: contracts/{line}")
+        if out:
+            print("run: python -m contracts.generate")
+            return 1
+        print("contracts: generated files are up to date")
+        return 0
+    for rel in write():
+        print(f"wrote contracts/{rel}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

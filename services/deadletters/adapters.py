@@ -1,0 +1,120 @@
+"""Every NATS call of ``cw dlq``: reading and removing dead letters, putting events back."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from nats.js.errors import NotFoundError
+
+from services.common.deadletters import MSG_ID, DeadLetter
+from services.common.streams import (
+    DEAD_LETTERS_STREAM,
+    DEAD_LETTERS_SUBJECTS,
+    EVENTS_STREAM,
+    dead_letter_subject,
+)
+
+log = logging.getLogger(__name__)
+
+STREAM_NOT_FOUND = 10059
+"""JetStream's error code for a missing stream (a missing message is 10037)."""
+
+
+class StreamMissing(RuntimeError):
+    """``CW_DEAD_LETTERS`` or ``CW_EVENTS`` does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterCounts:
+    total: int
+    by_subject: dict[str, int]
+
+
+async def connect(url: str) -> Client:
+    """Connect, failing within seconds when the server is not there."""
+
+    async def note(exc: Exception) -> None:
+        # nats-py prints a traceback per failed attempt by default; the caller reports failure.
+        log.info("nats: %r", exc)
+
+    return await nats.connect(
+        url, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.5, error_cb=note
+    )
+
+
+class DeadLetterStore:
+    """``CW_DEAD_LETTERS``, read by sequence number."""
+
+    def __init__(self, js: JetStreamContext, stream: str = DEAD_LETTERS_STREAM) -> None:
+        self._js = js
+        self._stream = stream
+
+    async def counts(self) -> DeadLetterCounts:
+        try:
+            info = await self._js.stream_info(self._stream, subjects_filter=DEAD_LETTERS_SUBJECTS)
+        except NotFoundError:
+            raise StreamMissing(
+                f"stream {self._stream} does not exist: run `cw init` first"
+            ) from None
+        return DeadLetterCounts(info.state.messages, dict(info.state.subjects or {}))
+
+    async def list(self, *, stage: str | None, limit: int, after: int = 0) -> list[DeadLetter]:
+        """The oldest ``limit`` dead letters after sequence ``after``, of one stage or all."""
+        subject = dead_letter_subject(stage) if stage else DEAD_LETTERS_SUBJECTS
+        out: list[DeadLetter] = []
+        seq = after + 1
+        while len(out) < limit:
+            try:
+                raw = await self._js.get_msg(self._stream, seq=seq, subject=subject, next=True)
+            except NotFoundError as exc:
+                if exc.err_code == STREAM_NOT_FOUND:
+                    raise StreamMissing(f"stream {self._stream} does not exist") from None
+                break  # no more
+            letter = _letter(raw.seq, raw.subject, raw.data, raw.headers)
+            out.append(letter)
+            seq = letter.seq + 1
+        return out
+
+    async def get(self, seq: int) -> DeadLetter | None:
+        try:
+            raw = await self._js.get_msg(self._stream, seq=seq)
+        except NotFoundError as exc:
+            if exc.err_code == STREAM_NOT_FOUND:
+                raise StreamMissing(f"stream {self._stream} does not exist") from None
+            return None
+        return _letter(raw.seq, raw.subject, raw.data, raw.headers)
+
+    async def delete(self, seq: int) -> bool:
+        try:
+            return bool(await self._js.delete_msg(self._stream, seq))
+        except NotFoundError:
+            return False
+
+
+def _letter(
+    seq: int | None, subject: str | None, data: bytes | None, headers: dict[str, str] | None
+) -> DeadLetter:
+    return DeadLetter.from_message(seq or 0, subject or "", data or b"", headers)
+
+
+class EventStream:
+    """``CW_EVENTS``, where a replayed event goes."""
+
+    def __init__(self, js: JetStreamContext, stream: str = EVENTS_STREAM) -> None:
+        self._js = js
+        self._stream = stream
+
+    async def publish(self, subject: str, payload: bytes, msg_id: str) -> PubAck:
+        return await self._js.publish(subject, payload, headers={MSG_ID: msg_id})
+
+    async def payload_at(self, seq: int) -> bytes | None:
+        try:
+            raw = await self._js.get_msg(self._stream, seq=seq)
+        except NotFoundError:
+            return None
+        return raw.data or b""

@@ -1,0 +1,263 @@
+"""``cw dlq list | show | replay``: read the dead letters and put fixed events back."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import nats.errors
+import orjson
+from nats.js import JetStreamContext
+from rich.console import Console
+from rich.table import Table
+
+from contracts import EventRejected
+from services.common.deadletters import DeadLetter, header_text
+from services.common.runtime import run
+from services.common.settings import Settings
+from services.common.streams import DEAD_LETTERS_STREAM
+from services.deadletters.adapters import DeadLetterStore, EventStream, StreamMissing, connect
+from services.deadletters.replay import candidate, replay
+from services.intake.adapters.jetstream import FILE as FILE_HEADER
+from services.intake.adapters.jetstream import TRUNCATED as TRUNCATED_HEADER
+
+SHOW_BYTES = 4096
+"""An event is a few hundred bytes; more than this of a payload is noise on a terminal."""
+
+
+class Unavailable(Exception):
+    """NATS or a stream is not there; the message says what to do."""
+
+
+@asynccontextmanager
+async def _jetstream(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    try:
+        nc = await connect(nats_url)
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
+        raise Unavailable(f"cannot connect to NATS at {nats_url}: {exc}") from None
+    try:
+        yield nc.jetstream()
+    except StreamMissing as exc:
+        raise Unavailable(str(exc)) from None
+    finally:
+        await nc.close()
+
+
+def _say(console: Console, text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def origin(letter: DeadLetter) -> str:
+    """Where the rejected message came from, in words."""
+    if letter.line is not None:
+        name = letter.headers.get(FILE_HEADER)
+        return f"line {letter.line}" + (f" of {header_text(name)}" if name else "")
+    if letter.original_stream_seq is not None:
+        return f"{letter.original_subject or 'stream'} seq {letter.original_stream_seq}"
+    return letter.original_subject or ""
+
+
+async def list_command(
+    nats_url: str, *, stage: str | None, limit: int, as_json: bool, console: Console
+) -> int:
+    try:
+        async with _jetstream(nats_url) as js:
+            store = DeadLetterStore(js)
+            counts = await store.counts()
+            letters = await store.list(stage=stage, limit=limit)
+    except Unavailable as exc:
+        _say(console, str(exc))
+        return 2
+    if as_json:
+        for letter in letters:
+            _say(console, orjson.dumps(_summary(letter)).decode())
+        return 0
+    by_stage = ", ".join(
+        f"{subject.removeprefix('cw.dlq.')} {n}" for subject, n in sorted(counts.by_subject.items())
+    )
+    _say(console, f"{DEAD_LETTERS_STREAM}: {counts.total} dead letters ({by_stage or 'none'})")
+    if not letters:
+        return 0
+    table = Table(highlight=False)
+    for name in ("seq", "stage", "rejected at"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("from")
+    table.add_column("reason (field: why)", ratio=1)
+    for letter in letters:
+        table.add_row(
+            str(letter.seq),
+            letter.stage,
+            letter.rejected_at[:16].replace("T", " "),
+            origin(letter),
+            letter.reason,
+        )
+    console.print(table)
+    shown = len(letters)
+    wanted = counts.by_subject.get(f"cw.dlq.{stage}", 0) if stage else counts.total
+    if shown < wanted:
+        _say(console, f"showing the oldest {shown} of {wanted}; use --limit to see more")
+    return 0
+
+
+def _summary(letter: DeadLetter) -> dict[str, object]:
+    return {
+        "seq": letter.seq,
+        "subject": letter.subject,
+        "stage": letter.stage,
+        "rejected_at": letter.rejected_at,
+        "from": origin(letter),
+        "line": letter.line,
+        "original_subject": letter.original_subject,
+        "original_stream_seq": letter.original_stream_seq,
+        "field": letter.field,
+        "reason": letter.reason,
+    }
+
+
+async def show_command(nats_url: str, seq: int, *, console: Console) -> int:
+    try:
+        async with _jetstream(nats_url) as js:
+            letter = await DeadLetterStore(js).get(seq)
+    except Unavailable as exc:
+        _say(console, str(exc))
+        return 2
+    if letter is None:
+        _say(console, f"no dead letter {seq} in {DEAD_LETTERS_STREAM} (replayed or removed?)")
+        return 1
+    try:
+        chosen = candidate(letter)
+        now = f"valid now: cw dlq replay {seq} publishes it to {chosen.event.subject}"
+    except EventRejected as exc:
+        # The contract may have changed since the rejection: then say what is wrong today.
+        why = "" if exc.reason == letter.reason else f" ({exc.reason})"
+        now = f"still invalid{why}; fix it, then: cw dlq replay {seq} --file FIXED.json"
+    rows = [
+        ("dead letter", f"{letter.seq} on {letter.subject}"),
+        ("stage", letter.stage),
+        ("rejected at", letter.rejected_at),
+        ("from", origin(letter)),
+        ("field", letter.field),
+        ("reason", letter.reason),
+        ("now", now),
+    ]
+    for name, value in rows:
+        _say(console, f"{name + ':':<13}{value}")
+    _say(console, "headers:")
+    for name, value in sorted(letter.headers.items()):
+        _say(console, f"  {name}: {header_text(value)}")
+    cut = letter.headers.get(TRUNCATED_HEADER)
+    note = f"; the first of {cut} bytes, the rest was not kept" if cut else ""
+    _say(console, f"payload ({len(letter.payload)} bytes{note}):")
+    shown = letter.payload[:SHOW_BYTES]
+    _say(console, _readable(shown))
+    if len(shown) < len(letter.payload):
+        _say(console, f"... ({len(letter.payload) - len(shown)} more bytes not shown)")
+    return 0
+
+
+def _readable(payload: bytes) -> str:
+    try:
+        return orjson.dumps(orjson.loads(payload), option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONDecodeError:
+        return payload.decode("utf-8", errors="replace")
+
+
+async def replay_command(
+    nats_url: str, seqs: Sequence[int], *, fixed: bytes | None, console: Console
+) -> int:
+    """Replay each dead letter; ``fixed`` replaces the payload (of one dead letter)."""
+    failed = 0
+    try:
+        async with _jetstream(nats_url) as js:
+            store, events = DeadLetterStore(js), EventStream(js)
+            await store.counts()  # says "run cw init" when the stream is missing
+            for seq in seqs:
+                outcome = await replay(seq, store, events, fixed=fixed)
+                failed += not outcome.replayed
+                _say(console, f"dead letter {seq}: {outcome.text}")
+    except Unavailable as exc:
+        _say(console, str(exc))
+        return 2
+    return 1 if failed else 0
+
+
+def _console() -> Console:
+    return Console(soft_wrap=True)
+
+
+def _list(args: argparse.Namespace) -> int:
+    return run(
+        list_command(
+            Settings().nats_url,
+            stage=args.stage,
+            limit=args.limit,
+            as_json=args.json,
+            console=_console(),
+        )
+    )
+
+
+def _show(args: argparse.Namespace) -> int:
+    return run(show_command(Settings().nats_url, args.seq, console=_console()))
+
+
+def _replay(args: argparse.Namespace) -> int:
+    console = _console()
+    fixed: bytes | None = None
+    if args.file is not None:
+        if len(args.seq) != 1:
+            _say(console, "--file replaces the payload of one dead letter: give exactly one SEQ")
+            return 2
+        try:
+            fixed = args.file.read_bytes()
+        except OSError as exc:
+            _say(console, f"cannot read {args.file}: {exc.strerror or exc}")
+            return 2
+    return run(replay_command(Settings().nats_url, args.seq, fixed=fixed, console=console))
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dlq = sub.add_parser(
+        "dlq",
+        help="list, show and replay dead letters (rejected input)",
+        description=f"Rejected input waits in {DEAD_LETTERS_STREAM} with the reason it was "
+        "rejected. Look at it, fix it, and put it back into CW_EVENTS.",
+    )
+    commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("list", help="the oldest dead letters, with stage and reason")
+    p.add_argument("--stage", metavar="S", help="only this stage (intake, projector, ...)")
+    p.add_argument("--limit", type=_positive, default=50, metavar="N", help="default: 50")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(handler=_list)
+
+    p = commands.add_parser("show", help="reason, headers and the original payload of one")
+    p.add_argument("seq", type=_positive, metavar="SEQ", help="its sequence, from cw dlq list")
+    p.set_defaults(handler=_show)
+
+    p = commands.add_parser(
+        "replay",
+        help="validate and publish into CW_EVENTS, then remove from the dead letters",
+        description="Validate the original payload (or the fixed one from --file) with the "
+        "event contract and publish it to its subject in CW_EVENTS with Nats-Msg-Id set to its "
+        "event_id. The dead letter is removed only after CW_EVENTS has acknowledged it; one "
+        "that is still invalid is kept, and the reason printed. Exit status: 0 when every one "
+        "was replayed, 1 when some were kept, 2 when NATS could not be reached.",
+    )
+    p.add_argument("seq", type=_positive, nargs="+", metavar="SEQ", help="from cw dlq list")
+    p.add_argument(
+        "--file",
+        type=Path,
+        metavar="FIXED.json",
+        help="publish this fixed event instead of the original payload (one SEQ only)",
+    )
+    p.set_defaults(handler=_replay)

@@ -1,0 +1,336 @@
+"""``cw publish`` against a real NATS: exactly once, bad lines reported and dead-lettered.
+
+The pipelining and retry tests at the end use a stand-in for JetStream: they are about how many
+publishes are in flight and what happens when one fails, which a healthy server never shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import orjson
+import pytest
+from nats.aio.client import Client
+from nats.js.api import PubAck
+from nats.js.errors import NotFoundError
+from rich.console import Console
+
+from contracts.generate import CONTRACTS_DIR
+from services.common.deadletters import DeadLetter
+from services.common.streams import (
+    DEAD_LETTERS_STREAM,
+    EVENTS_STREAM,
+    ensure_streams,
+    stream_plans,
+)
+from services.intake.adapters.files import KEEP, batches, read_lines
+from services.intake.adapters.jetstream import (
+    TRUNCATED,
+    Backoff,
+    JetStreamIntake,
+    Outgoing,
+    PipelinedPublisher,
+)
+from services.intake.domain.ports import NotConfirmed
+from services.intake.entrypoints.cli import publish_command, register, summary
+from services.intake.service import publish_lines
+
+EXAMPLES = CONTRACTS_DIR / "examples" / "events.jsonl"
+
+
+@dataclass(frozen=True)
+class Stored:
+    seq: int
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[Client]:
+    conn = await nats.connect(nats_url)
+    await ensure_streams(conn.jetstream(), stream_plans())
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def stored(nc: Client, stream: str) -> list[Stored]:
+    js = nc.jetstream()
+    info = await js.stream_info(stream)
+    out: list[Stored] = []
+    if not info.state.messages:
+        return out
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        try:
+            msg = await js.get_msg(stream, seq)
+        except NotFoundError:  # deleted
+            continue
+        out.append(Stored(seq, msg.subject or "", msg.data or b"", dict(msg.headers or {})))
+    return out
+
+
+async def publish(nats_url: str, path: Path) -> tuple[int, str]:
+    buffer = io.StringIO()
+    code = await publish_command(
+        nats_url, str(path), console=Console(file=buffer, width=300), progress=False
+    )
+    return code, buffer.getvalue()
+
+
+@pytest.mark.integration
+async def test_the_examples_are_stored_exactly_once_even_when_published_twice(
+    nats_url: str, nc: Client
+) -> None:
+    lines = EXAMPLES.read_bytes().splitlines()
+    events = [orjson.loads(line) for line in lines]
+
+    code, out = await publish(nats_url, EXAMPLES)
+    assert code == 0, out
+    assert f"published {len(lines)}, duplicate 0, rejected 0" in out
+
+    code, out = await publish(nats_url, EXAMPLES)
+    assert code == 0, out
+    assert f"published 0, duplicate {len(lines)}, rejected 0" in out
+
+    messages = await stored(nc, EVENTS_STREAM)
+    assert len(messages) == len(lines)
+    assert sorted(m.headers["Nats-Msg-Id"] for m in messages) == sorted(
+        e["event_id"] for e in events
+    )
+    by_id = {m.headers["Nats-Msg-Id"]: m for m in messages}
+    for line, event in zip(lines, events, strict=True):
+        message = by_id[event["event_id"]]
+        assert message.data == line  # the publisher's bytes, unchanged
+        assert message.subject == (
+            f"cw.events.{event['district']}.{event['venue_id']}.{event['event_type']}"
+        )
+    assert await stored(nc, DEAD_LETTERS_STREAM) == []
+
+
+def _bad_lines() -> dict[str, tuple[bytes, str]]:
+    examples = [json.loads(line) for line in EXAMPLES.read_bytes().splitlines()]
+    good = next(e for e in examples if e["event_type"] == "IssueFound")
+
+    def bad(path: str, value: Any) -> bytes:
+        obj = json.loads(json.dumps(good))
+        obj["event_id"] = "00000000-0000-4000-8000-00000000" + f"{len(path):04d}"
+        *parents, last = path.split(".")
+        node = obj
+        for p in parents:
+            node = node[p]
+        if value is ...:
+            del node[last]
+        else:
+            node[last] = value
+        return json.dumps(obj, ensure_ascii=False).encode()
+
+    return {
+        "malformed": (b'{"event_id": "x", ', "(event)"),
+        "unknown type": (bad("event_type", "IssueClosed"), "event_type"),
+        "missing": (bad("data.severity", ...), "data.severity"),
+        "extra": (bad("data.顏色", "紅"), "data.顏色"),
+        "wrong type": (bad("data.evidence", "IMG-1.jpg"), "data.evidence"),
+        "naive": (bad("occurred_at", "2023-03-15T10:05:00"), "occurred_at"),
+        "unsafe venue": (bad("venue_id", "LY.FM.*"), "venue_id"),
+        "oversized": (bad("data.description", "問" * 2001), "data.description"),
+        "2 MB": (bad("data.description", "x" * 2_000_000), "(event)"),
+    }
+
+
+@pytest.mark.integration
+async def test_bad_lines_are_reported_and_dead_lettered_and_the_good_ones_published(
+    nats_url: str, nc: Client, tmp_path: Path
+) -> None:
+    good = EXAMPLES.read_bytes().splitlines()
+    bad = _bad_lines()
+    lines: list[bytes] = []
+    expected: dict[int, tuple[bytes, str]] = {}
+    for i, line in enumerate(good):
+        lines.append(line)
+        if i % 15 == 3 and len(expected) < len(bad):
+            payload, field = list(bad.values())[len(expected)]
+            lines.append(payload)
+            expected[len(lines)] = (payload, field)
+        if i == 10:
+            lines.append(b"   ")  # blank: skipped, still counted as a line
+    assert len(expected) == len(bad)
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    code, out = await publish(nats_url, path)
+
+    assert code == 1, out
+    assert f"published {len(good)}, duplicate 0, rejected {len(bad)}" in out
+    for number, (_, field) in expected.items():
+        assert f"line {number}: rejected: {field}: " in out
+    assert len(await stored(nc, EVENTS_STREAM)) == len(good)
+
+    letters = [
+        DeadLetter.from_message(m.seq, m.subject, m.data, m.headers)
+        for m in await stored(nc, DEAD_LETTERS_STREAM)
+    ]
+    assert {(d.line, d.field) for d in letters} == {(n, f) for n, (_, f) in expected.items()}
+    for letter in letters:
+        assert letter.subject == "cw.dlq.intake"
+        assert letter.stage == "intake"
+        assert letter.headers["Cw-Dlq-File"] == "mixed.jsonl"
+        assert letter.reason.startswith(f"{letter.field}: ")
+        payload = expected[letter.line or 0][0]
+        if len(payload) > KEEP:
+            assert letter.payload == payload[:KEEP]
+            assert letter.headers[TRUNCATED] == str(len(payload))
+        else:
+            assert letter.payload == payload.strip()  # whitespace around a line is not kept
+
+    # A second run stores nothing new: events and dead letters are both deduplicated.
+    code, out = await publish(nats_url, path)
+    assert code == 1
+    assert f"published 0, duplicate {len(good)}, rejected {len(bad)}" in out
+    assert len(await stored(nc, DEAD_LETTERS_STREAM)) == len(bad)
+
+
+@pytest.mark.integration
+async def test_missing_streams_and_files_are_reported(nats_url: str, tmp_path: Path) -> None:
+    code, out = await publish(nats_url, EXAMPLES)
+    assert code == 2
+    assert "cw init" in out
+
+    code, out = await publish("nats://127.0.0.1:1", EXAMPLES)
+    assert code == 2
+    assert "cannot connect" in out
+
+
+@pytest.mark.integration
+async def test_a_missing_file_is_reported(nats_url: str, nc: Client, tmp_path: Path) -> None:
+    code, out = await publish(nats_url, tmp_path / "nope.jsonl")
+    assert code == 2
+    assert "cannot read" in out
+
+
+@pytest.mark.integration
+def test_cw_publish_reads_stdin(
+    nats_url: str,
+    nc: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = argparse.ArgumentParser(prog="cw")
+    register(parser.add_subparsers(dest="command", required=True))
+    monkeypatch.setenv("CW_NATS_URL", nats_url)
+    data = EXAMPLES.read_bytes()[:4000]  # a cut last line: rejected, the rest published
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+    args = parser.parse_args(["publish", "-", "--no-progress"])
+    code = args.handler(args)
+
+    out = capsys.readouterr().out
+    complete = data.count(b"\n")
+    assert code == 1, out
+    assert f"published {complete}, duplicate 0, rejected 1" in out
+    assert f"line {complete + 1}: rejected: (event): malformed JSON" in out
+
+
+# --- pipelining and retries, with a stand-in for JetStream ------------------------------------
+
+
+class FlakyJetStream:
+    """Acknowledges after a pause; the first ``failures`` publishes of a subject time out."""
+
+    def __init__(self, failures: dict[str, int] | None = None) -> None:
+        self.failures = dict(failures or {})
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.attempts: dict[str, int] = {}
+        self.seq = 0
+
+    async def publish(self, subject: str, payload: bytes, **options: object) -> PubAck:
+        self.attempts[subject] = self.attempts.get(subject, 0) + 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            if self.failures.get(subject, 0) > 0:
+                self.failures[subject] -= 1
+                raise nats.errors.TimeoutError
+            self.seq += 1
+            return PubAck(stream=EVENTS_STREAM, seq=self.seq)
+        finally:
+            self.in_flight -= 1
+
+
+def _messages(n: int) -> list[Outgoing]:
+    return [Outgoing(f"s.{i}", b"{}", {"Nats-Msg-Id": str(i)}) for i in range(n)]
+
+
+@pytest.mark.integration
+async def test_many_publishes_are_in_flight_at_once_but_no_more_than_the_window() -> None:
+    js = FlakyJetStream()
+    publisher = PipelinedPublisher(js, window=16)  # type: ignore[arg-type]
+    acked: list[int] = []
+    for message in _messages(200):
+        await publisher.submit(message, lambda ack: acked.append(ack.seq))
+    await publisher.drain()
+    assert sorted(acked) == list(range(1, 201))
+    assert js.most_in_flight == 16
+
+
+@pytest.mark.integration
+async def test_a_publish_that_times_out_is_repeated_until_acknowledged() -> None:
+    js = FlakyJetStream(failures={"s.3": 3})
+    publisher = PipelinedPublisher(js, window=4, backoff=Backoff(first_s=0.001))  # type: ignore[arg-type]
+    acked: list[int] = []
+    for message in _messages(10):
+        await publisher.submit(message, lambda ack: acked.append(ack.seq))
+    await publisher.drain()
+    assert len(acked) == 10
+    assert js.attempts["s.3"] == 4
+
+
+@pytest.mark.integration
+async def test_a_publish_that_never_succeeds_stops_the_run_and_is_counted() -> None:
+    js = FlakyJetStream(failures={"s.2": 99})
+    publisher = PipelinedPublisher(js, window=4, backoff=Backoff(attempts=3, first_s=0.001))  # type: ignore[arg-type]
+    acked: list[int] = []
+    with pytest.raises(NotConfirmed, match=r"s\.2"):
+        for message in _messages(50):
+            await publisher.submit(message, lambda ack: acked.append(ack.seq))
+        await publisher.drain()
+    with pytest.raises(NotConfirmed):
+        await publisher.drain()
+    assert js.attempts["s.2"] == 3
+    assert publisher.unconfirmed == 1
+    assert len(acked) < 49  # stopped early, and every other one in flight was still confirmed
+
+
+@pytest.mark.integration
+async def test_when_nats_gives_up_the_report_says_how_far_it_got_and_exits_2() -> None:
+    lines = EXAMPLES.read_bytes().splitlines()
+    events = [orjson.loads(line) for line in lines]
+    doomed = next(i for i, e in enumerate(events) if i > 20 and e["event_type"] == "IssueFound")
+    e = events[doomed]
+    js = FlakyJetStream(
+        failures={f"cw.events.{e['district']}.{e['venue_id']}.{e['event_type']}": 99}
+    )
+    publisher = PipelinedPublisher(js, window=8, backoff=Backoff(attempts=2, first_s=0.001))  # type: ignore[arg-type]
+    sink = JetStreamIntake(publisher, file_name="events.jsonl")
+
+    report = await publish_lines(batches(read_lines(io.BytesIO(b"\n".join(lines)))), sink)
+
+    assert report.exit_code == 2
+    assert report.unconfirmed >= 1
+    assert report.failure is not None
+    assert report.published + report.unconfirmed <= len(lines)
+    text = "\n".join(summary(report))
+    assert f"stopped after line {report.lines_read}" in text
+    assert "run the same command again" in text
