@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9464, description="Prometheus /metrics port (0: off).")
 
     projector_durable: str = Field(default="projector", description="JetStream durable name.")
-    projector_batch: int = Field(default=1000, ge=1, le=10_000, description="Events per batch.")
+    projector_batch: int = Field(
+        default=4000, ge=1, le=20_000, description="Most events per batch (one transaction)."
+    )
     projector_fetch_wait: timedelta = Field(
         default=timedelta(seconds=1),
         description="How long a pull waits for a batch to fill before taking what is there.",

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import TypeVar
 
 import asyncpg
@@ -22,7 +23,7 @@ from services.projector.adapters.jetstream import DeadLetterPublisher, EventSour
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.domain.model import Issue, Snapshot
 from services.projector.domain.projection import project
-from services.projector.runner import Backoff, Projector
+from services.projector.runner import Backoff, Projector, decode_delivery
 
 log = logging.getLogger("cw.projector")
 T = TypeVar("T")
@@ -96,6 +97,7 @@ def build_projector(
     source = EventSource(
         nc,
         settings.projector_durable,
+        partial(decode_delivery, campaign=campaign),
         batch=settings.projector_batch,
         ack_wait_s=settings.projector_ack_wait.total_seconds(),
     )
@@ -147,7 +149,9 @@ async def rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
         async with pool.acquire() as conn:
             schema, generation = await postgres.create_generation(conn)
         report = [f"rebuild: building generation {generation} ({schema})"]
-        source = EventSource(nc, None, batch=settings.projector_batch)
+        source = EventSource(
+            nc, None, partial(decode_delivery, campaign=campaign), batch=settings.projector_batch
+        )
         # Rejected messages were dead-lettered when they first arrived: not again.
         builder = Projector(
             source,

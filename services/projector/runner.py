@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeAlias, TypeVar
 
 from contracts import EventRejected, decode_event
 from services.common.campaign import Campaign
@@ -32,13 +32,6 @@ log = logging.getLogger("cw.projector")
 T = TypeVar("T")
 
 
-class Source(Protocol):
-    async def start(self, after_seq: int) -> None: ...
-    async def next_batch(self, wait_s: float) -> list[Delivery]: ...
-    async def ack_through(self, delivery: Delivery) -> None: ...
-    async def stop(self) -> None: ...
-
-
 class DeadLetters(Protocol):
     async def publish(self, delivery: Delivery, reason: str, field: str) -> None: ...
 
@@ -49,6 +42,20 @@ class Rejection:
     reason: str
     field: str
     kind: str
+
+    @property
+    def seq(self) -> int:
+        return self.delivery.seq
+
+
+Prepared: TypeAlias = StreamEvent | Rejection
+
+
+class Source(Protocol):
+    async def start(self, after_seq: int) -> None: ...
+    async def next_batch(self, wait_s: float) -> list[Prepared]: ...
+    async def ack_taken(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 def classify(exc: EventRejected) -> str:
@@ -69,7 +76,7 @@ def classify(exc: EventRejected) -> str:
     return "invalid_field"
 
 
-def decode_delivery(d: Delivery, campaign: Campaign) -> StreamEvent | Rejection:
+def decode_delivery(d: Delivery, campaign: Campaign) -> Prepared:
     try:
         event = decode_event(d.data)
     except EventRejected as exc:
@@ -137,15 +144,12 @@ class Projector:
         finally:
             await self.source.stop()
 
-    async def handle(self, batch: Sequence[Delivery]) -> BatchOutcome:
+    async def handle(self, batch: Sequence[Prepared]) -> BatchOutcome:
         started = time.perf_counter()
         if self.before_batch is not None:
             await self._retry("database", self.before_batch)
-        events: list[StreamEvent] = []
-        rejections: list[Rejection] = []
-        for d in batch:
-            decoded = decode_delivery(d, self.campaign)
-            (events if isinstance(decoded, StreamEvent) else rejections).append(decoded)  # type: ignore[arg-type]
+        events = [p for p in batch if type(p) is StreamEvent]
+        rejections = [p for p in batch if type(p) is Rejection]
         for r in rejections:
             if self.dead_letters is not None:
                 await self._retry("dead_letters", partial(self.dead_letters.publish, r.delivery,
@@ -158,7 +162,7 @@ class Projector:
             lambda: apply_batch(self.store, events, through, self.campaign.rebound_window),
         )
         try:
-            await self.source.ack_through(batch[-1])
+            await self.source.ack_taken()
         except Exception as exc:  # the batch is committed: a redelivery will change nothing
             log.warning("ack after commit failed (%s); the batch will be redelivered", exc)
         self._observe(outcome, len(batch), time.perf_counter() - started)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -14,6 +15,7 @@ from services.common.streams import DEAD_LETTERS_STREAM
 from services.projector.adapters.jetstream import EventSource
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.bootstrap import build_projector, projector_parts, venue_as_of
+from services.projector.runner import Prepared, decode_delivery
 from tests import factories as f
 from tests.integration.conftest import Harness, wait_for_checkpoint
 from tests.support.tcp_proxy import FaultyProxy
@@ -115,10 +117,10 @@ async def test_events_without_msg_id_long_after_the_window_change_nothing(
     assert (await harness.rows("SELECT count(*) AS n FROM event_archive"))[0]["n"] == 2
 
 
-class _CrashBeforeAck(EventSource):
+class _CrashBeforeAck(EventSource[Prepared]):
     """Commits, then 'dies' before acknowledging: the ack never reaches the server."""
 
-    async def ack_through(self, delivery: object) -> None:
+    async def ack_taken(self) -> None:
         return None
 
 
@@ -134,7 +136,13 @@ async def test_a_redelivery_after_a_crash_between_commit_and_ack_changes_nothing
     target = await harness.last_seq()
     async with projector_parts(settings) as (nc, pool, campaign):
         projector = build_projector(settings, nc, pool, campaign, ProjectorMetrics())
-        projector.source = _CrashBeforeAck(nc, settings.projector_durable, batch=100, ack_wait_s=1)
+        projector.source = _CrashBeforeAck(
+            nc,
+            settings.projector_durable,
+            partial(decode_delivery, campaign=campaign),
+            batch=100,
+            ack_wait_s=1,
+        )
         task = asyncio.create_task(projector.run())
         await wait_for_checkpoint(projector, target, 30, task)
         projector.stopping.set()

@@ -115,7 +115,7 @@ async def test_rebuild_swaps_without_downtime_while_the_projector_runs(harness: 
 
         async def reader() -> None:
             while not stop_reading.is_set():
-                seen.append((await harness.rows("SELECT count(*) AS n FROM issue_status"))[0]["n"])
+                seen.append(await harness.db.fetchval("SELECT count(*) FROM issue_status"))
                 await asyncio.sleep(0.01)
 
         async def writer() -> None:

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import orjson
 from nats.aio.client import Client
@@ -29,6 +30,7 @@ from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_let
 log = logging.getLogger(__name__)
 
 STATUS = "Status"
+T = TypeVar("T")
 _PULL_EXPIRES_S = 5.0
 
 
@@ -40,7 +42,6 @@ class Delivery:
     subject: str
     data: bytes
     headers: Mapping[str, str] | None
-    msg: Msg
 
 
 def stream_seq(reply: str) -> int:
@@ -51,25 +52,35 @@ def stream_seq(reply: str) -> int:
     return int(tokens[5] if len(tokens) == 9 else tokens[7])
 
 
-class EventSource:
-    """A durable pull consumer on ``CW_EVENTS`` that hands out batches in stream order."""
+class EventSource(Generic[T]):
+    """A pull consumer on ``CW_EVENTS`` that hands out batches in stream order.
+
+    Each message is turned into ``prepare(delivery)`` as it arrives (decoding and validation),
+    which runs while the previous batch is being committed instead of after it.
+    """
 
     def __init__(
         self,
         nc: Client,
         durable: str | None,
+        prepare: Callable[[Delivery], T],
         *,
         batch: int,
+        linger_s: float = 0.005,
         ack_wait_s: float = 60.0,
         stream: str = EVENTS_STREAM,
     ) -> None:
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream()
         self._durable = durable
+        self._prepare = prepare
         self._stream = stream
         self._batch = batch
+        self._linger_s = linger_s
         self._ack_wait_s = ack_wait_s
-        self._buffer: list[Msg] = []
+        self._buffer: list[T] = []
+        self._msgs: list[Msg] = []  # in step with _buffer: what to acknowledge
+        self._last_taken: Msg | None = None
         self._ready = asyncio.Event()
         self._outstanding = 0
         self._last_request = 0.0
@@ -109,11 +120,10 @@ class EventSource:
                     )
                     await self._js.delete_consumer(self._stream, self._durable)
                     await self._js.add_consumer(self._stream, config)
-        inbox = self._nc.new_inbox()
+        self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(
-            inbox, cb=self._on_message, pending_msgs_limit=-1, pending_bytes_limit=-1
+            self._inbox, cb=self._on_message, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
-        self._inbox = inbox
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{self._consumer}"
 
     def _config(self, after_seq: int) -> ConsumerConfig:
@@ -138,7 +148,7 @@ class EventSource:
 
     async def _on_message(self, msg: Msg) -> None:
         headers = msg.headers
-        if headers and STATUS in headers and not msg.data:
+        if not msg.data and headers and STATUS in headers:
             # 408 (a pull request expired) or 409 (consumer changed): the server tells how many
             # of that request it will no longer deliver.
             left = headers.get("Nats-Pending-Messages")
@@ -148,9 +158,12 @@ class EventSource:
                 self._outstanding = 0
             self._ready.set()
             return
-        self._buffer.append(msg)
         self._outstanding -= 1
-        if len(self._buffer) >= self._batch:
+        self._buffer.append(
+            self._prepare(Delivery(stream_seq(msg.reply), msg.subject, msg.data, headers))
+        )
+        self._msgs.append(msg)
+        if len(self._buffer) == 1 or len(self._buffer) >= self._batch:
             self._ready.set()
 
     async def _request_more(self) -> None:
@@ -166,29 +179,34 @@ class EventSource:
             self._outstanding += want
             self._last_request = now
 
-    async def next_batch(self, wait_s: float) -> list[Delivery]:
-        """Up to ``batch`` deliveries in stream order; waits at most ``wait_s`` for a full one."""
-        await self._request_more()
-        if len(self._buffer) < self._batch:
-            self._ready.clear()
-            deadline = time.monotonic() + wait_s
-            while len(self._buffer) < self._batch:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._ready.wait(), min(remaining, 0.25))
-                self._ready.clear()
-                # Something arrived and nothing more is coming right now: go with it.
-                if self._buffer and self._outstanding <= 0:
-                    break
-                await self._request_more()
-        taken, self._buffer = self._buffer[: self._batch], self._buffer[self._batch :]
-        return [Delivery(stream_seq(m.reply), m.subject, m.data, m.headers, m) for m in taken]
+    async def next_batch(self, wait_s: float) -> list[T]:
+        """Up to ``batch`` prepared messages in stream order; ``[]`` if none came in ``wait_s``.
 
-    async def ack_through(self, delivery: Delivery) -> None:
-        """With ``AckAll``, acknowledging the last delivery acknowledges the batch."""
-        await delivery.msg.ack()
+        Under load the buffer refills while the previous batch commits, so batches are full;
+        when events trickle in, a batch waits at most ``linger_s`` for company (latency).
+        """
+        await self._request_more()
+        if not self._buffer:
+            self._ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), wait_s)
+            if not self._buffer:
+                return []
+        if len(self._buffer) < self._batch and self._linger_s > 0:
+            self._ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), self._linger_s)
+        n = min(len(self._buffer), self._batch)
+        taken, self._buffer = self._buffer[:n], self._buffer[n:]
+        self._last_taken = self._msgs[n - 1]
+        self._msgs = self._msgs[n:]
+        await self._request_more()
+        return taken
+
+    async def ack_taken(self) -> None:
+        """With ``AckAll``, acknowledging the last message taken acknowledges the whole batch."""
+        if self._last_taken is not None:
+            await self._last_taken.ack()
 
     async def stop(self) -> None:
         if self._sub is not None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TypeAlias
 
 import asyncpg
+import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from contracts import decode_event
@@ -42,22 +43,24 @@ CREATE TABLE {s}.checkpoint (
     stream_seq bigint NOT NULL
 );
 INSERT INTO {s}.checkpoint VALUES ('projector', 0);
+-- The payload is kept as the exact text received (the view presents it as json); stream_seq
+-- needs no index of its own: the checkpoint already keeps it unique and increasing.
 CREATE TABLE {s}.event_archive (
-    stream_seq  bigint PRIMARY KEY,
-    event_id    uuid NOT NULL UNIQUE,
+    event_id    uuid PRIMARY KEY,
+    stream_seq  bigint NOT NULL,
     event_type  text NOT NULL,
-    district    text NOT NULL,
-    venue_id    text NOT NULL,
+    district    text COLLATE "C" NOT NULL,
+    venue_id    text COLLATE "C" NOT NULL,
     phase       text NOT NULL,
     occurred_at timestamptz NOT NULL,
     subject     text NOT NULL,
-    payload     json NOT NULL,
+    payload     text NOT NULL,
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ON {s}.event_archive (venue_id, stream_seq);
 CREATE TABLE {s}.venues (
-    district                text NOT NULL,
-    venue_id                text NOT NULL,
+    district                text COLLATE "C" NOT NULL,
+    venue_id                text COLLATE "C" NOT NULL,
     name                    text NOT NULL,
     kind                    text NOT NULL,
     street                  text,
@@ -70,11 +73,11 @@ CREATE TABLE {s}.venues (
     PRIMARY KEY (district, venue_id)
 );
 CREATE TABLE {s}.issues (
-    district         text NOT NULL,
-    issue_id         text NOT NULL,
-    venue_id         text NOT NULL,
-    phase            text NOT NULL,
-    item_code        text NOT NULL,
+    district         text COLLATE "C" NOT NULL,
+    issue_id         text COLLATE "C" NOT NULL,
+    venue_id         text COLLATE "C" NOT NULL,
+    phase            text COLLATE "C" NOT NULL,
+    item_code        text COLLATE "C" NOT NULL,
     category         text,
     severity         text NOT NULL,
     description      text,
@@ -91,9 +94,9 @@ CREATE TABLE {s}.issues (
 CREATE INDEX ON {s}.issues (district, venue_id, item_code, closed_at);
 CREATE INDEX ON {s}.issues (district, venue_id, phase) WHERE closed_at IS NULL;
 CREATE TABLE {s}.venue_phase_counts (
-    district          text NOT NULL,
-    venue_id          text NOT NULL,
-    phase             text NOT NULL,
+    district          text COLLATE "C" NOT NULL,
+    venue_id          text COLLATE "C" NOT NULL,
+    phase             text COLLATE "C" NOT NULL,
     inspections       integer NOT NULL,
     issues_found      integer NOT NULL,
     issues_closed     integer NOT NULL,
@@ -104,12 +107,12 @@ CREATE TABLE {s}.venue_phase_counts (
     PRIMARY KEY (district, venue_id, phase)
 );
 CREATE TABLE {s}.pending_issue_events (
-    district   text NOT NULL,
-    issue_id   text NOT NULL,
+    district   text COLLATE "C" NOT NULL,
+    issue_id   text COLLATE "C" NOT NULL,
     stream_seq bigint NOT NULL,
     subject    text NOT NULL,
     phase      text NOT NULL,
-    payload    json NOT NULL,
+    payload    text NOT NULL,
     PRIMARY KEY (district, issue_id, stream_seq)
 );
 """
@@ -165,7 +168,7 @@ GROUP BY phase, venue_kind;
 
 CREATE OR REPLACE VIEW public.event_archive AS
 SELECT stream_seq, event_id, event_type, district, venue_id, phase, occurred_at, subject,
-       payload, recorded_at
+       payload::json AS payload, recorded_at
 FROM {s}.event_archive;
 """
 
@@ -187,42 +190,40 @@ LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock($1)"
 CHECKPOINT = "SELECT stream_seq FROM {s}.checkpoint WHERE projection = $1 FOR UPDATE"
 SET_CHECKPOINT = "UPDATE {s}.checkpoint SET stream_seq = $2 WHERE projection = $1"
 
-ARCHIVE = """
-INSERT INTO {s}.event_archive
-    (stream_seq, event_id, event_type, district, venue_id, phase, occurred_at, subject, payload)
-SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::timestamptz[], $8::text[], $9::json[])
-ON CONFLICT DO NOTHING
-RETURNING stream_seq
-"""
+ARCHIVE_COLUMNS = (
+    "event_id", "stream_seq", "event_type", "district", "venue_id", "phase", "occurred_at",
+    "subject", "payload",
+)  # fmt: skip
+KNOWN_EVENT_IDS = "SELECT event_id FROM {s}.event_archive WHERE event_id = ANY($1::uuid[])"
 
+# Bulk statements take one JSON document per batch: encoding it is one C call (orjson) instead
+# of per-element work in the driver, and PostgreSQL parses it on its own core.
 ISSUE_COLUMNS = (
     "district, issue_id, venue_id, phase, item_code, category, severity, description, found_at, "
     "due_at, order_no, assignee, closed_at, closed_on_time, recheck_failures, rebound"
 )
+KEYS = "SELECT k->>0, k->>1 FROM json_array_elements($1::json) AS k"
 LOAD_ISSUES = f"""
 SELECT {ISSUE_COLUMNS} FROM {{s}}.issues
-WHERE (district, issue_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+WHERE (district, issue_id) IN ({KEYS})
 """
 LOAD_CLOSURES = """
 SELECT i.district, i.venue_id, i.item_code, i.closed_at
 FROM {s}.issues i
-JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(district, venue_id, item_code)
+JOIN (SELECT k->>0 AS district, k->>1 AS venue_id, k->>2 AS item_code
+      FROM json_array_elements($1::json) AS k) AS k
   ON i.district = k.district AND i.venue_id = k.venue_id AND i.item_code = k.item_code
-WHERE i.closed_at >= $4
+WHERE i.closed_at >= $2
 """
-LOAD_PENDING = """
-SELECT district, issue_id, stream_seq, subject, phase, payload::text AS payload
-FROM {s}.pending_issue_events
-WHERE (district, issue_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+LOAD_PENDING = f"""
+SELECT district, issue_id, stream_seq, subject, phase, payload
+FROM {{s}}.pending_issue_events
+WHERE (district, issue_id) IN ({KEYS})
 ORDER BY stream_seq
 """
 UPSERT_ISSUES = f"""
 INSERT INTO {{s}}.issues ({ISSUE_COLUMNS})
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[],
-                     $12::text[], $13::timestamptz[], $14::boolean[], $15::integer[],
-                     $16::boolean[])
+SELECT {ISSUE_COLUMNS} FROM json_populate_recordset(NULL::{{s}}.issues, $1::json)
 ON CONFLICT (district, issue_id) DO UPDATE SET
     venue_id = EXCLUDED.venue_id, phase = EXCLUDED.phase, item_code = EXCLUDED.item_code,
     category = EXCLUDED.category, severity = EXCLUDED.severity,
@@ -233,8 +234,7 @@ ON CONFLICT (district, issue_id) DO UPDATE SET
 """
 UPSERT_VENUES = """
 INSERT INTO {s}.venues
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+SELECT * FROM json_populate_recordset(NULL::{s}.venues, $1::json)
 ON CONFLICT (district, venue_id) DO UPDATE SET
     name = EXCLUDED.name, kind = EXCLUDED.kind, street = EXCLUDED.street,
     address = EXCLUDED.address, first_responsible_name = EXCLUDED.first_responsible_name,
@@ -244,9 +244,7 @@ ON CONFLICT (district, venue_id) DO UPDATE SET
 """
 ADD_COUNTS = """
 INSERT INTO {s}.venue_phase_counts AS c
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[],
-                     $6::integer[], $7::integer[], $8::integer[], $9::integer[],
-                     $10::timestamptz[])
+SELECT * FROM json_populate_recordset(NULL::{s}.venue_phase_counts, $1::json)
 ON CONFLICT (district, venue_id, phase) DO UPDATE SET
     inspections = c.inspections + EXCLUDED.inspections,
     issues_found = c.issues_found + EXCLUDED.issues_found,
@@ -258,12 +256,12 @@ ON CONFLICT (district, venue_id, phase) DO UPDATE SET
 """
 ADD_PENDING = """
 INSERT INTO {s}.pending_issue_events
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::json[])
+SELECT * FROM json_populate_recordset(NULL::{s}.pending_issue_events, $1::json)
 ON CONFLICT DO NOTHING
 """
-RESOLVE_PENDING = """
-DELETE FROM {s}.pending_issue_events
-WHERE (district, issue_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+RESOLVE_PENDING = f"""
+DELETE FROM {{s}}.pending_issue_events
+WHERE (district, issue_id) IN ({KEYS})
 """
 PENDING_COUNT = "SELECT count(*) FROM {s}.pending_issue_events"
 VENUE_HISTORY = """
@@ -302,35 +300,54 @@ class PostgresUnit(ReadModelUnit):
         await self._conn.execute(self._sql(SET_CHECKPOINT), self._projection, seq)
 
     async def archive(self, events: Sequence[StreamEvent]) -> set[int]:
-        rows = await self._conn.fetch(
-            self._sql(ARCHIVE),
-            [e.seq for e in events],
-            [e.event.event_id for e in events],
-            [e.event.event_type for e in events],
-            [e.event.district for e in events],
-            [e.event.venue_id for e in events],
-            [e.phase for e in events],
-            [e.event.occurred_at for e in events],
-            [e.subject for e in events],
-            [e.raw.decode() for e in events],
-        )
-        return {r[0] for r in rows}
+        # Binary COPY is PostgreSQL's cheapest way in, and almost every event id is new: try
+        # the whole batch first; only when an id was seen before, look them up and copy the rest.
+        try:
+            async with self._conn.transaction():
+                await self._copy_to_archive(events)
+            return {e.seq for e in events}
+        except asyncpg.UniqueViolationError:
+            pass
+        known = {
+            r[0]
+            for r in await self._conn.fetch(
+                self._sql(KNOWN_EVENT_IDS), [e.event.event_id for e in events]
+            )
+        }
+        new = [e for e in events if e.event.event_id not in known]
+        if new:
+            await self._copy_to_archive(new)
+        return {e.seq for e in new}
+
+    async def _copy_to_archive(self, events: Sequence[StreamEvent]) -> None:
+        await self._conn.copy_records_to_table(
+            "event_archive",
+            schema_name=self._s,
+            columns=ARCHIVE_COLUMNS,
+            records=[
+                (
+                    e.event.event_id, e.seq, e.event.event_type, e.event.district,
+                    e.event.venue_id, e.phase, e.event.occurred_at, e.subject, e.raw.decode(),
+                )
+                for e in events
+            ],
+        )  # fmt: skip
 
     async def load(self, needs: Needs) -> Snapshot:
         snap = Snapshot()
         if needs.issue_keys:
-            districts, ids = _columns(needs.issue_keys, 2)
-            for r in await self._conn.fetch(self._sql(LOAD_ISSUES), districts, ids):
+            keys = _json(needs.issue_keys)
+            for r in await self._conn.fetch(self._sql(LOAD_ISSUES), keys):
                 issue = Issue(*r)
                 snap.issues[issue.key] = issue
         if needs.items_at_venues and needs.closed_since is not None:
-            d, v, i = _columns(needs.items_at_venues, 3)
-            rows = await self._conn.fetch(self._sql(LOAD_CLOSURES), d, v, i, needs.closed_since)
+            items = _json(needs.items_at_venues)
+            rows = await self._conn.fetch(self._sql(LOAD_CLOSURES), items, needs.closed_since)
             for r in rows:
                 snap.closures.setdefault((r[0], r[1], r[2]), []).append(r[3])
         if needs.found_keys:
-            districts, ids = _columns(needs.found_keys, 2)
-            for r in await self._conn.fetch(self._sql(LOAD_PENDING), districts, ids):
+            keys = _json(needs.found_keys)
+            for r in await self._conn.fetch(self._sql(LOAD_PENDING), keys):
                 se = _stream_event(r["stream_seq"], r["subject"], r["phase"], r["payload"])
                 snap.pending.setdefault((r["district"], r["issue_id"]), []).append(se)
         return snap
@@ -338,66 +355,47 @@ class PostgresUnit(ReadModelUnit):
     async def save(self, changes: Changes) -> None:
         c = self._conn
         if changes.issues:
-            issues = list(changes.issues.values())
-            await c.execute(
-                self._sql(UPSERT_ISSUES),
-                *(
-                    [getattr(i, f) for i in issues]
-                    for f in (
-                        "district", "issue_id", "venue_id", "phase", "item_code", "category",
-                        "severity", "description", "found_at", "due_at", "order_no", "assignee",
-                        "closed_at", "closed_on_time", "recheck_failures", "rebound",
-                    )
-                ),
-            )  # fmt: skip
+            await c.execute(self._sql(UPSERT_ISSUES), _json(list(changes.issues.values())))
         if changes.venues:
-            venues = list(changes.venues.values())
-            await c.execute(
-                self._sql(UPSERT_VENUES),
-                *(
-                    [getattr(v, f) for v in venues]
-                    for f in (
-                        "district", "venue_id", "name", "kind", "street", "address",
-                        "first_responsible_name", "first_responsible_phone", "officer_name",
-                        "officer_phone", "registered_at",
-                    )
-                ),
-            )  # fmt: skip
+            await c.execute(self._sql(UPSERT_VENUES), _json(list(changes.venues.values())))
         if changes.counts:
-            keys = list(changes.counts)
-            counts = [changes.counts[k] for k in keys]
-            await c.execute(
-                self._sql(ADD_COUNTS),
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [k[2] for k in keys],
-                *(
-                    [getattr(n, f) for n in counts]
-                    for f in (
-                        "inspections", "issues_found", "issues_closed", "closed_on_time",
-                        "recheck_failures", "rebounds", "last_inspected_at",
-                    )
-                ),
-            )  # fmt: skip
+            rows = [
+                {
+                    "district": k[0],
+                    "venue_id": k[1],
+                    "phase": k[2],
+                    "inspections": n.inspections,
+                    "issues_found": n.issues_found,
+                    "issues_closed": n.issues_closed,
+                    "closed_on_time": n.closed_on_time,
+                    "recheck_failures": n.recheck_failures,
+                    "rebounds": n.rebounds,
+                    "last_inspected_at": n.last_inspected_at,
+                }
+                for k, n in changes.counts.items()
+            ]
+            await c.execute(self._sql(ADD_COUNTS), _json(rows))
         if changes.pending_resolved:
-            districts, ids = _columns(changes.pending_resolved, 2)
-            await c.execute(self._sql(RESOLVE_PENDING), districts, ids)
+            await c.execute(self._sql(RESOLVE_PENDING), _json(changes.pending_resolved))
         if changes.pending_added:
-            added = changes.pending_added
-            await c.execute(
-                self._sql(ADD_PENDING),
-                [k[0] for k, _ in added],
-                [k[1] for k, _ in added],
-                [se.seq for _, se in added],
-                [se.subject for _, se in added],
-                [se.phase for _, se in added],
-                [se.raw.decode() for _, se in added],
-            )
+            rows = [
+                {
+                    "district": k[0],
+                    "issue_id": k[1],
+                    "stream_seq": se.seq,
+                    "subject": se.subject,
+                    "phase": se.phase,
+                    "payload": se.raw.decode(),
+                }
+                for k, se in changes.pending_added
+            ]
+            await c.execute(self._sql(ADD_PENDING), _json(rows))
 
 
-def _columns(keys: object, width: int) -> list[list[str]]:
-    rows = list(keys)  # type: ignore[call-overload]
-    return [[row[i] for row in rows] for i in range(width)]
+def _json(value: object) -> str:
+    if isinstance(value, (set, frozenset)):
+        value = list(value)
+    return orjson.dumps(value).decode()
 
 
 class PostgresReadModel(ReadModelStore):
