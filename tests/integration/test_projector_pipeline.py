@@ -117,16 +117,19 @@ async def test_events_without_msg_id_long_after_the_window_change_nothing(
     assert (await harness.rows("SELECT count(*) AS n FROM event_archive"))[0]["n"] == 2
 
 
-class _CrashBeforeAck(EventSource[Prepared]):
-    """Commits, then 'dies' before acknowledging: the ack never reaches the server."""
+class _LosesFirstAck(EventSource[Prepared]):
+    """Commits its first batch, but that batch's ack never reaches the server."""
+
+    lost = False
 
     async def ack_taken(self) -> None:
-        return None
+        if not self.lost:
+            self.lost = True
+            return
+        await super().ack_taken()
 
 
-async def test_a_redelivery_after_a_crash_between_commit_and_ack_changes_nothing(
-    harness: Harness,
-) -> None:
+async def test_a_redelivery_after_commit_without_ack_changes_nothing(harness: Harness) -> None:
     settings = harness.settings.model_copy(update={"projector_ack_wait": timedelta(seconds=1)})
     await harness.publish([
         f.issue(V, "I1", f.at("2023-03-01 10:00")),
@@ -134,9 +137,10 @@ async def test_a_redelivery_after_a_crash_between_commit_and_ack_changes_nothing
         f.inspection(V, f.at("2023-03-02 10:00")),
     ])  # fmt: skip
     target = await harness.last_seq()
+    metrics = ProjectorMetrics()
     async with projector_parts(settings) as (nc, pool, campaign):
-        projector = build_projector(settings, nc, pool, campaign, ProjectorMetrics())
-        projector.source = _CrashBeforeAck(
+        projector = build_projector(settings, nc, pool, campaign, metrics)
+        projector.source = _LosesFirstAck(
             nc,
             settings.projector_durable,
             partial(decode_delivery, campaign=campaign),
@@ -145,13 +149,7 @@ async def test_a_redelivery_after_a_crash_between_commit_and_ack_changes_nothing
         )
         task = asyncio.create_task(projector.run())
         await wait_for_checkpoint(projector, target, 30, task)
-        projector.stopping.set()
-        await task
-    # A new process: the server redelivers the unacknowledged batch after ack_wait.
-    metrics = ProjectorMetrics()
-    async with projector_parts(settings) as (nc, pool, campaign):
-        projector = build_projector(settings, nc, pool, campaign, metrics)
-        task = asyncio.create_task(projector.run())
+        # The server sends the batch again after ack_wait; the projector must skip it.
         deadline = time.monotonic() + 30
         while _value(metrics, "cw_projector_duplicates", kind="redelivery") < 3:
             assert time.monotonic() < deadline, "no redelivery seen"
@@ -164,6 +162,43 @@ async def test_a_redelivery_after_a_crash_between_commit_and_ack_changes_nothing
     assert rows == [{"recheck_failures": 1}]
     summary = await harness.rows("SELECT inspections, issues_found FROM venue_phase_summary")
     assert summary == [{"inspections": 1, "issues_found": 1}]
+
+
+class _NeverAcks(EventSource[Prepared]):
+    async def ack_taken(self) -> None:
+        return None
+
+
+async def test_a_restart_after_a_crash_resumes_at_the_checkpoint_at_once(
+    harness: Harness,
+) -> None:
+    # Unacknowledged messages would come back only after ack_wait (an hour here); a restarted
+    # projector recreates its consumer at the database checkpoint instead of waiting for them.
+    await harness.publish([f.issue(V, f"I{i}", f.at("2023-03-01 10:00")) for i in range(5)])
+    settings = harness.settings.model_copy(update={"projector_ack_wait": timedelta(hours=1)})
+    harness.settings = settings
+    async with projector_parts(settings) as (nc, pool, campaign):
+        projector = build_projector(settings, nc, pool, campaign, ProjectorMetrics())
+        projector.source = _NeverAcks(
+            nc,
+            settings.projector_durable,
+            partial(decode_delivery, campaign=campaign),
+            batch=10,
+            ack_wait_s=3600,
+        )
+        task = asyncio.create_task(projector.run())
+        await wait_for_checkpoint(projector, await harness.last_seq(), 30, task)
+        projector.stopping.set()
+        await task
+    js = harness.nc.jetstream()
+    before = await js.consumer_info("CW_EVENTS", settings.projector_durable)
+    assert before.num_ack_pending == 5
+    await harness.publish([f.issue(V, f"J{i}", f.at("2023-03-01 10:00")) for i in range(5)])
+    await harness.project(within=30)
+    after = await js.consumer_info("CW_EVENTS", settings.projector_durable)
+    assert after.created != before.created
+    assert (await harness.rows("SELECT count(*) AS n FROM issue_status"))[0]["n"] == 10
+    assert after.num_ack_pending == 0
 
 
 def _value(metrics: ProjectorMetrics, name: str, **labels: str) -> float:

@@ -95,9 +95,11 @@ class EventSource(Generic[T]):
     async def start(self, after_seq: int) -> None:
         """Bind (or create) the consumer so that it delivers everything after ``after_seq``.
 
-        The database checkpoint is the truth: when the consumer's ack floor is ahead of it (the
-        database was restored from a backup, or a new read model started), the consumer is
-        recreated at the checkpoint so no event is skipped.
+        The database checkpoint is the truth. The durable consumer is recreated at it when
+        - its ack floor is ahead (the database was restored from a backup): nothing is skipped;
+        - messages are still out unacknowledged (the previous process was killed): they come
+          again now instead of after ``ack_wait``.
+        Only the single writer (see ``SingleWriter``) calls this, so nobody else is reading.
         """
         config = self._config(after_seq)
         if self._durable is None:
@@ -110,12 +112,15 @@ class EventSource(Generic[T]):
             except NotFoundError:
                 await self._js.add_consumer(self._stream, config)
             else:
-                floor = info.ack_floor.stream_seq if info.ack_floor else 0
-                if (floor or 0) > after_seq:
+                floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+                in_flight = int(info.num_ack_pending or 0)
+                if floor > after_seq or in_flight:
                     log.warning(
-                        "consumer %s acked through %s but the read model holds %s: recreating",
+                        "consumer %s: acked through %s, %s unacknowledged; the read model holds "
+                        "%s: recreating it there",
                         self._durable,
                         floor,
+                        in_flight,
                         after_seq,
                     )
                     await self._js.delete_consumer(self._stream, self._durable)
