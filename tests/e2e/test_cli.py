@@ -1,0 +1,220 @@
+"""The ``cw`` command and the projector as real processes, the way an operator runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+
+from contracts import encode_event
+from services.common.streams import EVENTS_STREAM
+from services.devstack.system import free_port
+from tests import factories as f
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "contracts" / "examples" / "events.jsonl"
+
+
+@pytest.fixture
+def env(nats_url: str, database_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CW_NATS_URL": nats_url,
+        "CW_DATABASE_URL": database_url,
+        "CW_METRICS_PORT": str(free_port()),
+        "CW_PROJECTOR_FETCH_WAIT": "200ms",
+    }
+
+
+def cw(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+class Projector:
+    """``cw run projector`` in a process of its own."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run", "projector"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        out.close()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+
+@pytest.fixture
+def projector(env: dict[str, str], tmp_path: Path) -> Iterator[Projector]:
+    p = Projector(env, tmp_path / "projector.log")
+    yield p
+    if p.proc is not None and p.proc.poll() is None:
+        p.proc.kill()
+        p.proc.wait(10)
+
+
+@pytest.fixture
+async def db(env: dict[str, str]) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(env["CW_DATABASE_URL"])
+    yield conn
+    await conn.close()
+
+
+async def until(db: asyncpg.Connection, sql: str, expected: object, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    value: object = None
+    while time.monotonic() < deadline:
+        try:
+            value = await db.fetchval(sql)
+        except asyncpg.UndefinedTableError:
+            value = None
+        if value == expected:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{sql!r} gave {value!r}, expected {expected!r} within {within}s")
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body: bytes = response.read()
+    return body.decode()
+
+
+def example_counts() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in EXAMPLES.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            event_type = line.split('"event_type":', 1)[1].split('"')[1]
+            counts[event_type] = counts.get(event_type, 0) + 1
+    return counts
+
+
+async def test_init_publish_project_and_inspect(
+    env: dict[str, str], projector: Projector, db: asyncpg.Connection
+) -> None:
+    first = cw(env, "init")
+    assert first.returncode == 0, first.stderr
+    assert "stream CW_EVENTS: created" in first.stdout
+    assert "created generation 1" in first.stdout
+    again = cw(env, "init")
+    assert "stream CW_EVENTS: exists, left unchanged" in again.stdout
+    assert "live generation 1" in again.stdout
+
+    projector.start()
+    published = cw(env, "publish", str(EXAMPLES))
+    assert published.returncode == 0, published.stdout + published.stderr
+    counts = example_counts()
+    total = sum(counts.values())
+    assert f"published {total}" in published.stdout.replace(",", "")
+    await until(db, "SELECT count(*) FROM event_archive", total)
+    await until(db, "SELECT count(*) FROM issue_status", counts["IssueFound"])
+    assert await db.fetchval("SELECT count(*) FROM venues") == counts["VenueRegistered"]
+    inspections = await db.fetchval("SELECT sum(inspections) FROM venue_phase_summary")
+    assert inspections == counts["InspectionRecorded"]
+    assert await db.fetchval("SELECT sum(rebounds) FROM phase_summary") >= 1
+    assert await db.fetchval("SELECT count(*) FROM issue_status WHERE status = 'overdue'") >= 1
+
+    twice = cw(env, "publish", str(EXAMPLES))
+    assert twice.returncode == 0
+    assert f"duplicate {total}" in twice.stdout.replace(",", "")
+    nc = await nats.connect(env["CW_NATS_URL"])
+    info = await nc.jetstream().stream_info(EVENTS_STREAM)
+    await nc.close()
+    assert info.state.messages == total
+
+    metrics = (
+        urllib.request.urlopen(f"http://127.0.0.1:{env['CW_METRICS_PORT']}/metrics", timeout=10)
+        .read()
+        .decode()
+    )
+    assert 'cw_projector_events_applied_total{event_type="IssueFound"}' in metrics
+    assert "LY-" not in metrics, "a venue id leaked into a metric label"
+
+    venue = await db.fetchval("SELECT venue_id FROM issue_status ORDER BY found_at LIMIT 1")
+    shown = cw(env, "venue", venue, "--as-of", "2030-01-01T00:00+08:00")
+    assert shown.returncode == 0 and venue in shown.stdout
+    assert projector.stop() == 0
+
+
+async def test_kill_9_in_the_middle_of_a_backlog_loses_and_doubles_nothing(
+    env: dict[str, str], projector: Projector, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    assert cw(env, "init").returncode == 0
+    n = 20_000
+    start = f.at("2023-03-01 09:00")
+    backlog = tmp_path / "backlog.jsonl"
+    with backlog.open("wb") as out:
+        for i in range(n):
+            event = f.issue(f"V{i % 97}", f"I{i}", start + timedelta(minutes=i))
+            out.write(encode_event(event) + b"\n")
+    assert cw(env, "publish", str(backlog)).returncode == 0
+
+    projector.start()
+    deadline = time.monotonic() + 60
+    done = 0
+    while done < n // 10:
+        assert time.monotonic() < deadline, "the projector did not start"
+        try:
+            done = await db.fetchval("SELECT count(*) FROM issue_status")
+        except asyncpg.UndefinedTableError:
+            done = 0
+        await asyncio.sleep(0.01)
+    projector.kill()
+    assert done < n, "the backlog was drained before the kill: make it larger"
+    projector.start()
+    await until(db, "SELECT count(*) FROM issue_status", n)
+    await until(db, "SELECT sum(issues_found) FROM venue_phase_summary", n)
+    assert await db.fetchval("SELECT count(*) FROM event_archive") == n
+    assert projector.stop() == 0
+
+
+async def test_rebuild_from_the_command_line_gives_the_same_views(
+    env: dict[str, str], projector: Projector, db: asyncpg.Connection
+) -> None:
+    assert cw(env, "init").returncode == 0
+    projector.start()
+    assert cw(env, "publish", str(EXAMPLES)).returncode == 0
+    total = sum(example_counts().values())
+    await until(db, "SELECT count(*) FROM event_archive", total)
+    query = "SELECT * FROM venue_phase_summary ORDER BY district, venue_id, phase"
+    before = [dict(r) for r in await db.fetch(query)]
+    rebuilt = cw(env, "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "generation 2 is live" in rebuilt.stdout
+    assert [dict(r) for r in await db.fetch(query)] == before
+    assert projector.stop() == 0
