@@ -157,11 +157,7 @@ async def test_init_publish_project_and_inspect(
     await nc.close()
     assert info.state.messages == total
 
-    metrics = (
-        urllib.request.urlopen(f"http://127.0.0.1:{env['CW_METRICS_PORT']}/metrics", timeout=10)
-        .read()
-        .decode()
-    )
+    metrics = await asyncio.to_thread(scrape, f"http://127.0.0.1:{env['CW_METRICS_PORT']}/metrics")
     assert 'cw_projector_events_applied_total{event_type="IssueFound"}' in metrics
     assert "LY-" not in metrics, "a venue id leaked into a metric label"
 
