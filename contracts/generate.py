@@ -24,14 +24,14 @@ from contracts.events import EVENT_MODELS, EVENT_TYPES, PHASES, SCHEMA_VERSION, 
 from contracts.examples_source import example_events
 from contracts.validation import EVENT_ADAPTER, MAX_EVENT_BYTES
 from services.common import deadletters as dlq
+from services.common.deadletters import FILE as DLQ_FILE
+from services.common.deadletters import TRUNCATED as DLQ_TRUNCATED
 from services.common.streams import (
     DEAD_LETTERS_STREAM,
     DEAD_LETTERS_SUBJECTS,
     EVENTS_STREAM,
     EVENTS_SUBJECTS,
 )
-from services.intake.adapters.jetstream import FILE as DLQ_FILE
-from services.intake.adapters.jetstream import TRUNCATED as DLQ_TRUNCATED
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 SCHEMA_DIR = "schema"

@@ -21,6 +21,10 @@ STREAM_SEQ = "Cw-Dlq-Stream-Seq"
 LINE = "Cw-Dlq-Line"
 REJECTED_AT = "Cw-Dlq-At"
 ORIGINAL_MSG_ID = "Cw-Dlq-Original-Msg-Id"
+FILE = "Cw-Dlq-File"
+"""The input file a rejected line came from (intake)."""
+TRUNCATED = "Cw-Dlq-Truncated"
+"""The original size, when only the start of an oversized line could be kept."""
 MSG_ID = "Nats-Msg-Id"
 MAX_REASON = 2000
 

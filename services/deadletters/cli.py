@@ -14,14 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts import EventRejected
+from services.common.deadletters import FILE as FILE_HEADER
+from services.common.deadletters import TRUNCATED as TRUNCATED_HEADER
 from services.common.deadletters import DeadLetter, header_text
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.common.streams import DEAD_LETTERS_STREAM
 from services.deadletters.adapters import DeadLetterStore, EventStream, StreamMissing, connect
 from services.deadletters.replay import candidate, replay
-from services.intake.adapters.jetstream import FILE as FILE_HEADER
-from services.intake.adapters.jetstream import TRUNCATED as TRUNCATED_HEADER
 
 SHOW_BYTES = 4096
 """An event is a few hundred bytes; more than this of a payload is noise on a terminal."""

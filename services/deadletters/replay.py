@@ -15,9 +15,8 @@ import orjson
 from nats.js.api import PubAck
 
 from contracts import Event, EventRejected, FieldError, decode_event
-from services.common.deadletters import DeadLetter
+from services.common.deadletters import TRUNCATED, DeadLetter
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM
-from services.intake.adapters.jetstream import TRUNCATED
 
 
 class DeadLetters(Protocol):

@@ -25,7 +25,7 @@ from nats.js.errors import NotFoundError
 from rich.console import Console
 
 from contracts.generate import CONTRACTS_DIR
-from services.common.deadletters import DeadLetter
+from services.common.deadletters import TRUNCATED, DeadLetter
 from services.common.streams import (
     DEAD_LETTERS_STREAM,
     EVENTS_STREAM,
@@ -34,7 +34,6 @@ from services.common.streams import (
 )
 from services.intake.adapters.files import KEEP, batches, read_lines
 from services.intake.adapters.jetstream import (
-    TRUNCATED,
     Backoff,
     JetStreamIntake,
     Outgoing,

@@ -21,7 +21,13 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
-from services.common.deadletters import MSG_ID, dead_letter_headers, header_safe
+from services.common.deadletters import (
+    FILE,
+    MSG_ID,
+    TRUNCATED,
+    dead_letter_headers,
+    header_safe,
+)
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
 from services.intake.domain.lines import Accepted, Rejected
 from services.intake.domain.ports import NotConfirmed, OnAck
@@ -29,10 +35,6 @@ from services.intake.domain.ports import NotConfirmed, OnAck
 log = logging.getLogger(__name__)
 
 STAGE = "intake"
-FILE = "Cw-Dlq-File"
-"""Intake dead letters only: the name of the file the rejected line came from."""
-TRUNCATED = "Cw-Dlq-Truncated"
-"""Intake dead letters only: the line was longer than the payload kept; its size in bytes."""
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,  # nats.errors.TimeoutError is one too
