@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import tomllib
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,7 +28,7 @@ class PhaseSpan:
     end: date | None  # exclusive; None runs on
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Campaign:
     name: str
     timezone: ZoneInfo
@@ -37,11 +38,21 @@ class Campaign:
 
     def phase_of(self, moment: datetime) -> str:
         """The phase whose local dates contain ``moment`` (an aware datetime), else ``outside``."""
-        day = moment.astimezone(self.timezone).date()
-        for span in self.phases:
-            if span.start <= day and (span.end is None or day < span.end):
-                return span.name
+        # Compared as instants: converting every event's time zone costs more than the rest.
+        for name, start, end in self._instants:
+            if start <= moment and (end is None or moment < end):
+                return name
         return OUTSIDE
+
+    @cached_property
+    def _instants(self) -> tuple[tuple[str, datetime, datetime | None], ...]:
+        def midnight(day: date) -> datetime:
+            return datetime.combine(day, time.min, tzinfo=self.timezone)
+
+        return tuple(
+            (s.name, midnight(s.start), None if s.end is None else midnight(s.end))
+            for s in self.phases
+        )
 
     @property
     def phase_names(self) -> tuple[str, ...]:

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
         default=None, description="Campaign TOML; default: the shipped Lianyun 2023 campaign."
     )
     metrics_port: int = Field(default=9464, description="Prometheus /metrics port (0: off).")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address /metrics listens on (0.0.0.0 in a container)."
+    )
 
     projector_durable: str = Field(default="projector", description="JetStream durable name.")
     projector_batch: int = Field(

@@ -21,8 +21,8 @@ from services.common.streams import EVENTS_STREAM
 from services.projector.adapters import postgres
 from services.projector.adapters.jetstream import DeadLetterPublisher, EventSource
 from services.projector.adapters.metrics import ProjectorMetrics
-from services.projector.domain.model import Issue, Snapshot
-from services.projector.domain.projection import project
+from services.projector.domain.model import Issue, IssueStatus
+from services.projector.domain.projection import issues_as_of
 from services.projector.runner import Backoff, Projector, decode_delivery
 
 log = logging.getLogger("cw.projector")
@@ -209,7 +209,7 @@ async def _has_more(builder: Projector) -> bool:
 
 async def venue_as_of(
     settings: Settings, venue_id: str, district: str | None, as_of: datetime
-) -> list[tuple[Issue, str]]:
+) -> list[tuple[Issue, IssueStatus]]:
     """A venue's issues as they stood at ``as_of``, replayed from the archive (not from NATS)."""
     campaign = load_campaign(settings.campaign_file)
     conn = await asyncpg.connect(settings.database_url)
@@ -217,6 +217,4 @@ async def venue_as_of(
         history = await postgres.venue_history(conn, venue_id, district, as_of)
     finally:
         await conn.close()
-    changes = project(Snapshot(), history, campaign.rebound_window)
-    issues = sorted(changes.issues.values(), key=lambda i: (i.found_at, i.issue_id))
-    return [(issue, issue.status(as_of)) for issue in issues]
+    return issues_as_of(history, as_of, campaign.rebound_window)

@@ -22,6 +22,7 @@ from services.projector.domain.model import (
     Changes,
     Issue,
     IssueKey,
+    IssueStatus,
     ItemAtVenue,
     Needs,
     Snapshot,
@@ -210,3 +211,13 @@ def project(
 ) -> Changes:
     """Apply ``events`` (stream order) to ``snapshot``; return what changed."""
     return Projection(snapshot, rebound_window).apply_all(events)
+
+
+def issues_as_of(
+    history: Sequence[StreamEvent], moment: datetime, rebound_window: timedelta
+) -> list[tuple[Issue, IssueStatus]]:
+    """Issues as they stood at ``moment``: the events that had happened by then, replayed."""
+    happened = [se for se in history if se.event.occurred_at <= moment]
+    changes = project(Snapshot(), happened, rebound_window)
+    issues = sorted(changes.issues.values(), key=lambda i: (i.found_at, i.issue_id))
+    return [(issue, issue.status(moment)) for issue in issues]

@@ -27,9 +27,11 @@ def _logging() -> None:
 async def _serve(settings: Settings) -> None:
     metrics = ProjectorMetrics()
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        start_http_server(
+            settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
+        )
         logging.getLogger("cw.projector").info(
-            "metrics on http://127.0.0.1:%s/metrics", settings.metrics_port
+            "metrics on http://%s:%s/metrics", settings.metrics_host, settings.metrics_port
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

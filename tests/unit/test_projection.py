@@ -1,0 +1,109 @@
+"""Projection rules that need no database: batch boundaries, time travel, decoding."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.projector.adapters.jetstream import Delivery, stream_seq
+from services.projector.adapters.memory import MemoryReadModel
+from services.projector.domain.projection import issues_as_of
+from services.projector.runner import Rejection, classify, decode_delivery
+from services.projector.service import apply_batch
+from tests import factories as f
+from tests.read_model_suite import CAMPAIGN, stream
+
+pytestmark = pytest.mark.unit
+V = "LY-FM-007"
+
+
+def lifecycle() -> list[object]:
+    t = f.at("2023-03-01 10:00")
+    return [
+        f.venue(V, t),
+        f.recheck_failed(V, "I1", t + timedelta(days=2)),  # before its issue
+        f.issue(V, "I1", t),
+        f.due(V, "I1", t, t + timedelta(days=5)),
+        f.inspection(V, t + timedelta(days=1)),
+        f.recheck_passed(V, "I1", t + timedelta(days=6)),  # late
+        f.issue(V, "I2", t + timedelta(days=30)),  # rebound
+        f.due(V, "I2", t + timedelta(days=30), t + timedelta(days=40)),
+        f.due(V, "I2", t + timedelta(days=39), t + timedelta(days=50)),  # extension
+        f.recheck_passed(V, "I2", t + timedelta(days=45)),  # on time thanks to it
+        f.issue("OTHER", "I3", t + timedelta(days=31)),
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.sets(st.integers(1, 10), max_size=10))
+def test_where_batches_are_cut_changes_nothing(cuts: set[int]) -> None:
+    events = stream(lifecycle())  # type: ignore[arg-type]
+
+    async def run(bounds: list[int]) -> MemoryReadModel:
+        store = MemoryReadModel()
+        for a, b in zip([0, *bounds], [*bounds, len(events)], strict=True):
+            if a < b:
+                await apply_batch(store, events[a:b], events[b - 1].seq, CAMPAIGN.rebound_window)
+        return store
+
+    whole = asyncio.run(run([])).state
+    cut = asyncio.run(run(sorted(cuts))).state
+    assert cut.issues == whole.issues
+    assert cut.counts == whole.counts
+    assert cut.venues == whole.venues
+    assert cut.pending == whole.pending == {}
+    i1, i2 = whole.issues[(f.DISTRICT, "I1")], whole.issues[(f.DISTRICT, "I2")]
+    assert (i1.recheck_failures, i1.closed_on_time, i1.rebound) == (1, False, False)
+    assert (i2.rebound, i2.closed_on_time, i2.order_no) == (True, True, "ZG-1")
+    counts = whole.counts[(f.DISTRICT, V, "re_review")]
+    assert (counts.inspections, counts.issues_found, counts.issues_closed) == (1, 2, 2)
+    assert (counts.closed_on_time, counts.rebounds, counts.recheck_failures) == (1, 1, 1)
+
+
+def test_status_at_a_past_moment_replays_the_same_rules() -> None:
+    history = stream(lifecycle())  # type: ignore[arg-type]
+
+    def at(moment: str) -> dict[str, str]:
+        rows = issues_as_of(history, f.at(moment), CAMPAIGN.rebound_window)
+        return {issue.issue_id: status for issue, status in rows if issue.venue_id == V}
+
+    assert at("2023-02-28 00:00") == {}
+    assert at("2023-03-01 10:00") == {"I1": "rectifying"}
+    assert at("2023-03-06 11:00") == {"I1": "overdue"}
+    assert at("2023-04-05 00:00") == {"I1": "closed", "I2": "rectifying"}
+    assert at("2023-04-09 12:00") == {"I1": "closed", "I2": "rectifying"}  # extended
+    assert at("2023-04-25 00:00") == {"I1": "closed", "I2": "closed"}
+
+
+def test_a_subject_that_does_not_match_the_envelope_is_rejected() -> None:
+    ev = f.issue(V, "I1", f.at("2023-03-01 10:00"))
+    other_district = f"cw.events.320706.{V}.IssueFound"
+    got = decode_delivery(Delivery(7, other_district, f.wire(ev), None), CAMPAIGN)
+    assert isinstance(got, Rejection)
+    assert (got.kind, got.seq) == ("subject_mismatch", 7)
+    ok = decode_delivery(Delivery(8, ev.subject, f.wire(ev), None), CAMPAIGN)
+    assert not isinstance(ok, Rejection) and ok.phase == "re_review"
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind"),
+    [
+        (b"{nope", "malformed_json"),
+        (b"[1]", "not_an_object"),
+        (b'{"event_type": "Gossip"}', "unknown_event_type"),
+        (b"x" * 70_000, "too_large"),
+    ],
+)
+def test_dead_letter_reasons_are_a_small_fixed_set(payload: bytes, kind: str) -> None:
+    got = decode_delivery(Delivery(1, f"cw.events.320703.{V}.IssueFound", payload, None), CAMPAIGN)
+    assert isinstance(got, Rejection) and got.kind == kind
+    assert classify.__name__ == "classify"
+
+
+def test_the_stream_sequence_is_read_from_both_ack_subject_layouts() -> None:
+    assert stream_seq("$JS.ACK.CW_EVENTS.projector.1.42.40.1700000000000000000.0") == 42
+    assert stream_seq("$JS.ACK.hub.AcC.CW_EVENTS.projector.1.42.40.1700000000000000000.0.x") == 42
