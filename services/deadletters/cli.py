@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts import EventRejected
+from services.common.cliargs import positive_int
 from services.common.deadletters import FILE as FILE_HEADER
 from services.common.deadletters import TRUNCATED as TRUNCATED_HEADER
 from services.common.deadletters import DeadLetter, header_text
@@ -218,13 +219,6 @@ def _replay(args: argparse.Namespace) -> int:
     return run(replay_command(Settings().nats_url, args.seq, fixed=fixed, console=console))
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dlq = sub.add_parser(
         "dlq",
@@ -236,12 +230,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = commands.add_parser("list", help="the oldest dead letters, with stage and reason")
     p.add_argument("--stage", metavar="S", help="only this stage (intake, projector, ...)")
-    p.add_argument("--limit", type=_positive, default=50, metavar="N", help="default: 50")
+    p.add_argument("--limit", type=positive_int, default=50, metavar="N", help="default: 50")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(handler=_list)
 
     p = commands.add_parser("show", help="reason, headers and the original payload of one")
-    p.add_argument("seq", type=_positive, metavar="SEQ", help="its sequence, from cw dlq list")
+    p.add_argument("seq", type=positive_int, metavar="SEQ", help="its sequence, from cw dlq list")
     p.set_defaults(handler=_show)
 
     p = commands.add_parser(
@@ -253,7 +247,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "that is still invalid is kept, and the reason printed. Exit status: 0 when every one "
         "was replayed, 1 when some were kept, 2 when NATS could not be reached.",
     )
-    p.add_argument("seq", type=_positive, nargs="+", metavar="SEQ", help="from cw dlq list")
+    p.add_argument("seq", type=positive_int, nargs="+", metavar="SEQ", help="from cw dlq list")
     p.add_argument(
         "--file",
         type=Path,

@@ -15,7 +15,7 @@ from nats.aio.client import Client
 from contracts import Event, encode_event
 from services.common.entrypoints import initialise
 from services.common.settings import Settings
-from services.common.streams import EVENTS_STREAM
+from services.common.streams import EVENTS_STREAM, ensure_streams, stream_plans
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.bootstrap import build_projector, projector_parts
 from services.projector.runner import Projector
@@ -69,6 +69,17 @@ async def wait_for_checkpoint(
         if time.monotonic() > deadline:
             raise AssertionError(f"projector did not reach sequence {target} in {within}s")
         await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[Client]:
+    """A connection to the run's NATS, with the streams created."""
+    conn = await nats.connect(nats_url)
+    await ensure_streams(conn.jetstream(), stream_plans())
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

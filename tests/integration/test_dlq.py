@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import orjson
 import pytest
 from nats.aio.client import Client
@@ -21,8 +19,6 @@ from services.common.streams import (
     DEAD_LETTERS_STREAM,
     EVENTS_STREAM,
     dead_letter_subject,
-    ensure_streams,
-    stream_plans,
 )
 from services.deadletters.adapters import DeadLetterStore
 from services.deadletters.cli import list_command, register, replay_command, show_command
@@ -47,16 +43,6 @@ def _event(**changes: Any) -> dict[str, Any]:
 GOOD = _event(event_id="0b6f1c55-0000-4000-8000-000000000001")
 NAIVE = _event(event_id="0b6f1c55-0000-4000-8000-000000000002", occurred_at="2023-03-15T10:05:00")
 EXTRA = _event(event_id="0b6f1c55-0000-4000-8000-000000000003", data__顏色="紅")
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[Client]:
-    conn = await nats.connect(nats_url)
-    await ensure_streams(conn.jetstream(), stream_plans())
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -150,10 +150,7 @@ async def test_a_redelivery_after_commit_without_ack_changes_nothing(harness: Ha
         task = asyncio.create_task(projector.run())
         await wait_for_checkpoint(projector, target, 30, task)
         # The server sends the batch again after ack_wait; the projector must skip it.
-        deadline = time.monotonic() + 30
-        while _value(metrics, "cw_projector_duplicates", kind="redelivery") < 3:
-            assert time.monotonic() < deadline, "no redelivery seen"
-            await asyncio.sleep(0.1)
+        await until_counted(metrics, task, "cw_projector_duplicates", 3, kind="redelivery")
         projector.stopping.set()
         await task
         info = await nc.jetstream().consumer_info("CW_EVENTS", settings.projector_durable)
@@ -201,6 +198,17 @@ async def test_a_restart_after_a_crash_resumes_at_the_checkpoint_at_once(
     assert after.num_ack_pending == 0
 
 
+async def until_counted(
+    metrics: ProjectorMetrics, task: asyncio.Task[None], name: str, at_least: float, **labels: str
+) -> None:
+    """Wait (30 s at most) until counter ``name`` reaches ``at_least``, the projector running."""
+    deadline = time.monotonic() + 30
+    while _value(metrics, name, **labels) < at_least:
+        assert time.monotonic() < deadline, f"{name}{labels} stayed below {at_least}"
+        assert not task.done(), "the projector stopped"
+        await asyncio.sleep(0.05)
+
+
 def _value(metrics: ProjectorMetrics, name: str, **labels: str) -> float:
     for metric in metrics.registry.collect():
         if metric.name == name:
@@ -241,11 +249,7 @@ async def test_a_postgres_outage_in_the_middle_of_a_backlog_loses_nothing(
             task = asyncio.create_task(projector.run())
             await wait_for_checkpoint(projector, 200, 30, task)
             await proxy.cut()
-            deadline = time.monotonic() + 30
-            while _value(metrics, "cw_projector_retries", stage="database") < 3:
-                assert time.monotonic() < deadline, "the projector never noticed the outage"
-                assert not task.done()
-                await asyncio.sleep(0.05)
+            await until_counted(metrics, task, "cw_projector_retries", 3, stage="database")
             await proxy.restore()
             await wait_for_checkpoint(projector, target, 60, task)
             projector.stopping.set()

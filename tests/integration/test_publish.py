@@ -11,7 +11,6 @@ import asyncio
 import io
 import json
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,6 @@ from services.common.deadletters import TRUNCATED, DeadLetter
 from services.common.streams import (
     DEAD_LETTERS_STREAM,
     EVENTS_STREAM,
-    ensure_streams,
-    stream_plans,
 )
 from services.intake.adapters.files import KEEP, batches, read_lines
 from services.intake.adapters.jetstream import (
@@ -52,16 +49,6 @@ class Stored:
     subject: str
     data: bytes
     headers: dict[str, str]
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[Client]:
-    conn = await nats.connect(nats_url)
-    await ensure_streams(conn.jetstream(), stream_plans())
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def stored(nc: Client, stream: str) -> list[Stored]:

@@ -16,6 +16,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from services.common.cliargs import positive_int
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
@@ -158,13 +159,6 @@ def _publish(args: argparse.Namespace) -> int:
     )
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "publish",
@@ -178,7 +172,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--in-flight",
-        type=_positive,
+        type=positive_int,
         default=256,
         metavar="N",
         help="publishes awaiting their acknowledgement at once (default: 256)",
