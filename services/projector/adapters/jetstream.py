@@ -34,9 +34,9 @@ T = TypeVar("T")
 _PULL_EXPIRES_S = 5.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivery:
-    """One message as JetStream delivered it."""
+    """One message as JetStream delivered it (not ``frozen``: see ``StreamEvent``)."""
 
     seq: int
     subject: str

@@ -43,7 +43,8 @@ CREATE TABLE {s}.checkpoint (
     stream_seq bigint NOT NULL
 );
 INSERT INTO {s}.checkpoint VALUES ('projector', 0);
--- The payload is kept as the exact text received (the view presents it as json); stream_seq
+-- The payload is kept as the exact bytes received (validated UTF-8 JSON; the view presents it
+-- as json, and bytes go in with a plain copy instead of a decode and a re-encode); stream_seq
 -- needs no index of its own: the checkpoint already keeps it unique and increasing.
 CREATE TABLE {s}.event_archive (
     event_id    uuid PRIMARY KEY,
@@ -54,7 +55,7 @@ CREATE TABLE {s}.event_archive (
     phase       text NOT NULL,
     occurred_at timestamptz NOT NULL,
     subject     text NOT NULL,
-    payload     text NOT NULL,
+    payload     bytea NOT NULL,
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ON {s}.event_archive (venue_id, stream_seq);
@@ -168,7 +169,7 @@ GROUP BY phase, venue_kind;
 
 CREATE OR REPLACE VIEW public.event_archive AS
 SELECT stream_seq, event_id, event_type, district, venue_id, phase, occurred_at, subject,
-       payload::json AS payload, recorded_at
+       convert_from(payload, 'UTF8')::json AS payload, recorded_at
 FROM {s}.event_archive;
 """
 
@@ -327,7 +328,7 @@ class PostgresUnit(ReadModelUnit):
             records=[
                 (
                     e.event.event_id, e.seq, e.event.event_type, e.event.district,
-                    e.event.venue_id, e.phase, e.event.occurred_at, e.subject, e.raw.decode(),
+                    e.event.venue_id, e.phase, e.event.occurred_at, e.subject, e.raw,
                 )
                 for e in events
             ],
