@@ -29,7 +29,7 @@ class Settings(BaseSettings):
 
     projector_durable: str = Field(default="projector", description="JetStream durable name.")
     projector_batch: int = Field(
-        default=4000, ge=1, le=20_000, description="Most events per batch (one transaction)."
+        default=8000, ge=1, le=20_000, description="Most events per batch (one transaction)."
     )
     projector_fetch_wait: timedelta = Field(
         default=timedelta(seconds=1),
