@@ -1,0 +1,62 @@
+"""``cw init``: creates what is missing, and never changes what an operator tuned."""
+
+from __future__ import annotations
+
+import asyncpg
+import nats
+import pytest
+from nats.js.api import StorageType
+
+from services.common.entrypoints import initialise
+from services.common.settings import Settings
+from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, REMINDERS_STREAM
+
+pytestmark = pytest.mark.integration
+
+
+async def test_init_creates_the_streams_as_the_contract_says(settings: Settings) -> None:
+    await initialise(settings)
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        events = (await js.stream_info(EVENTS_STREAM)).config
+        assert events.subjects == ["cw.events.>"]
+        assert events.storage == StorageType.FILE
+        assert events.max_age in (0, None)
+        assert (events.duplicate_window or 0) >= 120
+        assert (await js.stream_info(REMINDERS_STREAM)).config.subjects == ["cw.reminders.>"]
+        assert (await js.stream_info(DEAD_LETTERS_STREAM)).config.subjects == ["cw.dlq.>"]
+    finally:
+        await nc.close()
+
+
+async def test_init_again_keeps_an_operators_stream_settings(settings: Settings) -> None:
+    await initialise(settings)
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        tuned = (await js.stream_info(EVENTS_STREAM)).config
+        tuned.duplicate_window = 3600.0
+        tuned.max_msgs_per_subject = 100_000
+        await js.update_stream(tuned)
+        report = await initialise(settings)
+        kept = (await js.stream_info(EVENTS_STREAM)).config
+    finally:
+        await nc.close()
+    assert (kept.duplicate_window, kept.max_msgs_per_subject) == (3600.0, 100_000)
+    line = next(r for r in report if r.startswith(f"stream {EVENTS_STREAM}"))
+    assert "left unchanged" in line and "duplicate_window" in line
+
+
+async def test_init_again_changes_nothing_in_the_database(settings: Settings) -> None:
+    first = await initialise(settings)
+    second = await initialise(settings)
+    assert any("created generation 1" in line for line in first)
+    assert any("live generation 1" in line for line in second)
+    assert not any("migration" in line for line in second)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM cw.schema_migrations") == 1
+        assert await conn.fetchval("SELECT count(*) FROM issue_status") == 0
+    finally:
+        await conn.close()
