@@ -81,6 +81,11 @@ def decode_delivery(d: Delivery, campaign: Campaign) -> Prepared:
         event = decode_event(d.data)
     except EventRejected as exc:
         return Rejection(d, exc.reason, exc.first_field, classify(exc))
+    except Exception as exc:
+        # A registered upcaster that crashes on an odd event: that event is unreadable, which
+        # is bad input too; it must reach the dead letters, not vanish in a callback.
+        log.exception("event at sequence %s could not be read", d.seq)
+        return Rejection(d, f"unreadable: {type(exc).__name__}: {exc}", "(event)", "unreadable")
     if event.subject != d.subject:
         # With per-district permissions on subjects, the subject is what NATS authorised: an
         # envelope naming another district or venue must not slip past them.

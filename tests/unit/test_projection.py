@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts.upcasting import register_upcaster, unregister_upcaster
 from services.projector.adapters.jetstream import Delivery, stream_seq
 from services.projector.adapters.memory import MemoryReadModel
 from services.projector.domain.projection import issues_as_of
@@ -107,3 +108,20 @@ def test_dead_letter_reasons_are_a_small_fixed_set(payload: bytes, kind: str) ->
 def test_the_stream_sequence_is_read_from_both_ack_subject_layouts() -> None:
     assert stream_seq("$JS.ACK.CW_EVENTS.projector.1.42.40.1700000000000000000.0") == 42
     assert stream_seq("$JS.ACK.hub.AcC.CW_EVENTS.projector.1.42.40.1700000000000000000.0.x") == 42
+
+
+def test_an_upcaster_that_crashes_sends_the_event_to_the_dead_letters() -> None:
+    raw = f.wire(f.issue(V, "I1", f.at("2023-03-01 10:00"))).replace(
+        b'"schema_version":1', b'"schema_version":7'
+    )
+
+    def broken(obj: dict[str, object]) -> dict[str, object]:
+        raise KeyError("data")
+
+    register_upcaster("*", 7)(broken)
+    try:
+        got = decode_delivery(Delivery(3, f"cw.events.320703.{V}.IssueFound", raw, None), CAMPAIGN)
+    finally:
+        unregister_upcaster("*", 7)
+    assert isinstance(got, Rejection)
+    assert got.kind == "unreadable" and "KeyError" in got.reason
