@@ -93,6 +93,8 @@ def build_projector(
     pool: asyncpg.Pool,
     campaign: Campaign,
     metrics: ProjectorMetrics,
+    *,
+    writer: postgres.SingleWriter | None = None,
 ) -> Projector:
     source = EventSource(
         nc,
@@ -103,7 +105,7 @@ def build_projector(
     )
     return Projector(
         source,
-        postgres.PostgresReadModel(pool),
+        postgres.PostgresReadModel(pool, writer=writer),
         campaign,
         metrics,
         dead_letters=DeadLetterPublisher(nc.jetstream(), "projector"),
@@ -116,7 +118,7 @@ async def run_projector(settings: Settings, metrics: ProjectorMetrics, stop: asy
     async with projector_parts(settings) as (nc, pool, campaign):
         guard = postgres.SingleWriter(settings.database_url, settings.projector_durable)
         await _until_up("PostgreSQL", guard.acquire)
-        projector = build_projector(settings, nc, pool, campaign, metrics)
+        projector = build_projector(settings, nc, pool, campaign, metrics, writer=guard)
         projector.before_batch = guard.ensure
         watcher = asyncio.create_task(_watch_lag(projector, metrics))
         stopper = asyncio.create_task(_stop_when(stop, projector))

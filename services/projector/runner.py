@@ -25,7 +25,7 @@ from services.common.campaign import Campaign
 from services.projector.adapters.jetstream import Delivery
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.domain.model import StreamEvent
-from services.projector.domain.ports import ReadModelStore
+from services.projector.domain.ports import Fenced, ReadModelStore
 from services.projector.service import BatchOutcome, apply_batch
 
 log = logging.getLogger("cw.projector")
@@ -194,7 +194,7 @@ class Projector:
         while True:
             try:
                 return await attempt()
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, Fenced):
                 raise
             except Exception as exc:
                 # Everything is retried, not only connection errors: an unknown failure must stop

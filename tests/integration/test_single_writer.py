@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
-from services.projector.adapters.postgres import SingleWriter
+from services.common.settings import Settings
+from services.projector.adapters.postgres import PostgresReadModel, SingleWriter
+from services.projector.bootstrap import ensure_read_model
+from services.projector.domain.ports import Fenced
 
 pytestmark = pytest.mark.integration
 
 
-async def test_a_second_projector_waits_until_the_first_lets_go(database_url: str) -> None:
+@pytest.fixture
+async def initialised(database_url: str) -> str:
+    await ensure_read_model(Settings(database_url=database_url))
+    return database_url
+
+
+async def test_a_second_projector_waits_until_the_first_lets_go(initialised: str) -> None:
+    database_url = initialised
     first, second = SingleWriter(database_url, "projector"), SingleWriter(database_url, "projector")
     other = SingleWriter(database_url, "projector-p2")
     await first.acquire()
@@ -25,12 +36,14 @@ async def test_a_second_projector_waits_until_the_first_lets_go(database_url: st
     await other.release()
 
 
-async def test_the_lock_is_taken_again_after_its_connection_drops(database_url: str) -> None:
+async def test_the_lock_is_taken_again_after_its_connection_drops(initialised: str) -> None:
+    database_url = initialised
     writer = SingleWriter(database_url, "projector")
     await writer.acquire()
     assert writer._conn is not None
     await writer._conn.close()  # as when PostgreSQL restarts
     await writer.ensure()
+    assert writer.epoch == 2
     rival = SingleWriter(database_url, "projector")
     standby = asyncio.create_task(rival.acquire())
     done, _ = await asyncio.wait({standby}, timeout=0.5)
@@ -38,3 +51,26 @@ async def test_the_lock_is_taken_again_after_its_connection_drops(database_url: 
     await writer.release()
     await asyncio.wait_for(standby, 10)
     await rival.release()
+
+
+async def test_a_projector_whose_lock_passed_to_a_standby_cannot_commit(
+    initialised: str,
+) -> None:
+    database_url = initialised
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert pool is not None
+    first = SingleWriter(database_url, "projector")
+    await first.acquire()
+    store = PostgresReadModel(pool, writer=first)
+    assert await store.checkpoint() == 0
+    assert first._conn is not None
+    await first._conn.close()  # only the lock's connection drops ...
+    standby = SingleWriter(database_url, "projector")
+    await standby.acquire()  # ... and the standby takes over
+    with pytest.raises(Fenced, match="another projector took over"):
+        async with store.unit() as unit:
+            await unit.set_checkpoint(99)
+    taken_over = PostgresReadModel(pool, writer=standby)
+    assert await taken_over.checkpoint() == 0
+    await standby.release()
+    await pool.close()

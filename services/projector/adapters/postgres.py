@@ -26,7 +26,7 @@ from services.projector.domain.model import (
     Snapshot,
     StreamEvent,
 )
-from services.projector.domain.ports import ReadModelStore, ReadModelUnit
+from services.projector.domain.ports import Fenced, ReadModelStore, ReadModelUnit
 
 log = logging.getLogger("cw.projector")
 
@@ -407,15 +407,22 @@ class PostgresReadModel(ReadModelStore):
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, schema: str | None = None, projection: str = PROJECTION
+        self,
+        pool: asyncpg.Pool,
+        schema: str | None = None,
+        projection: str = PROJECTION,
+        writer: SingleWriter | None = None,
     ) -> None:
         self._pool = pool
         self._schema = None if schema is None else check_schema(schema)
         self._projection = projection
+        self._writer = writer
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[PostgresUnit]:
         async with self._pool.acquire() as conn, conn.transaction():
+            if self._writer is not None:
+                await self._writer.check(conn)
             if self._schema is None:
                 # A rebuild's swap takes this lock exclusively: a batch never straddles it.
                 await conn.execute(LOCK_SHARED, READ_MODEL_LOCK)
@@ -487,6 +494,12 @@ async def venue_history(
 
 
 DROP_GENERATION = "DROP SCHEMA IF EXISTS {s} CASCADE"
+TAKE_LEASE = """
+INSERT INTO cw.projector_leases AS l (durable, epoch) VALUES ($1, 1)
+ON CONFLICT (durable) DO UPDATE SET epoch = l.epoch + 1
+RETURNING epoch
+"""
+LEASE_EPOCH = "SELECT epoch FROM cw.projector_leases WHERE durable = $1 FOR SHARE"
 
 
 async def drop_generation(conn: Conn, schema: str) -> None:
@@ -506,13 +519,17 @@ class SingleWriter:
     """One projector per durable writes at a time; a second one waits as a hot standby.
 
     A session-level advisory lock on a connection of its own: if that connection drops (a
-    PostgreSQL restart), ``ensure`` takes the lock again before the next batch.
+    PostgreSQL restart), ``ensure`` takes the lock again before the next batch. Each holder
+    bumps an epoch (``cw.projector_leases``), and ``check`` in every batch transaction refuses
+    to go on once a standby has taken over in between.
     """
 
     def __init__(self, dsn: str, name: str) -> None:
         self._dsn = dsn
+        self._name = name
         self._key = _lock_key(name)
         self._conn: Conn | None = None
+        self.epoch: int | None = None
 
     async def acquire(self) -> None:
         conn = await asyncpg.connect(self._dsn)
@@ -520,10 +537,20 @@ class SingleWriter:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
                 log.warning("another projector holds the write lock: waiting as standby")
                 await conn.execute("SELECT pg_advisory_lock($1)", self._key)
+            self.epoch = int(await conn.fetchval(TAKE_LEASE, self._name))
         except BaseException:
             await conn.close()
             raise
         self._conn = conn
+
+    async def check(self, conn: Conn) -> None:
+        """In a batch transaction: hold the lease (a takeover waits) and check that it is ours."""
+        current = await conn.fetchval(LEASE_EPOCH, self._name)
+        if current != self.epoch:
+            raise Fenced(
+                f"projector {self._name}: epoch {current} is not ours ({self.epoch}); "
+                "another projector took over"
+            )
 
     async def ensure(self) -> None:
         if self._conn is None or self._conn.is_closed():

@@ -9,6 +9,10 @@ from contextlib import AbstractAsyncContextManager
 from services.projector.domain.model import Changes, Needs, Snapshot, StreamEvent
 
 
+class Fenced(RuntimeError):
+    """Another projector took over the read model: this one must stop, not retry."""
+
+
 class ReadModelUnit(abc.ABC):
     """One atomic change of the read model: everything here commits together, or nothing."""
 

@@ -14,6 +14,7 @@ from services.common.runtime import run
 from services.common.settings import Settings
 from services.projector import bootstrap
 from services.projector.adapters.metrics import ProjectorMetrics
+from services.projector.domain.ports import Fenced
 
 STATUS_ZH = {"open": "待整改", "rectifying": "整改中", "overdue": "已逾期", "closed": "已銷號"}
 
@@ -44,7 +45,12 @@ def _run(args: argparse.Namespace) -> int:
     _logging()
     settings = Settings()
     if args.service == "projector":
-        run(_serve(settings))
+        try:
+            run(_serve(settings))
+        except Fenced as exc:
+            # Another projector holds the write lock now; a restart makes this one its standby.
+            logging.getLogger("cw.projector").error("%s: stopping", exc)
+            return 75  # EX_TEMPFAIL
     return 0
 
 
