@@ -247,5 +247,5 @@ IssueEvent: TypeAlias = RectificationDue | RecheckFailed | RecheckPassed
 """Events that refer to an issue found earlier (and may arrive before it)."""
 
 
-def subject_for(district: str, venue_id: str, event_type: str, prefix: str = "cw.events") -> str:
-    return f"{prefix}.{district}.{venue_id}.{event_type}"
+def subject_for(district: str, venue_id: str, event_type: str) -> str:
+    return f"cw.events.{district}.{venue_id}.{event_type}"

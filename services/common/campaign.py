@@ -57,10 +57,6 @@ class Campaign:
             for s in self.phases
         )
 
-    @property
-    def phase_names(self) -> tuple[str, ...]:
-        return (*(p.name for p in self.phases), OUTSIDE)
-
 
 class CampaignError(ValueError):
     pass

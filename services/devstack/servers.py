@@ -184,16 +184,8 @@ class _Server:
         return proc.wait()
 
     async def astop(self) -> int | None:
-        proc = self.proc
-        if proc is None:
-            return None
-        for sig, grace in self._signal_steps():
-            if proc.poll() is not None:
-                break
-            proc.send_signal(sig)
-            if await asyncio.to_thread(_wait, proc, grace) is not None:
-                break
-        return await asyncio.to_thread(proc.wait)
+        """``stop`` in a worker thread: its waits would block the event loop."""
+        return await asyncio.to_thread(self.stop)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -17,9 +17,12 @@ from nats.aio.client import Client
 from services.common.campaign import Campaign, load_campaign
 from services.common.migrations import migrate
 from services.common.settings import Settings
-from services.common.streams import EVENTS_STREAM
 from services.projector.adapters import postgres
-from services.projector.adapters.jetstream import DeadLetterPublisher, EventSource
+from services.projector.adapters.jetstream import (
+    DeadLetterPublisher,
+    EventSource,
+    stream_last_seq,
+)
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.domain.model import Issue, IssueStatus
 from services.projector.domain.projection import issues_as_of
@@ -192,7 +195,7 @@ async def rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
 async def _catch_up(builder: Projector, js: nats.js.JetStreamContext, settings: Settings) -> None:
     wait = min(settings.projector_fetch_wait.total_seconds(), 0.5)
     while True:
-        target = (await js.stream_info(EVENTS_STREAM)).state.last_seq
+        target = await stream_last_seq(js)
         done = await builder.store.checkpoint()
         if done >= target:
             return

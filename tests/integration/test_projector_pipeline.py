@@ -8,14 +8,18 @@ from datetime import timedelta
 from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
+from nats.aio.client import Client
 
+from services.common.campaign import Campaign
 from services.common.deadletters import DeadLetter
+from services.common.settings import Settings
 from services.common.streams import DEAD_LETTERS_STREAM
 from services.projector.adapters.jetstream import EventSource
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.bootstrap import build_projector, projector_parts, venue_as_of
-from services.projector.runner import Prepared, decode_delivery
+from services.projector.runner import Prepared, Projector, decode_delivery
 from tests import factories as f
 from tests.integration.conftest import Harness, wait_for_checkpoint
 from tests.support.tcp_proxy import FaultyProxy
@@ -117,6 +121,28 @@ async def test_events_without_msg_id_long_after_the_window_change_nothing(
     assert (await harness.rows("SELECT count(*) AS n FROM event_archive"))[0]["n"] == 2
 
 
+def with_source(
+    source: type[EventSource[Prepared]],
+    settings: Settings,
+    parts: tuple[Client, asyncpg.Pool, Campaign],
+    metrics: ProjectorMetrics,
+    *,
+    batch: int,
+    ack_wait_s: float,
+) -> Projector:
+    """The real projector, reading through a stand-in for its JetStream source."""
+    nc, pool, campaign = parts
+    projector = build_projector(settings, nc, pool, campaign, metrics)
+    projector.source = source(
+        nc,
+        settings.projector_durable,
+        partial(decode_delivery, campaign=campaign),
+        batch=batch,
+        ack_wait_s=ack_wait_s,
+    )
+    return projector
+
+
 class _LosesFirstAck(EventSource[Prepared]):
     """Commits its first batch, but that batch's ack never reaches the server."""
 
@@ -138,15 +164,9 @@ async def test_a_redelivery_after_commit_without_ack_changes_nothing(harness: Ha
     ])  # fmt: skip
     target = await harness.last_seq()
     metrics = ProjectorMetrics()
-    async with projector_parts(settings) as (nc, pool, campaign):
-        projector = build_projector(settings, nc, pool, campaign, metrics)
-        projector.source = _LosesFirstAck(
-            nc,
-            settings.projector_durable,
-            partial(decode_delivery, campaign=campaign),
-            batch=100,
-            ack_wait_s=1,
-        )
+    async with projector_parts(settings) as parts:
+        projector = with_source(_LosesFirstAck, settings, parts, metrics, batch=100, ack_wait_s=1)
+        nc = parts[0]
         task = asyncio.create_task(projector.run())
         await wait_for_checkpoint(projector, target, 30, task)
         # The server sends the batch again after ack_wait; the projector must skip it.
@@ -174,14 +194,9 @@ async def test_a_restart_after_a_crash_resumes_at_the_checkpoint_at_once(
     await harness.publish([f.issue(V, f"I{i}", f.at("2023-03-01 10:00")) for i in range(5)])
     settings = harness.settings.model_copy(update={"projector_ack_wait": timedelta(hours=1)})
     harness.settings = settings
-    async with projector_parts(settings) as (nc, pool, campaign):
-        projector = build_projector(settings, nc, pool, campaign, ProjectorMetrics())
-        projector.source = _NeverAcks(
-            nc,
-            settings.projector_durable,
-            partial(decode_delivery, campaign=campaign),
-            batch=10,
-            ack_wait_s=3600,
+    async with projector_parts(settings) as parts:
+        projector = with_source(
+            _NeverAcks, settings, parts, ProjectorMetrics(), batch=10, ack_wait_s=3600
         )
         task = asyncio.create_task(projector.run())
         await wait_for_checkpoint(projector, await harness.last_seq(), 30, task)

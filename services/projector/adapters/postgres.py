@@ -264,7 +264,6 @@ RESOLVE_PENDING = f"""
 DELETE FROM {{s}}.pending_issue_events
 WHERE (district, issue_id) IN ({KEYS})
 """
-PENDING_COUNT = "SELECT count(*) FROM {s}.pending_issue_events"
 VENUE_HISTORY = """
 SELECT stream_seq, subject, phase, payload::text AS payload FROM public.event_archive
 WHERE venue_id = $1 AND ($2::text IS NULL OR district = $2) AND occurred_at <= $3
@@ -480,10 +479,6 @@ async def ensure_read_model(conn: Conn, projection: str = PROJECTION) -> str:
         schema, generation = await create_generation(conn)
         await activate(conn, schema, generation, projection)
         return f"read model: created generation {generation} ({schema}) and the public views"
-
-
-async def pending_count(conn: Conn, schema: str) -> int:
-    return int(await conn.fetchval(PENDING_COUNT.replace("{s}", check_schema(schema))))
 
 
 async def venue_history(
