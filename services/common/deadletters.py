@@ -25,6 +25,10 @@ FILE = "Cw-Dlq-File"
 """The input file a rejected line came from (intake)."""
 TRUNCATED = "Cw-Dlq-Truncated"
 """The original size, when only the start of an oversized line could be kept."""
+KIND = "Cw-Dlq-Kind"
+"""The reason's class, one of a small fixed set (``invalid_field``, ``venue_mismatch``, ...)."""
+ISSUE_VENUE = "Cw-Dlq-Issue-Venue"
+"""For ``venue_mismatch``: the venue the issue belongs to, where a fix must be published."""
 MSG_ID = "Nats-Msg-Id"
 MAX_REASON = 2000
 
@@ -54,6 +58,8 @@ def dead_letter_headers(
     subject: str | None = None,
     stream_seq: int | None = None,
     line: int | None = None,
+    kind: str | None = None,
+    extra: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> dict[str, str]:
     headers = {k: v for k, v in (original_headers or {}).items() if k != MSG_ID}
@@ -74,6 +80,9 @@ def dead_letter_headers(
         headers[MSG_ID] = f"{stage}:{digest}"
     if line is not None:
         headers[LINE] = str(line)
+    if kind is not None:
+        headers[KIND] = kind
+    headers.update(extra or {})
     return headers
 
 
@@ -89,6 +98,7 @@ class DeadLetter:
     original_subject: str | None
     original_stream_seq: int | None
     line: int | None
+    kind: str | None
     rejected_at: str
     payload: bytes
     headers: Mapping[str, str]
@@ -109,6 +119,7 @@ class DeadLetter:
             original_subject=h.get(SUBJECT),
             original_stream_seq=int(stream_seq) if stream_seq and stream_seq.isdigit() else None,
             line=int(line) if line and line.isdigit() else None,
+            kind=h.get(KIND),
             rejected_at=h.get(REJECTED_AT, ""),
             payload=payload,
             headers=h,

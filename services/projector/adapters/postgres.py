@@ -107,6 +107,16 @@ CREATE TABLE {s}.venue_phase_counts (
     last_inspected_at timestamptz,
     PRIMARY KEY (district, venue_id, phase)
 );
+-- Messages the projector took but did not archive, and why: a duplicate of an archived event,
+-- or a dead letter. With the archive, every message up to the checkpoint is accounted for
+-- (`cw audit`).
+CREATE TABLE {s}.stream_outcomes (
+    stream_seq  bigint PRIMARY KEY,
+    outcome     text NOT NULL,
+    event_id    uuid,
+    reason      text,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE {s}.pending_issue_events (
     district   text COLLATE "C" NOT NULL,
     issue_id   text COLLATE "C" NOT NULL,
@@ -115,6 +125,17 @@ CREATE TABLE {s}.pending_issue_events (
     phase      text NOT NULL,
     payload    text NOT NULL,
     PRIMARY KEY (district, issue_id, stream_seq)
+);
+"""
+
+# What a generation created by an earlier version lacks; `cw init` adds it (idempotent).
+GENERATION_UPGRADE = """
+CREATE TABLE IF NOT EXISTS {s}.stream_outcomes (
+    stream_seq  bigint PRIMARY KEY,
+    outcome     text NOT NULL,
+    event_id    uuid,
+    reason      text,
+    recorded_at timestamptz NOT NULL DEFAULT now()
 );
 """
 
@@ -475,7 +496,9 @@ async def ensure_read_model(conn: Conn, projection: str = PROJECTION) -> str:
         await conn.execute(LOCK_EXCLUSIVE, READ_MODEL_LOCK)
         row = await conn.fetchrow(HEAD, projection)
         if row is not None:
-            return f"read model: live generation {row['generation']} ({row['active_schema']})"
+            schema = check_schema(row["active_schema"])
+            await conn.execute(GENERATION_UPGRADE.replace("{s}", schema))
+            return f"read model: live generation {row['generation']} ({schema})"
         schema, generation = await create_generation(conn)
         await activate(conn, schema, generation, projection)
         return f"read model: created generation {generation} ({schema}) and the public views"
