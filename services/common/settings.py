@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         description="How long a pull waits for a batch to fill before taking what is there.",
     )
     projector_ack_wait: timedelta = Field(default=timedelta(seconds=60))
+    projector_pull_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=2 * 1024 * 1024,
+        description="Most bytes requested from JetStream and not yet taken: keep it well under "
+        "the server's max_pending (64 MiB by default), or the server cuts the projector off.",
+    )
     events_duplicate_window: timedelta = Field(default=timedelta(minutes=5))
     dead_letter_duplicate_window: timedelta = Field(default=timedelta(hours=24))
 

@@ -21,6 +21,7 @@ from services.projector.adapters import postgres
 from services.projector.adapters.jetstream import (
     DeadLetterPublisher,
     EventSource,
+    NatsConnection,
     stream_last_seq,
 )
 from services.projector.adapters.metrics import ProjectorMetrics
@@ -99,19 +100,22 @@ def build_projector(
     *,
     writer: postgres.SingleWriter | None = None,
 ) -> Projector:
+    conn = NatsConnection(nc, reopen=lambda: connect_nats(settings, "cw-projector"))
     source = EventSource(
-        nc,
+        conn,
         settings.projector_durable,
         partial(decode_delivery, campaign=campaign),
         batch=settings.projector_batch,
         ack_wait_s=settings.projector_ack_wait.total_seconds(),
+        pull_bytes=settings.projector_pull_bytes,
     )
     return Projector(
         source,
         postgres.PostgresReadModel(pool, writer=writer),
         campaign,
         metrics,
-        dead_letters=DeadLetterPublisher(nc.jetstream(), "projector"),
+        dead_letters=DeadLetterPublisher(conn, "projector"),
+        writer=writer,
         fetch_wait=settings.projector_fetch_wait,
     )
 
@@ -122,7 +126,6 @@ async def run_projector(settings: Settings, metrics: ProjectorMetrics, stop: asy
         guard = postgres.SingleWriter(settings.database_url, settings.projector_durable)
         await _until_up("PostgreSQL", guard.acquire)
         projector = build_projector(settings, nc, pool, campaign, metrics, writer=guard)
-        projector.before_batch = guard.ensure
         watcher = asyncio.create_task(_watch_lag(projector, metrics))
         stopper = asyncio.create_task(_stop_when(stop, projector))
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -22,10 +22,11 @@ from typing import Protocol, TypeAlias, TypeVar
 
 from contracts import EventRejected, decode_event
 from services.common.campaign import Campaign
+from services.common.deadletters import ISSUE_VENUE
 from services.projector.adapters.jetstream import Delivery
 from services.projector.adapters.metrics import ProjectorMetrics
-from services.projector.domain.model import StreamEvent
-from services.projector.domain.ports import Fenced, ReadModelStore
+from services.projector.domain.model import Changes, Outcome, Refusal, StreamEvent
+from services.projector.domain.ports import Fenced, ReadModelStore, Unstorable
 from services.projector.service import BatchOutcome, apply_batch
 
 log = logging.getLogger("cw.projector")
@@ -33,7 +34,20 @@ T = TypeVar("T")
 
 
 class DeadLetters(Protocol):
-    async def publish(self, delivery: Delivery, reason: str, field: str) -> None: ...
+    async def publish(
+        self,
+        delivery: Delivery,
+        reason: str,
+        field: str,
+        kind: str,
+        extra: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+
+class Writer(Protocol):
+    async def ensure(self) -> bool:
+        """Hold the write lock; ``True`` if it had been lost and was taken again."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,9 @@ Prepared: TypeAlias = StreamEvent | Rejection
 
 class Source(Protocol):
     async def start(self, after_seq: int) -> None: ...
+    async def restart(self, after_seq: int) -> None: ...
+    def needs_restart(self) -> str | None: ...
+    def invalidate(self, reason: str, detail: str = "") -> None: ...
     async def next_batch(self, wait_s: float) -> list[Prepared]: ...
     async def ack_taken(self) -> None: ...
     async def stop(self) -> None: ...
@@ -96,7 +113,7 @@ def decode_delivery(d: Delivery, campaign: Campaign) -> Prepared:
             "subject_mismatch",
         )
     phase = event.phase or campaign.phase_of(event.occurred_at)
-    return StreamEvent(seq=d.seq, event=event, raw=d.data, subject=d.subject, phase=phase)
+    return StreamEvent(d.seq, event, d.data, d.subject, phase, d.headers)
 
 
 class Backoff:
@@ -123,6 +140,7 @@ class Projector:
         metrics: ProjectorMetrics,
         *,
         dead_letters: DeadLetters | None,
+        writer: Writer | None = None,
         fetch_wait: timedelta = timedelta(seconds=1),
         backoff: Backoff | None = None,
     ) -> None:
@@ -131,47 +149,112 @@ class Projector:
         self.campaign = campaign
         self.metrics = metrics
         self.dead_letters = dead_letters
+        self.writer = writer
         self.fetch_wait_s = fetch_wait.total_seconds()
         self.backoff = backoff or Backoff()
         self.stopping = asyncio.Event()
-        self.before_batch: Callable[[], Awaitable[None]] | None = None
 
     async def checkpoint(self) -> int:
         return await self._retry("database", self.store.checkpoint)
 
     async def run(self) -> None:
-        await self.source.start(await self.checkpoint())
+        await self._retry("nats", self._start)
         try:
             while not self.stopping.is_set():
+                reason = self.source.needs_restart()
+                if reason is not None:
+                    await self._restart(reason)
+                    continue
                 batch = await self.source.next_batch(self.fetch_wait_s)
-                if batch:
-                    await self.handle(batch)
+                if not batch:
+                    continue
+                if self.writer is not None and await self._retry("database", self.writer.ensure):
+                    # Whoever becomes the writer starts from the checkpoint: another projector
+                    # may have written, and left messages unacknowledged, in between.
+                    self.source.invalidate("writer_regained", "the write lock was taken again")
+                    continue
+                await self.handle(batch)
         finally:
             await self.source.stop()
 
+    async def _start(self) -> None:
+        await self.source.start(await self.checkpoint())
+
+    async def _restart(self, reason: str) -> None:
+        self.metrics.consumer_restarts.labels(reason).inc()
+        checkpoint = await self.checkpoint()
+        log.warning("restarting the consumer at the checkpoint %s (%s)", checkpoint, reason)
+        await self._retry("nats", lambda: self.source.restart(checkpoint))
+
     async def handle(self, batch: Sequence[Prepared]) -> BatchOutcome:
         started = time.perf_counter()
-        if self.before_batch is not None:
-            await self._retry("database", self.before_batch)
-        events = [p for p in batch if type(p) is StreamEvent]
-        rejections = [p for p in batch if type(p) is Rejection]
-        for r in rejections:
-            if self.dead_letters is not None:
-                await self._retry("dead_letters", partial(self.dead_letters.publish, r.delivery,
-                                                          r.reason, r.field))  # fmt: skip
-                log.warning("dead letter seq=%s: %s: %s", r.delivery.seq, r.field, r.reason)
-            self.metrics.dead_letters.labels(r.kind).inc()
-        through = batch[-1].seq
-        outcome = await self._retry(
-            "database",
-            lambda: apply_batch(self.store, events, through, self.campaign.rebound_window),
-        )
+        for r in batch:
+            if type(r) is Rejection:
+                await self._dead_letter(r.delivery, r.reason, r.field, r.kind)
+        outcome = await self._commit(batch)
         try:
             await self.source.ack_taken()
         except Exception as exc:  # the batch is committed: a redelivery will change nothing
             log.warning("ack after commit failed (%s); the batch will be redelivered", exc)
         self._observe(outcome, len(batch), time.perf_counter() - started)
         return outcome
+
+    async def _commit(self, batch: Sequence[Prepared]) -> BatchOutcome:
+        """Commit ``batch`` in one unit; if the store cannot hold it, find the event that it
+        cannot hold by halving the batch (in order), and make that event a dead letter."""
+        events = [p for p in batch if type(p) is StreamEvent]
+        outcomes = [
+            Outcome(p.seq, "dead_lettered", None, p.kind) for p in batch if type(p) is Rejection
+        ]
+        window = self.campaign.rebound_window
+        try:
+            return await self._retry(
+                "database",
+                lambda: apply_batch(
+                    self.store, events, batch[-1].seq, window, outcomes=outcomes,
+                    refuse=self._refuse,
+                ),
+            )  # fmt: skip
+        except Unstorable as exc:
+            if len(batch) > 1:
+                half = len(batch) // 2
+                return _merge(await self._commit(batch[:half]), await self._commit(batch[half:]))
+            (only,) = batch
+            if type(only) is not StreamEvent:
+                raise
+            log.error("event at sequence %s cannot be stored: %s", only.seq, exc)
+            delivery = Delivery(only.seq, only.subject, only.raw, only.headers)
+            await self._dead_letter(delivery, f"the read model cannot store it: {exc}",
+                                    "(event)", "unstorable")  # fmt: skip
+            unstorable = [Outcome(only.seq, "dead_lettered", only.event.event_id, "unstorable")]
+            return await self._retry(
+                "database",
+                lambda: apply_batch(self.store, [], only.seq, window, outcomes=unstorable),
+            )
+
+    async def _refuse(self, refusal: Refusal) -> None:
+        se = refusal.event
+        extra = {ISSUE_VENUE: refusal.issue_venue} if refusal.issue_venue else None
+        delivery = Delivery(se.seq, se.subject, se.raw, se.headers)
+        await self._dead_letter(delivery, refusal.reason, refusal.field, refusal.kind, extra)
+
+    async def _dead_letter(
+        self,
+        delivery: Delivery,
+        reason: str,
+        field: str,
+        kind: str,
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        # Rejected messages were dead-lettered when they first arrived: a rebuild (no
+        # publisher) only records them.
+        if self.dead_letters is None:
+            return
+        letters = self.dead_letters
+        await self._retry("dead_letters", partial(letters.publish, delivery, reason, field, kind,
+                                                  extra))  # fmt: skip
+        log.warning("dead letter seq=%s (%s): %s: %s", delivery.seq, kind, field, reason)
+        self.metrics.dead_letters.labels(kind).inc()
 
     def _observe(self, outcome: BatchOutcome, size: int, seconds: float) -> None:
         m = self.metrics
@@ -194,11 +277,11 @@ class Projector:
         while True:
             try:
                 return await attempt()
-            except (asyncio.CancelledError, Fenced):
+            except (asyncio.CancelledError, Fenced, Unstorable):
                 raise
             except Exception as exc:
-                # Everything is retried, not only connection errors: an unknown failure must stop
-                # the line and be seen (retries metric, log), never drop an event.
+                # Everything else is retried, not only connection errors: an unknown failure must
+                # stop the line and be seen (retries metric, log), never drop an event.
                 self.metrics.retries.labels(stage).inc()
                 delay = next_delay()
                 log.warning("%s failed (%s: %s); retrying in %.2fs", stage, type(exc).__name__,
@@ -206,3 +289,20 @@ class Projector:
                 if self.stopping.is_set():
                     raise
                 await asyncio.sleep(delay)
+
+
+def _merge(a: BatchOutcome, b: BatchOutcome) -> BatchOutcome:
+    changes = Changes()
+    for part in (a.changes, b.changes):
+        for event_type, n in part.applied.items():
+            changes.applied[event_type] = changes.applied.get(event_type, 0) + n
+        changes.deferred += part.deferred
+        changes.resumed += part.resumed
+    return BatchOutcome(
+        applied=a.applied + b.applied,
+        duplicates=a.duplicates + b.duplicates,
+        already_done=a.already_done + b.already_done,
+        checkpoint=max(a.checkpoint, b.checkpoint),
+        changes=changes,
+        refused=a.refused + b.refused,
+    )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from uuid import UUID
 
-from services.projector.domain.model import Changes, StreamEvent
-from services.projector.domain.ports import ReadModelStore
+from services.projector.domain.model import Changes, Outcome, Refusal, StreamEvent
+from services.projector.domain.ports import ReadModelStore, ReadModelUnit
 from services.projector.domain.projection import needs_of, project
+
+Refuse = Callable[[Refusal], Awaitable[None]]
+"""Stores a refused event as a dead letter; called before the unit commits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +25,8 @@ class BatchOutcome:
     """Redeliveries at or below the checkpoint (a crash between commit and ack)."""
     checkpoint: int
     changes: Changes = field(default_factory=Changes)
+    refused: tuple[Refusal, ...] = ()
+    """Valid events dead-lettered because they contradict the archive."""
 
 
 async def apply_batch(
@@ -28,35 +34,89 @@ async def apply_batch(
     events: Sequence[StreamEvent],
     through_seq: int,
     rebound_window: timedelta,
+    *,
+    outcomes: Sequence[Outcome] = (),
+    refuse: Refuse | None = None,
 ) -> BatchOutcome:
     """Apply ``events`` and move the checkpoint to ``through_seq`` in one transaction.
 
     ``through_seq`` also covers messages of the batch that were not events (dead-lettered before
-    this call), so that they are not looked at again.
+    this call, and listed in ``outcomes``), so that they are not looked at again. An event whose
+    id is archived with other content, or that names another venue than its issue's, is handed
+    to ``refuse`` (a dead letter) before the commit and recorded, never applied.
     """
     async with store.unit() as unit:
         checkpoint = await unit.checkpoint()
         fresh: list[StreamEvent] = []
-        seen_ids = set()
+        repeats: list[tuple[StreamEvent, StreamEvent]] = []  # (repeat, first in this batch)
+        first_of: dict[UUID, StreamEvent] = {}
         for se in events:
-            if se.seq > checkpoint and se.event.event_id not in seen_ids:
-                seen_ids.add(se.event.event_id)
+            if se.seq <= checkpoint:
+                continue
+            first = first_of.get(se.event.event_id)
+            if first is None:
+                first_of[se.event.event_id] = se
                 fresh.append(se)
-        already_done = sum(1 for se in events if se.seq <= checkpoint)
+            else:
+                repeats.append((se, first))
+        already_done = len(events) - len(fresh) - len(repeats)
         new_seqs = await unit.archive(fresh) if fresh else set()
         new = [se for se in fresh if se.seq in new_seqs]
+        recorded = list(outcomes)
+        refused: list[Refusal] = []
+        seen_before = [se for se in fresh if se.seq not in new_seqs]
+        if seen_before or repeats:
+            archived = await unit.archived([se.event.event_id for se in seen_before])
+            pairs = [(se, archived.get(se.event.event_id)) for se in seen_before]
+            pairs += [(se, first.event) for se, first in repeats]
+            for se, original in pairs:
+                if original is None or original == se.event:
+                    recorded.append(Outcome(se.seq, "duplicate", se.event.event_id))
+                else:
+                    refused.append(_reused(se))
         changes = Changes()
         if new:
             snapshot = await unit.load(needs_of(new, rebound_window))
             changes = project(snapshot, new, rebound_window)
             await unit.save(changes)
+            refused += changes.refused
+        if refused:
+            await _refuse_all(unit, refused, refuse, recorded)
+        if recorded:
+            await unit.record_outcomes(recorded)
         if through_seq > checkpoint:
             await unit.set_checkpoint(through_seq)
             checkpoint = through_seq
     return BatchOutcome(
-        applied=len(new),
-        duplicates=len(events) - already_done - len(new),
+        applied=max(0, len(new) - len(changes.refused)),
+        duplicates=sum(1 for o in recorded if o.outcome == "duplicate"),
         already_done=already_done,
         checkpoint=checkpoint,
         changes=changes,
+        refused=tuple(refused),
     )
+
+
+def _reused(se: StreamEvent) -> Refusal:
+    return Refusal(
+        se,
+        "event_id_reused",
+        "event_id",
+        f"event_id {se.event.event_id} is already archived with other content; "
+        "a changed event needs a new event_id",
+    )
+
+
+async def _refuse_all(
+    unit: ReadModelUnit,
+    refused: Sequence[Refusal],
+    refuse: Refuse | None,
+    recorded: list[Outcome],
+) -> None:
+    for r in refused:
+        if refuse is not None:
+            await refuse(r)
+        recorded.append(Outcome(r.event.seq, "dead_lettered", r.event.event.event_id, r.kind))
+    # A venue mismatch was archived (now or when it started waiting for its issue); a reused
+    # id never was under this sequence.
+    await unit.unarchive([r.event for r in refused if r.kind == "venue_mismatch"])

@@ -3,7 +3,14 @@
 The source keeps pull requests outstanding so that messages stream into a buffer while the
 previous batch is being committed (the pattern of nats.go's ``Consume``), instead of nats-py's
 ``fetch``, which waits for each message separately. The consumer acknowledges with ``AckAll``:
-one ack after a committed batch covers the whole batch.
+one ack after a committed batch covers the whole batch, so the source must never hand out a
+batch with a hole in it. Three rules keep it that way:
+- pull requests are bounded in bytes as well as in messages, so the server never has more for
+  this client in flight than ``pull_bytes`` (well under its slow-consumer limit, 64 MiB);
+- every delivery carries the consumer's delivery sequence, which counts each delivery: a jump
+  means a delivery was lost in transit, and the source stops at the message before it;
+- after a lost delivery, a reconnect, a deleted consumer or a new writer, the consumer is
+  recreated at the checkpoint the database holds (``restart``), on a fresh inbox.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -24,14 +31,22 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy
 from nats.js.errors import NotFoundError
 
-from services.common.deadletters import dead_letter_headers
+from services.common.deadletters import TRUNCATED, dead_letter_headers
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
 
 log = logging.getLogger(__name__)
 
 STATUS = "Status"
+DESCRIPTION = "Description"
 T = TypeVar("T")
 _PULL_EXPIRES_S = 5.0
+PULL_BYTES = 16 * 1024 * 1024
+"""Default bound on bytes requested and not yet taken: a quarter of nats-server's default
+``max_pending`` (64 MiB), the point where it cuts a client off as a slow consumer."""
+_MIN_REQUEST_BYTES = 2 * 1024 * 1024
+"""A pull request must have room for the largest message (1 MiB): a smaller one stalls."""
+_DELIVERY_OVERHEAD = 160
+"""Bytes a delivery costs beyond subject, headers and body (protocol line, ack reply)."""
 
 
 @dataclass(slots=True)
@@ -44,16 +59,56 @@ class Delivery:
     headers: Mapping[str, str] | None
 
 
-def stream_seq(reply: str) -> int:
-    """The stream sequence from a JetStream ack subject (v1 and v2 token layouts)."""
+@dataclass(frozen=True, slots=True)
+class AckMeta:
+    stream_seq: int
+    consumer_seq: int
+
+
+def ack_meta(reply: str) -> AckMeta:
+    """Stream and consumer (delivery) sequences from a JetStream ack subject (v1 and v2)."""
     tokens = reply.split(".")
     # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>         (9 tokens)
     # $JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<r>
-    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+    at = 5 if len(tokens) == 9 else 7
+    return AckMeta(int(tokens[at]), int(tokens[at + 1]))
+
+
+def stream_seq(reply: str) -> int:
+    """The stream sequence from a JetStream ack subject."""
+    return ack_meta(reply).stream_seq
+
+
+class NatsConnection:
+    """The projector's NATS connection; opened anew if the client closed for good.
+
+    nats-py reconnects by itself after a network fault, but a connection the server closed on a
+    protocol error (a message over ``max_payload``) stays closed: ``current`` then opens another.
+    """
+
+    def __init__(self, client: Client, reopen: Callable[[], Awaitable[Client]] | None = None):
+        self.client = client
+        self._reopen = reopen
+        self.opened = 1
+
+    async def current(self) -> Client:
+        if self.client.is_closed and self._reopen is not None:
+            log.error("the NATS connection was closed; opening a new one")
+            self.client = await self._reopen()
+            self.opened += 1
+        return self.client
+
+    def marker(self) -> tuple[int, int]:
+        """Changes whenever the connection was reopened or has reconnected."""
+        return (self.opened, int(self.client.stats.get("reconnects", 0)))
+
+
+class ConsumerBroken(Exception):
+    """Why the current consumer binding cannot be trusted any more (the reason is a label)."""
 
 
 class EventSource(Generic[T]):
-    """A pull consumer on ``CW_EVENTS`` that hands out batches in stream order.
+    """A pull consumer on ``CW_EVENTS`` that hands out batches in stream order, without holes.
 
     Each message is turned into ``prepare(delivery)`` as it arrives (decoding and validation),
     which runs while the previous batch is being committed instead of after it.
@@ -61,7 +116,7 @@ class EventSource(Generic[T]):
 
     def __init__(
         self,
-        nc: Client,
+        conn: Client | NatsConnection,
         durable: str | None,
         prepare: Callable[[Delivery], T],
         *,
@@ -69,23 +124,39 @@ class EventSource(Generic[T]):
         linger_s: float = 0.005,
         ack_wait_s: float = 60.0,
         stream: str = EVENTS_STREAM,
+        pull_bytes: int = PULL_BYTES,
     ) -> None:
-        self._nc = nc
-        self._js: JetStreamContext = nc.jetstream()
+        self._conn = conn if isinstance(conn, NatsConnection) else NatsConnection(conn)
+        self._js: JetStreamContext = self._conn.client.jetstream()
         self._durable = durable
         self._prepare = prepare
         self._stream = stream
         self._batch = batch
         self._linger_s = linger_s
         self._ack_wait_s = ack_wait_s
-        self._buffer: list[T] = []
-        self._msgs: list[Msg] = []  # in step with _buffer: what to acknowledge
-        self._last_taken: Msg | None = None
+        self._pull_bytes = pull_bytes
+        self._min_request_bytes = min(_MIN_REQUEST_BYTES, pull_bytes)
         self._ready = asyncio.Event()
-        self._outstanding = 0
-        self._last_request = 0.0
         self._sub: Subscription | None = None
         self._consumer: str | None = None
+        self._session = 0
+        self._marker = self._conn.marker()
+        self._inbox = ""
+        self._next_subject = ""
+        self.broken: str | None = None
+        """Why the consumer binding cannot be trusted (``gap``, ``reconnect``, ...), if so."""
+        self._clear()
+
+    def _clear(self) -> None:
+        self._buffer: list[T] = []
+        self._msgs: list[Msg] = []  # in step with _buffer: what to acknowledge
+        self._sizes: list[int] = []
+        self._buffer_bytes = 0
+        self._last_taken: Msg | None = None
+        self._outstanding = 0
+        self._outstanding_bytes = 0
+        self._last_request = 0.0
+        self._expected_delivery = 1
 
     @property
     def consumer(self) -> str:
@@ -93,43 +164,48 @@ class EventSource(Generic[T]):
         return self._consumer
 
     async def start(self, after_seq: int) -> None:
-        """Bind (or create) the consumer so that it delivers everything after ``after_seq``.
+        """Create the consumer so that it delivers everything after ``after_seq``.
 
-        The database checkpoint is the truth. The durable consumer is recreated at it when
-        - its ack floor is ahead (the database was restored from a backup): nothing is skipped;
-        - messages are still out unacknowledged (the previous process was killed): they come
-          again now instead of after ``ack_wait``.
+        The database checkpoint is the truth, so the durable consumer is always recreated at
+        it: whatever the server remembers (an ack floor ahead of a restored database, messages
+        a killed process never acknowledged, deliveries lost in transit) cannot skip anything.
         Only the single writer (see ``SingleWriter``) calls this, so nobody else is reading.
         """
+        await self.restart(after_seq)
+
+    async def restart(self, after_seq: int) -> None:
+        """Drop the current binding and what it buffered; deliver again after ``after_seq``."""
+        await self._unsubscribe()
+        nc = await self._conn.current()
+        self._js = nc.jetstream()
         config = self._config(after_seq)
         if self._durable is None:
+            if self._consumer is not None:
+                await self._delete_consumer(self._consumer)
             info = await self._js.add_consumer(self._stream, config)
             self._consumer = info.name
         else:
             self._consumer = self._durable
-            try:
-                info = await self._js.consumer_info(self._stream, self._durable)
-            except NotFoundError:
-                await self._js.add_consumer(self._stream, config)
-            else:
-                floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
-                in_flight = int(info.num_ack_pending or 0)
-                if floor > after_seq or in_flight:
-                    log.warning(
-                        "consumer %s: acked through %s, %s unacknowledged; the read model holds "
-                        "%s: recreating it there",
-                        self._durable,
-                        floor,
-                        in_flight,
-                        after_seq,
-                    )
-                    await self._js.delete_consumer(self._stream, self._durable)
-                    await self._js.add_consumer(self._stream, config)
-        self._inbox = self._nc.new_inbox()
-        self._sub = await self._nc.subscribe(
-            self._inbox, cb=self._on_message, pending_msgs_limit=-1, pending_bytes_limit=-1
+            await self._delete_consumer(self._durable)
+            await self._js.add_consumer(self._stream, config)
+        self._clear()
+        self._session += 1
+        self._inbox = nc.new_inbox()
+        session = self._session
+
+        async def on_message(msg: Msg) -> None:
+            self._on_message(session, msg)
+
+        self._sub = await nc.subscribe(
+            self._inbox, cb=on_message, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{self._consumer}"
+        self._marker = self._conn.marker()
+        self.broken = None
+
+    async def _delete_consumer(self, name: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self._js.delete_consumer(self._stream, name)
 
     def _config(self, after_seq: int) -> ConsumerConfig:
         common = {
@@ -151,37 +227,94 @@ class EventSource(Generic[T]):
             )
         return ConsumerConfig(deliver_policy=DeliverPolicy.ALL, **common)  # type: ignore[arg-type]
 
-    async def _on_message(self, msg: Msg) -> None:
-        headers = msg.headers
-        if not msg.data and headers and STATUS in headers:
-            # 408 (a pull request expired) or 409 (consumer changed): the server tells how many
-            # of that request it will no longer deliver.
-            left = headers.get("Nats-Pending-Messages")
-            if left is not None and left.isdigit():
-                self._outstanding = max(0, self._outstanding - int(left))
-            elif headers[STATUS] != "100":
-                self._outstanding = 0
-            self._ready.set()
+    def invalidate(self, reason: str, detail: str = "") -> None:
+        """Stop taking deliveries: the binding must be restarted at the checkpoint."""
+        if self.broken is None:
+            self.broken = reason
+            log.error("consumer %s: %s%s", self._consumer, reason, f": {detail}" if detail else "")
+        self._ready.set()
+
+    def needs_restart(self) -> str | None:
+        """The reason to restart, once everything taken before the fault has been handed out."""
+        if self.broken is None and self._sub is not None:
+            if self._conn.client.is_closed:
+                self.invalidate("connection_closed", "the NATS connection closed")
+            elif self._conn.marker() != self._marker:
+                self.invalidate("reconnect", "deliveries in flight may have been lost")
+        return self.broken if not self._buffer else None
+
+    def _on_message(self, session: int, msg: Msg) -> None:
+        if session != self._session or self.broken is not None:
+            return  # a binding that was dropped: these come again from the checkpoint
+        if not msg.reply.startswith("$JS.ACK."):
+            # The server's own status messages come on the inbox with no ack subject; a
+            # publisher's message with a ``Status`` header is an event (or a dead letter).
+            if msg.subject == self._inbox and msg.headers and STATUS in msg.headers:
+                self._on_status(msg.headers)
             return
+        meta = ack_meta(msg.reply)
+        if meta.consumer_seq != self._expected_delivery:
+            self.invalidate(
+                "gap",
+                f"delivery {self._expected_delivery} never arrived (next came "
+                f"{meta.consumer_seq}, stream sequence {meta.stream_seq})",
+            )
+            return
+        self._expected_delivery += 1
+        headers = msg.headers
+        size = len(msg.data) + len(msg.subject) + len(msg.reply) + _DELIVERY_OVERHEAD
+        if headers:
+            size += sum(len(k) + len(v) + 4 for k, v in headers.items())
         self._outstanding -= 1
-        self._buffer.append(
-            self._prepare(Delivery(stream_seq(msg.reply), msg.subject, msg.data, headers))
-        )
+        self._outstanding_bytes -= size
+        delivery = Delivery(meta.stream_seq, msg.subject, msg.data, headers)
+        self._buffer.append(self._prepare(delivery))
         self._msgs.append(msg)
+        self._sizes.append(size)
+        self._buffer_bytes += size
         if len(self._buffer) == 1 or len(self._buffer) >= self._batch:
             self._ready.set()
 
+    def _on_status(self, headers: Mapping[str, str]) -> None:
+        status = headers[STATUS]
+        description = headers.get(DESCRIPTION, "")
+        if status == "503" or "Consumer Deleted" in description:
+            self.invalidate("consumer_missing", f"{status} {description}".strip())
+            return
+        if status in ("408", "409"):
+            # A pull request ended (expired, or cut short): the server says what of it it will
+            # no longer deliver.
+            left = headers.get("Nats-Pending-Messages")
+            left_bytes = headers.get("Nats-Pending-Bytes")
+            if left is not None and left.isdigit():
+                self._outstanding = max(0, self._outstanding - int(left))
+            else:
+                self._outstanding = 0
+            if left_bytes is not None and left_bytes.isdigit():
+                self._outstanding_bytes = max(0, self._outstanding_bytes - int(left_bytes))
+            elif left is None:
+                self._outstanding_bytes = 0
+        if self._outstanding <= 0:
+            self._outstanding = self._outstanding_bytes = 0
+        self._ready.set()
+
     async def _request_more(self) -> None:
-        # Keep about two batches requested and not yet taken, so the server streams while we
-        # commit; expired requests are noticed from the 408 status or, failing that, the clock.
+        # Keep about two batches requested and not yet taken, in count and within pull_bytes in
+        # size, so the server streams while we commit and never holds more for us than that.
+        if self._sub is None or self.broken is not None:
+            return
         now = time.monotonic()
         if now - self._last_request > _PULL_EXPIRES_S + 1:
-            self._outstanding = 0
+            self._outstanding = self._outstanding_bytes = 0
         want = 2 * self._batch - len(self._buffer) - self._outstanding
-        if want >= self._batch // 2 and want > 0:
-            request = {"batch": want, "expires": int(_PULL_EXPIRES_S * 1e9)}
-            await self._nc.publish(self._next_subject, orjson.dumps(request), reply=self._inbox)
+        room = self._pull_bytes - self._buffer_bytes - max(0, self._outstanding_bytes)
+        if want >= max(1, self._batch // 2) and room >= self._min_request_bytes:
+            request = {"batch": want, "max_bytes": room, "expires": int(_PULL_EXPIRES_S * 1e9)}
+            await self._conn.client.publish(
+                self._next_subject, orjson.dumps(request), reply=self._inbox
+            )
             self._outstanding += want
+            self._outstanding_bytes += room
             self._last_request = now
 
     async def next_batch(self, wait_s: float) -> list[T]:
@@ -192,12 +325,14 @@ class EventSource(Generic[T]):
         """
         await self._request_more()
         if not self._buffer:
+            if self.broken is not None:
+                return []
             self._ready.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), wait_s)
             if not self._buffer:
                 return []
-        if len(self._buffer) < self._batch and self._linger_s > 0:
+        if len(self._buffer) < self._batch and self._linger_s > 0 and self.broken is None:
             self._ready.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), self._linger_s)
@@ -205,6 +340,8 @@ class EventSource(Generic[T]):
         taken, self._buffer = self._buffer[:n], self._buffer[n:]
         self._last_taken = self._msgs[n - 1]
         self._msgs = self._msgs[n:]
+        self._buffer_bytes -= sum(self._sizes[:n])
+        self._sizes = self._sizes[n:]
         await self._request_more()
         return taken
 
@@ -213,10 +350,14 @@ class EventSource(Generic[T]):
         if self._last_taken is not None:
             await self._last_taken.ack()
 
-    async def stop(self) -> None:
+    async def _unsubscribe(self) -> None:
         if self._sub is not None:
-            await self._sub.unsubscribe()
+            with contextlib.suppress(Exception):  # a closed connection has no subscription left
+                await self._sub.unsubscribe()
             self._sub = None
+
+    async def stop(self) -> None:
+        await self._unsubscribe()
         if self._durable is None and self._consumer is not None:
             try:
                 await self._js.delete_consumer(self._stream, self._consumer)
@@ -225,7 +366,11 @@ class EventSource(Generic[T]):
 
     async def pending(self) -> int:
         """Events in the stream not yet delivered to this consumer (the projector's lag)."""
-        info = await self._js.consumer_info(self._stream, self.consumer)
+        try:
+            info = await self._js.consumer_info(self._stream, self.consumer)
+        except NotFoundError:
+            self.invalidate("consumer_missing", "the consumer was deleted")
+            raise
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
 
@@ -234,24 +379,64 @@ async def stream_last_seq(js: JetStreamContext, stream: str = EVENTS_STREAM) -> 
     return int(info.state.last_seq)
 
 
-class DeadLetterPublisher:
-    """Sends rejected messages to ``cw.dlq.<stage>`` and waits until JetStream has them."""
+def _headers_size(headers: Mapping[str, str]) -> int:
+    return len("NATS/1.0\r\n\r\n") + sum(len(k) + len(v) + 4 for k, v in headers.items())
 
-    def __init__(self, js: JetStreamContext, stage: str) -> None:
-        self._js = js
+
+class DeadLetterPublisher:
+    """Sends rejected messages to ``cw.dlq.<stage>`` and waits until JetStream has them.
+
+    A dead letter always fits under the server's ``max_payload``: when the original body and
+    the dead-letter headers together are too large, the body is cut and ``Cw-Dlq-Truncated``
+    gives the original size (the whole message stays in ``CW_EVENTS`` at its sequence).
+    """
+
+    def __init__(self, conn: Client | NatsConnection, stage: str) -> None:
+        self._conn = conn if isinstance(conn, NatsConnection) else NatsConnection(conn)
         self._stage = stage
         self._subject = dead_letter_subject(stage)
 
-    async def publish(self, delivery: Delivery, reason: str, field: str) -> None:
-        headers = dead_letter_headers(
+    async def publish(
+        self,
+        delivery: Delivery,
+        reason: str,
+        field: str,
+        kind: str,
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        nc = await self._conn.current()
+        body = delivery.data
+        original = delivery.headers
+        headers = self._headers(delivery, reason, field, kind, extra, original=original)
+        limit = nc.max_payload - len(self._subject) - 64
+        if _headers_size(headers) > limit // 2:
+            # A publisher's oversized headers are not worth losing the dead letter for.
+            headers = self._headers(delivery, reason, field, kind, extra, original=None)
+        if len(body) + _headers_size(headers) > limit:
+            headers[TRUNCATED] = str(len(body))
+            body = body[: max(0, limit - _headers_size(headers))]
+        await nc.jetstream().publish(
+            self._subject, body, headers=headers, stream=DEAD_LETTERS_STREAM
+        )
+
+    def _headers(
+        self,
+        delivery: Delivery,
+        reason: str,
+        field: str,
+        kind: str,
+        extra: Mapping[str, str] | None,
+        *,
+        original: Mapping[str, str] | None,
+    ) -> dict[str, str]:
+        return dead_letter_headers(
             stage=self._stage,
             reason=reason,
             field=field,
             payload=delivery.data,
-            original_headers=delivery.headers,
+            original_headers=original,
             subject=delivery.subject,
             stream_seq=delivery.seq,
-        )
-        await self._js.publish(
-            self._subject, delivery.data, headers=headers, stream=DEAD_LETTERS_STREAM
+            kind=kind,
+            extra=extra,
         )

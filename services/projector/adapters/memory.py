@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from uuid import UUID
 
+from contracts import Event
 from services.projector.domain.model import (
     Changes,
     Issue,
     IssueKey,
     ItemAtVenue,
     Needs,
+    Outcome,
     Snapshot,
     StreamEvent,
     Venue,
@@ -34,6 +36,7 @@ class MemoryState:
     venues: dict[VenueKey, Venue] = field(default_factory=dict)
     counts: dict[VenuePhaseKey, VenuePhaseCounts] = field(default_factory=dict)
     pending: dict[IssueKey, list[StreamEvent]] = field(default_factory=dict)
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
 
 
 class MemoryUnit(ReadModelUnit):
@@ -55,6 +58,23 @@ class MemoryUnit(ReadModelUnit):
             self.state.archive[se.seq] = se
             new.add(se.seq)
         return new
+
+    async def archived(self, event_ids: Sequence[UUID]) -> Mapping[UUID, Event]:
+        wanted = set(event_ids)
+        return {
+            se.event.event_id: se.event
+            for se in self.state.archive.values()
+            if se.event.event_id in wanted
+        }
+
+    async def unarchive(self, events: Sequence[StreamEvent]) -> None:
+        for se in events:
+            if self.state.archive.get(se.seq) is not None:
+                del self.state.archive[se.seq]
+                self.state.event_ids.discard(se.event.event_id)
+
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        self.state.outcomes.update((o.seq, o) for o in outcomes)
 
     async def load(self, needs: Needs) -> Snapshot:
         s = self.state

@@ -41,6 +41,14 @@ class ProjectorMetrics:
             ["stage"],
             registry=r,
         )
+        self.consumer_restarts = Counter(
+            "cw_projector_consumer_restarts",
+            "Times the consumer was recreated at the checkpoint, by reason: gap (a delivery "
+            "lost in transit), reconnect, connection_closed, consumer_missing (deleted), "
+            "writer_regained (the write lock was taken again).",
+            ["reason"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "cw_projector_batch_size",
             "Messages per batch.",

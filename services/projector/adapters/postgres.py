@@ -9,24 +9,27 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import TypeAlias
+from uuid import UUID
 
 import asyncpg
+import asyncpg.exceptions._base as asyncpg_client
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-from contracts import decode_event
+from contracts import Event, decode_event
 from services.projector.domain.model import (
     Changes,
     Issue,
     Needs,
+    Outcome,
     Snapshot,
     StreamEvent,
 )
-from services.projector.domain.ports import Fenced, ReadModelStore, ReadModelUnit
+from services.projector.domain.ports import Fenced, ReadModelStore, ReadModelUnit, Unstorable
 
 log = logging.getLogger("cw.projector")
 
@@ -217,6 +220,27 @@ ARCHIVE_COLUMNS = (
     "subject", "payload",
 )  # fmt: skip
 KNOWN_EVENT_IDS = "SELECT event_id FROM {s}.event_archive WHERE event_id = ANY($1::uuid[])"
+ARCHIVED_PAYLOADS = """
+SELECT event_id, payload FROM {s}.event_archive WHERE event_id = ANY($1::uuid[])
+"""
+UNARCHIVE = """
+DELETE FROM {s}.event_archive WHERE event_id = ANY($1::uuid[]) AND stream_seq = ANY($2::bigint[])
+"""
+RECORD_OUTCOMES = """
+INSERT INTO {s}.stream_outcomes (stream_seq, outcome, event_id, reason)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::text[])
+ON CONFLICT (stream_seq) DO UPDATE SET
+    outcome = EXCLUDED.outcome, event_id = EXCLUDED.event_id, reason = EXCLUDED.reason
+"""
+
+UNSTORABLE = (
+    asyncpg.DataError,  # SQLSTATE class 22: a value PostgreSQL cannot hold
+    asyncpg.IntegrityConstraintViolationError,  # class 23
+    asyncpg_client.DataError,  # a value the driver cannot encode
+    OverflowError,  # a date outside what the driver can encode
+    UnicodeError,
+)
+"""Failures that come from the data of a unit, not from the connection: retrying cannot help."""
 
 # Bulk statements take one JSON document per batch: encoding it is one C call (orjson) instead
 # of per-element work in the driver, and PostgreSQL parses it on its own core.
@@ -354,6 +378,29 @@ class PostgresUnit(ReadModelUnit):
             ],
         )  # fmt: skip
 
+    async def archived(self, event_ids: Sequence[UUID]) -> Mapping[UUID, Event]:
+        if not event_ids:
+            return {}
+        rows = await self._conn.fetch(self._sql(ARCHIVED_PAYLOADS), list(event_ids))
+        return {r["event_id"]: decode_event(bytes(r["payload"])) for r in rows}
+
+    async def unarchive(self, events: Sequence[StreamEvent]) -> None:
+        if events:
+            await self._conn.execute(
+                self._sql(UNARCHIVE),
+                [e.event.event_id for e in events],
+                [e.seq for e in events],
+            )
+
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        await self._conn.execute(
+            self._sql(RECORD_OUTCOMES),
+            [o.seq for o in outcomes],
+            [o.outcome for o in outcomes],
+            [o.event_id for o in outcomes],
+            [o.reason for o in outcomes],
+        )
+
     async def load(self, needs: Needs) -> Snapshot:
         snap = Snapshot()
         if needs.issue_keys:
@@ -449,7 +496,8 @@ class PostgresReadModel(ReadModelStore):
                 schema = await active_schema(conn, self._projection)
             else:
                 schema = self._schema
-            yield PostgresUnit(conn, schema, self._projection)
+            with _unstorable():
+                yield PostgresUnit(conn, schema, self._projection)
 
 
 class ConnectionReadModel(ReadModelStore):
@@ -463,7 +511,16 @@ class ConnectionReadModel(ReadModelStore):
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[PostgresUnit]:
         async with self._conn.transaction():  # a savepoint inside the swap's transaction
-            yield PostgresUnit(self._conn, self._schema, self._projection)
+            with _unstorable():
+                yield PostgresUnit(self._conn, self._schema, self._projection)
+
+
+@contextmanager
+def _unstorable() -> Iterator[None]:
+    try:
+        yield
+    except UNSTORABLE as exc:
+        raise Unstorable(f"{type(exc).__name__}: {exc}") from exc
 
 
 async def active_schema(conn: Conn, projection: str = PROJECTION) -> str:
@@ -570,10 +627,15 @@ class SingleWriter:
                 "another projector took over"
             )
 
-    async def ensure(self) -> None:
+    async def ensure(self) -> bool:
+        """Hold the lock; ``True`` if it had been lost and was taken again (maybe after another
+        projector wrote in between: whoever becomes the writer starts from the checkpoint)."""
         if self._conn is None or self._conn.is_closed():
             self._conn = None
+            log.warning("projector %s: the write lock's connection was lost", self._name)
             await self.acquire()
+            return True
+        return False
 
     async def release(self) -> None:
         if self._conn is not None and not self._conn.is_closed():

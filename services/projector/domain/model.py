@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, TypeAlias
+from uuid import UUID
 
 from contracts import Event
 
@@ -34,6 +36,35 @@ class StreamEvent:
     subject: str
     phase: str
     """The event's own phase, or the one the campaign calendar gives its ``occurred_at``."""
+    headers: Mapping[str, str] | None = None
+    """The message's headers as received (kept for a dead letter, not stored)."""
+
+
+OutcomeKind: TypeAlias = Literal["duplicate", "dead_lettered"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a message that is not in the archive (``cw audit`` reads these)."""
+
+    seq: int
+    outcome: OutcomeKind
+    event_id: UUID | None
+    """For a duplicate, the archived event it repeats; for a dead letter, its id if readable."""
+    reason: str | None = None
+    """For a dead letter, the reason's class (``invalid_field``, ``venue_mismatch``, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A valid event the read model refuses: it contradicts what the archive already holds."""
+
+    event: StreamEvent
+    kind: Literal["venue_mismatch", "event_id_reused"]
+    field: str
+    reason: str
+    issue_venue: str | None = None
+    """For ``venue_mismatch``: the venue the issue belongs to."""
 
 
 @dataclass(slots=True)
@@ -133,3 +164,5 @@ class Changes:
     """Events kept to wait for their issue."""
     resumed: int = 0
     """Waiting events applied because their issue arrived."""
+    refused: list[Refusal] = field(default_factory=list)
+    """Events that name another venue than their issue's: dead letters, not effects."""

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from uuid import UUID
 
-from services.projector.domain.model import Changes, Needs, Snapshot, StreamEvent
+from contracts import Event
+from services.projector.domain.model import Changes, Needs, Outcome, Snapshot, StreamEvent
 
 
 class Fenced(RuntimeError):
     """Another projector took over the read model: this one must stop, not retry."""
+
+
+class Unstorable(RuntimeError):
+    """The store cannot hold what a unit tried to write (a data error, not a lost connection):
+    retrying the same unit can never succeed."""
 
 
 class ReadModelUnit(abc.ABC):
@@ -23,6 +30,18 @@ class ReadModelUnit(abc.ABC):
     @abc.abstractmethod
     async def archive(self, events: Sequence[StreamEvent]) -> set[int]:
         """Append events to the archive; return the sequences of those whose event id is new."""
+
+    @abc.abstractmethod
+    async def archived(self, event_ids: Sequence[UUID]) -> Mapping[UUID, Event]:
+        """The archived events with these ids (to tell a duplicate from a reused id)."""
+
+    @abc.abstractmethod
+    async def unarchive(self, events: Sequence[StreamEvent]) -> None:
+        """Take refused events back out of the archive (they became dead letters)."""
+
+    @abc.abstractmethod
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Record what became of messages that are not in the archive."""
 
     @abc.abstractmethod
     async def load(self, needs: Needs) -> Snapshot:

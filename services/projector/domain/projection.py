@@ -25,6 +25,7 @@ from services.projector.domain.model import (
     IssueStatus,
     ItemAtVenue,
     Needs,
+    Refusal,
     Snapshot,
     StreamEvent,
     Venue,
@@ -99,6 +100,9 @@ class Projection:
                 # Its IssueFound has not arrived (another publisher, a late upload): keep it.
                 self._defer(se)
                 return
+            if issue.venue_id != ev.venue_id:
+                self._refuse_venue(se, issue)
+                return
             self._apply_to_issue(issue, se)
         self._count_applied(se)
 
@@ -154,6 +158,9 @@ class Projection:
             self.changes.pending_resolved.add(key)
             self.changes.pending_added = [p for p in self.changes.pending_added if p[0] != key]
             for se in sorted(waiting, key=lambda s: s.seq):
+                if se.event.venue_id != issue.venue_id:
+                    self._refuse_venue(se, issue)
+                    continue
                 self._apply_to_issue(issue, se)
                 self._count_applied(se)
                 self.changes.resumed += 1
@@ -184,6 +191,20 @@ class Projection:
         else:  # pragma: no cover - the caller passes issue events only
             raise TypeError(f"not an issue event: {ev.event_type}")
         self.changes.issues[issue.key] = issue
+
+    def _refuse_venue(self, se: StreamEvent, issue: Issue) -> None:
+        # Per-district permissions authorise a district, not a venue: a follow-up naming another
+        # venue must not close (or extend) that venue's issue.
+        self.changes.refused.append(
+            Refusal(
+                se,
+                "venue_mismatch",
+                "venue_id",
+                f"issue {issue.issue_id} belongs to venue {issue.venue_id}, "
+                f"not {se.event.venue_id}",
+                issue_venue=issue.venue_id,
+            )
+        )
 
     def _defer(self, se: StreamEvent) -> None:
         ev = se.event
