@@ -27,7 +27,13 @@ from services.common.streams import (
     dead_letter_subject,
 )
 from services.deadletters.adapters.jetstream import DeadLetterStore
-from services.deadletters.cli import list_command, register, replay_command, show_command
+from services.deadletters.cli import (
+    delete_command,
+    list_command,
+    register,
+    replay_command,
+    show_command,
+)
 from services.intake.entrypoints.cli import publish_command
 
 pytestmark = pytest.mark.integration
@@ -260,6 +266,7 @@ async def test_missing_streams_are_reported(nats_url: str, database_url: str) ->
         list_command(nats_url, stage=None, limit=5, as_json=False, console=_console()[0]),
         show_command(nats_url, 1, console=_console()[0]),
         replay_command(nats_url, db_url, [1], fixed=None, console=_console()[0]),
+        delete_command(nats_url, db_url, [1], reason="test", console=_console()[0]),
     ):
         assert await command == 2
 
@@ -283,3 +290,27 @@ def test_replay_takes_one_seq_with_a_fix(
     args = parser.parse_args(["dlq", "replay", "1", "--file", str(tmp_path / "missing.json")])
     assert args.handler(args) == 2
     assert "cannot read" in capsys.readouterr().out
+
+
+async def test_replay_and_delete_without_the_database_objects_say_run_cw_init(
+    nats_url: str, nc: Client, database_url: str, dead_letters: list[int]
+) -> None:
+    # database_url is an empty database: no read model, no cw.dead_letter_actions.
+    replay_console, replay_out = _console()
+    delete_console, delete_out = _console()
+    assert (
+        await replay_command(
+            nats_url, database_url, dead_letters, fixed=None, console=replay_console
+        )
+        == 2
+    )
+    assert (
+        await delete_command(
+            nats_url, database_url, dead_letters, reason="test", console=delete_console
+        )
+        == 2
+    )
+    assert "run `cw init` first" in replay_out.getvalue()
+    assert "run `cw init` first" in delete_out.getvalue()
+    store = DeadLetterStore(nc.jetstream())
+    assert [d.seq for d in await store.list(stage=None, limit=9)] == dead_letters

@@ -23,7 +23,7 @@ from services.common.deadletters import ISSUE_VENUE, DeadLetter, dead_letter_hea
 from services.common.streams import EVENTS_STREAM, dead_letter_subject
 from services.deadletters.adapters.jetstream import DeadLetterStore
 from services.deadletters.adapters.postgres import ActionLog
-from services.deadletters.cli import delete_command, register, replay_command
+from services.deadletters.cli import delete_command, register, replay_command, show_command
 from services.deadletters.domain import Action
 from services.intake.entrypoints.cli import publish_command
 from tests import factories as f
@@ -125,6 +125,10 @@ async def test_node_event_on_the_wrong_subject_is_refused_as_is_and_replayed_fix
     await h.project()
     [seq] = await _dead_letter_seqs(h, "projector")
     before = await h.last_seq()
+
+    console, out = _console()
+    assert await show_command(h.settings.nats_url, seq, console=console) == 0
+    assert "now:         valid, but not a replacement: venue_id: is NODE-53c9d4" in out.getvalue()
 
     # As it is: the body disagrees with the subject NATS authorised; the subject wins.
     code, text = await _replay(h, seq)

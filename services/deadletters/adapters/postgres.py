@@ -50,7 +50,7 @@ class RecordsMissing(RuntimeError):
 async def _missing_as_error() -> AsyncIterator[None]:
     try:
         yield
-    except asyncpg.UndefinedTableError as exc:
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
         raise RecordsMissing(f"{exc}: run `cw init` first") from None
 
 
