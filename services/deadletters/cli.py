@@ -1,4 +1,5 @@
-"""``cw dlq list | show | replay``: read the dead letters and put fixed events back."""
+"""``cw dlq list | show | replay | delete``: read the dead letters, put fixed events back, or let
+them go with a recorded reason."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import nats.errors
 import orjson
 from nats.js import JetStreamContext
@@ -21,8 +23,15 @@ from services.common.deadletters import DeadLetter, header_text
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.common.streams import DEAD_LETTERS_STREAM
-from services.deadletters.adapters import DeadLetterStore, EventStream, StreamMissing, connect
-from services.deadletters.replay import candidate, replay
+from services.deadletters.adapters.jetstream import (
+    DeadLetterStore,
+    EventStream,
+    StreamMissing,
+    connect,
+)
+from services.deadletters.adapters.postgres import ActionLog, Archive, RecordsMissing
+from services.deadletters.domain import candidate, identity_problems
+from services.deadletters.replay import Outcome, delete, replay
 
 SHOW_BYTES = 4096
 """An event is a few hundred bytes; more than this of a payload is noise on a terminal."""
@@ -44,6 +53,30 @@ async def _jetstream(nats_url: str) -> AsyncIterator[JetStreamContext]:
         raise Unavailable(str(exc)) from None
     finally:
         await nc.close()
+
+
+@asynccontextmanager
+async def _postgres(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    try:
+        conn = await asyncpg.connect(database_url, timeout=5)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        raise Unavailable(
+            f"cannot connect to PostgreSQL at {_without_password(database_url)}: {exc}"
+        ) from None
+    try:
+        yield conn
+    except RecordsMissing as exc:
+        raise Unavailable(str(exc)) from None
+    finally:
+        await conn.close()
+
+
+def _without_password(dsn: str) -> str:
+    scheme, sep, rest = dsn.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return dsn
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def _say(console: Console, text: str) -> None:
@@ -112,6 +145,7 @@ def _summary(letter: DeadLetter) -> dict[str, object]:
         "line": letter.line,
         "original_subject": letter.original_subject,
         "original_stream_seq": letter.original_stream_seq,
+        "kind": letter.kind,
         "field": letter.field,
         "reason": letter.reason,
     }
@@ -129,7 +163,14 @@ async def show_command(nats_url: str, seq: int, *, console: Console) -> int:
         return 1
     try:
         chosen = candidate(letter)
+        problems = identity_problems(letter, chosen.event)
         now = f"valid now: cw dlq replay {seq} publishes it to {chosen.event.subject}"
+        if problems:
+            why = "; ".join(str(p) for p in problems)
+            now = (
+                f"valid, but not a replacement: {why}; fix it, then: "
+                f"cw dlq replay {seq} --file FIXED.json"
+            )
     except EventRejected as exc:
         # The contract may have changed since the rejection: then say what is wrong today.
         why = "" if exc.reason == letter.reason else f" ({exc.reason})"
@@ -166,22 +207,53 @@ def _readable(payload: bytes) -> str:
 
 
 async def replay_command(
-    nats_url: str, seqs: Sequence[int], *, fixed: bytes | None, console: Console
+    nats_url: str,
+    database_url: str,
+    seqs: Sequence[int],
+    *,
+    fixed: bytes | None,
+    force: bool = False,
+    console: Console,
 ) -> int:
     """Replay each dead letter; ``fixed`` replaces the payload (of one dead letter)."""
     failed = 0
     try:
-        async with _jetstream(nats_url) as js:
+        async with _jetstream(nats_url) as js, _postgres(database_url) as conn:
             store, events = DeadLetterStore(js), EventStream(js)
+            archive, actions = Archive(conn), ActionLog(conn)
             await store.counts()  # says "run cw init" when the stream is missing
             for seq in seqs:
-                outcome = await replay(seq, store, events, fixed=fixed)
-                failed += not outcome.replayed
-                _say(console, f"dead letter {seq}: {outcome.text}")
+                outcome = await replay(
+                    seq, store, events, archive, actions, fixed=fixed, force=force
+                )
+                failed += _report(console, outcome)
     except Unavailable as exc:
         _say(console, str(exc))
         return 2
     return 1 if failed else 0
+
+
+async def delete_command(
+    nats_url: str, database_url: str, seqs: Sequence[int], *, reason: str, console: Console
+) -> int:
+    """Record each dead letter as deleted with ``reason``, then remove it."""
+    failed = 0
+    try:
+        async with _jetstream(nats_url) as js, _postgres(database_url) as conn:
+            store = DeadLetterStore(js)
+            await store.counts()
+            for seq in seqs:
+                failed += _report(console, await delete(seq, store, ActionLog(conn), reason=reason))
+    except Unavailable as exc:
+        _say(console, str(exc))
+        return 2
+    return 1 if failed else 0
+
+
+def _report(console: Console, outcome: Outcome) -> bool:
+    """Print the outcome; True when it failed."""
+    _say(console, f"dead letter {outcome.seq}: {outcome.text}")
+    return not outcome.done
 
 
 def _console() -> Console:
@@ -216,21 +288,55 @@ def _replay(args: argparse.Namespace) -> int:
         except OSError as exc:
             _say(console, f"cannot read {args.file}: {exc.strerror or exc}")
             return 2
-    return run(replay_command(Settings().nats_url, args.seq, fixed=fixed, console=console))
+    settings = Settings()
+    return run(
+        replay_command(
+            settings.nats_url,
+            settings.database_url,
+            args.seq,
+            fixed=fixed,
+            force=args.force,
+            console=console,
+        )
+    )
+
+
+def _delete(args: argparse.Namespace) -> int:
+    settings = Settings()
+    return run(
+        delete_command(
+            settings.nats_url,
+            settings.database_url,
+            args.seq,
+            reason=args.reason,
+            console=_console(),
+        )
+    )
+
+
+def _reason(text: str) -> str:
+    reason = " ".join(text.split())
+    if not reason:
+        raise argparse.ArgumentTypeError("say why the dead letter is deleted")
+    return reason
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dlq = sub.add_parser(
         "dlq",
-        help="list, show and replay dead letters (rejected input)",
+        help="list, show, replay and delete dead letters (rejected input)",
         description=f"Rejected input waits in {DEAD_LETTERS_STREAM} with the reason it was "
-        "rejected. Look at it, fix it, and put it back into CW_EVENTS.",
+        "rejected. Look at it, fix it, and put it back into CW_EVENTS, or delete it with a "
+        "reason. Every removal is recorded in cw.dead_letter_actions (PostgreSQL, "
+        "CW_DATABASE_URL).",
     )
     commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("list", help="the oldest dead letters, with stage and reason")
     p.add_argument("--stage", metavar="S", help="only this stage (intake, projector, ...)")
-    p.add_argument("--limit", type=positive_int, default=50, metavar="N", help="default: 50")
+    p.add_argument(
+        "--limit", type=positive_int, default=50, metavar="N", help="show at most N (default: 50)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(handler=_list)
 
@@ -242,16 +348,48 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "replay",
         help="validate and publish into CW_EVENTS, then remove from the dead letters",
         description="Validate the original payload (or the fixed one from --file) with the "
-        "event contract and publish it to its subject in CW_EVENTS with Nats-Msg-Id set to its "
-        "event_id. The dead letter is removed only after CW_EVENTS has acknowledged it; one "
-        "that is still invalid is kept, and the reason printed. Exit status: 0 when every one "
-        "was replayed, 1 when some were kept, 2 when NATS could not be reached.",
+        "event contract, check that it replaces the dead letter's event (same event_id; the "
+        "district and venue of the subject it came on, or the issue's venue for a "
+        "venue_mismatch), and publish it to its subject in CW_EVENTS. The dead letter is "
+        "removed only when the event is in CW_EVENTS on its subject and the projector will "
+        "project it (or already did); the replay is recorded in cw.dead_letter_actions first. "
+        "One that cannot be put back is kept, and the reason printed. Running it again is "
+        "harmless. Exit status: 0 when every one was replayed, 1 when some were kept, 2 when "
+        "NATS or PostgreSQL could not be reached.",
     )
-    p.add_argument("seq", type=positive_int, nargs="+", metavar="SEQ", help="from cw dlq list")
+    p.add_argument(
+        "seq", type=positive_int, nargs="+", metavar="SEQ", help="dead letters, from cw dlq list"
+    )
     p.add_argument(
         "--file",
         type=Path,
         metavar="FIXED.json",
         help="publish this fixed event instead of the original payload (one SEQ only)",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="publish even when the event_id, district or venue differ from the dead letter's "
+        "event (it must still be valid)",
+    )
     p.set_defaults(handler=_replay)
+
+    p = commands.add_parser(
+        "delete",
+        help="remove dead letters without replaying them, recording why",
+        description="Record each dead letter as deleted, with the reason, in "
+        "cw.dead_letter_actions, then remove it from CW_DEAD_LETTERS. For input that cannot or "
+        "should not be put back (malformed JSON, a test message). Exit status: 0 when every one "
+        "is gone, 1 when some did not exist, 2 when NATS or PostgreSQL could not be reached.",
+    )
+    p.add_argument(
+        "seq", type=positive_int, nargs="+", metavar="SEQ", help="dead letters, from cw dlq list"
+    )
+    p.add_argument(
+        "--reason",
+        type=_reason,
+        required=True,
+        metavar="TEXT",
+        help="why they are deleted, kept in cw.dead_letter_actions (required)",
+    )
+    p.set_defaults(handler=_delete)

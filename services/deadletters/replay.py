@@ -1,22 +1,51 @@
-"""Putting a dead letter back: validate it (or its fix), publish it, and only then remove it.
+"""Putting a dead letter back (``replay``) or letting it go (``delete``), one dead letter at a time.
 
-The order is the point: the dead letter is deleted after ``CW_EVENTS`` has acknowledged the
-event, so a crash in between leaves a dead letter whose event is already stored. Replaying it
-again is then harmless: the publish comes back as a duplicate of the same bytes, and the dead
-letter is removed.
+A dead letter is removed only when its event is in ``CW_EVENTS`` on the right subject and will
+be, or was, projected:
+1. the event (or the fix) must be valid and a replacement for the original: same event_id,
+   district and venue of the subject it came on (``domain.identity_problems``; ``--force``
+   overrides);
+2. the archive is asked about the event_id: archived with the same event -> it was projected,
+   nothing is published; archived with other content -> the projector would dead-letter it again
+   (``event_id_reused``), so it is kept; not archived -> it is published;
+3. it is published with ``Nats-Msg-Id = replay:<stage>:<dead letter seq>``, and the message at
+   the acknowledged sequence is read back: on the event's subject, the replacement's bytes, and
+   not the original dead-lettered message;
+4. the action is recorded in ``cw.dead_letter_actions``, then the dead letter is deleted.
+
+A crash anywhere is mended by running the same command again: before 3, nothing happened; after
+3, the publish lands on the first one (same Nats-Msg-Id, inside the duplicate window) or the
+archive already has the event; after 4's record, the recorded action is found and only the
+removal is done. One dead letter has at most one action row: the first recorded counts.
+
+Known limit: an event with the same event_id that sits in ``CW_EVENTS`` but is not projected yet
+(the projector lagging) is not seen by step 2.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
-import orjson
 from nats.js.api import PubAck
 
-from contracts import Event, EventRejected, FieldError, decode_event
-from services.common.deadletters import TRUNCATED, DeadLetter
+from contracts import EventRejected
+from services.common.deadletters import DeadLetter
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM
+from services.deadletters.domain import (
+    Action,
+    ArchivedEvent,
+    StoredMessage,
+    candidate,
+    identity_problems,
+    original_event_id,
+    replay_msg_id,
+    same_event,
+    stored_problem,
+)
+
+REMOVED = f"removed from {DEAD_LETTERS_STREAM}"
 
 
 class DeadLetters(Protocol):
@@ -28,76 +57,156 @@ class DeadLetters(Protocol):
 class Events(Protocol):
     async def publish(self, subject: str, payload: bytes, msg_id: str) -> PubAck: ...
 
-    async def payload_at(self, seq: int) -> bytes | None: ...
+    async def message_at(self, seq: int) -> StoredMessage | None: ...
+
+
+class Archive(Protocol):
+    async def find(self, event_id: uuid.UUID) -> ArchivedEvent | None: ...
+
+
+class Actions(Protocol):
+    async def of_letter(self, letter: DeadLetter) -> Action | None: ...
+
+    async def last_of_seq(self, seq: int) -> Action | None: ...
+
+    async def record(self, letter: DeadLetter, action: Action) -> tuple[Action, bool]: ...
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
-    """What would be published: the event and the exact bytes."""
-
-    event: Event
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayOutcome:
+class Outcome:
     seq: int
-    replayed: bool
+    done: bool
+    """Replay: the event is in CW_EVENTS and the dead letter gone. Delete: the dead letter gone."""
     text: str
 
 
-def candidate(letter: DeadLetter, fixed: bytes | None = None) -> Candidate:
-    """The event to put back; raise ``EventRejected`` if the payload (or the fix) is invalid.
-
-    The original payload is published unchanged. A fix read from a file is published compact,
-    one line like every other event, however it was indented.
-    """
-    cut = letter.headers.get(TRUNCATED)
-    if fixed is None and cut is not None:
-        raise EventRejected(
-            [
-                FieldError(
-                    "(event)",
-                    f"only the first {len(letter.payload)} of {cut} bytes were kept; "
-                    "replay a fixed event with --file",
-                )
-            ]
-        )
-    raw = (letter.payload if fixed is None else fixed).strip()
-    event = decode_event(raw)
-    return Candidate(event, raw if fixed is None else orjson.dumps(orjson.loads(raw)))
-
-
 async def replay(
-    seq: int, dead_letters: DeadLetters, events: Events, *, fixed: bytes | None = None
-) -> ReplayOutcome:
+    seq: int,
+    dead_letters: DeadLetters,
+    events: Events,
+    archive: Archive,
+    actions: Actions,
+    *,
+    fixed: bytes | None = None,
+    force: bool = False,
+) -> Outcome:
     letter = await dead_letters.get(seq)
     if letter is None:
-        return ReplayOutcome(
-            seq, False, f"no dead letter {seq} in {DEAD_LETTERS_STREAM} (replayed or removed?)"
-        )
+        return await _gone(seq, actions, "replayed")
+    earlier = await actions.of_letter(letter)
+    if earlier is not None:
+        # A crash after recording, before removing: the recorded action stands.
+        await dead_letters.delete(seq)
+        tail = "" if earlier.action == "replayed" else ", not replayed"
+        return Outcome(seq, earlier.action == "replayed", f"{earlier.describe()}; {REMOVED}{tail}")
     try:
         chosen = candidate(letter, fixed)
     except EventRejected as exc:
         what = "the fix is" if fixed is not None else "still"
-        return ReplayOutcome(seq, False, f"kept: {what} invalid: {exc.reason}")
+        return Outcome(seq, False, f"kept: {what} invalid: {exc.reason}")
     event = chosen.event
-    ack = await events.publish(event.subject, chosen.payload, str(event.event_id))
-    if ack.duplicate:
-        stored = await events.payload_at(ack.seq)
-        if stored != chosen.payload:
-            return ReplayOutcome(
+    problems = identity_problems(letter, event)
+    if problems and not force:
+        why = "; ".join(str(p) for p in problems)
+        return Outcome(
+            seq,
+            False,
+            f"kept: not a replacement for the dead letter's event: {why}. Fix it and replay it "
+            "with --file, or pass --force to publish it anyway",
+        )
+    how = "as it was" if fixed is None else "with a fix"
+    note = f"replayed {how}" + (
+        f"; --force past: {'; '.join(map(str, problems))}" if problems else ""
+    )
+
+    archived = await archive.find(event.event_id)
+    if archived is not None:
+        if not same_event(archived, event):
+            return Outcome(
                 seq,
                 False,
-                f"kept: {EVENTS_STREAM} already holds a different event with event_id "
-                f"{event.event_id} (seq {ack.seq}) inside its duplicate window; give the fix a "
-                "new event_id, or replay it after the window has passed",
+                f"kept: event_id {event.event_id} is already projected with other content "
+                f"({EVENTS_STREAM} seq {archived.stream_seq} on {archived.subject}), so the "
+                "projector would dead-letter this one again as event_id_reused. Give the fix a "
+                f"new event_id and replay it with --file and --force, or remove it with "
+                f"cw dlq delete {seq} --reason TEXT",
             )
+        recorded, new = await actions.record(
+            letter, _replayed(letter, event.event_id, archived.stream_seq, "already projected")
+        )
+        await dead_letters.delete(seq)
+        return Outcome(
+            seq,
+            True,
+            f"already projected: {EVENTS_STREAM} seq {archived.stream_seq} on "
+            f"{archived.subject} is the same event (event_id {event.event_id}); nothing "
+            f"published; {_recorded(recorded, new)}; {REMOVED}",
+        )
+
+    ack = await events.publish(event.subject, chosen.payload, replay_msg_id(letter))
+    if ack.stream != EVENTS_STREAM:
+        return Outcome(
+            seq, False, f"kept: {event.subject} was stored in {ack.stream}, not {EVENTS_STREAM}"
+        )
+    problem = stored_problem(letter, chosen, await events.message_at(ack.seq))
+    if problem is not None:
+        return Outcome(seq, False, f"kept: {problem}")
+    recorded, new = await actions.record(letter, _replayed(letter, event.event_id, ack.seq, note))
     await dead_letters.delete(seq)
-    how = "already in" if ack.duplicate else "published to"
-    return ReplayOutcome(
+    where = f"{EVENTS_STREAM} as seq {ack.seq} on {event.subject}"
+    if ack.duplicate:
+        where = f"already in {where} (an earlier replay of this dead letter)"
+    else:
+        where = f"published to {where}"
+    return Outcome(
         seq,
         True,
-        f"{how} {EVENTS_STREAM} as seq {ack.seq} on {event.subject}; "
-        f"removed from {DEAD_LETTERS_STREAM}",
+        f"{where}; the projector will project it; {_recorded(recorded, new)}; {REMOVED}",
     )
+
+
+async def delete(seq: int, dead_letters: DeadLetters, actions: Actions, *, reason: str) -> Outcome:
+    """Record that dead letter ``seq`` was deleted, and why; then remove it."""
+    letter = await dead_letters.get(seq)
+    if letter is None:
+        return await _gone(seq, actions, "deleted")
+    recorded, new = await actions.record(
+        letter,
+        Action(
+            stage=letter.stage,
+            dead_letter_seq=letter.seq,
+            original_stream_seq=letter.original_stream_seq,
+            action="deleted",
+            event_id=original_event_id(letter),
+            event_stream_seq=None,
+            reason=reason,
+        ),
+    )
+    await dead_letters.delete(seq)
+    return Outcome(seq, True, f"deleted; {_recorded(recorded, new)}; {REMOVED}")
+
+
+def _replayed(letter: DeadLetter, event_id: uuid.UUID, event_seq: int, note: str) -> Action:
+    return Action(
+        stage=letter.stage,
+        dead_letter_seq=letter.seq,
+        original_stream_seq=letter.original_stream_seq,
+        action="replayed",
+        event_id=event_id,
+        event_stream_seq=event_seq,
+        reason=note,
+    )
+
+
+def _recorded(action: Action, new: bool) -> str:
+    if new:
+        return "recorded in cw.dead_letter_actions"
+    return f"already {action.describe()} in cw.dead_letter_actions (no second record)"
+
+
+async def _gone(seq: int, actions: Actions, wanted: Literal["replayed", "deleted"]) -> Outcome:
+    last = await actions.last_of_seq(seq)
+    if last is None:
+        return Outcome(seq, False, f"no dead letter {seq} in {DEAD_LETTERS_STREAM}")
+    done = wanted == "deleted" or last.action == "replayed"
+    return Outcome(seq, done, f"no longer in {DEAD_LETTERS_STREAM}: {last.describe()}")

@@ -1,4 +1,8 @@
-"""``cw dlq list | show | replay`` against a real NATS."""
+"""``cw dlq list | show | replay`` against a real NATS (and PostgreSQL for replays).
+
+The rules of replay and delete (subjects, the archive, recorded actions) are in
+``test_dlq_replay_rules.py``.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,21 @@ from rich.console import Console
 
 from contracts.generate import CONTRACTS_DIR
 from services.common.deadletters import dead_letter_headers
+from services.common.entrypoints import initialise
+from services.common.settings import Settings
 from services.common.streams import (
     DEAD_LETTERS_STREAM,
     EVENTS_STREAM,
     dead_letter_subject,
 )
-from services.deadletters.adapters import DeadLetterStore
-from services.deadletters.cli import list_command, register, replay_command, show_command
+from services.deadletters.adapters.jetstream import DeadLetterStore
+from services.deadletters.cli import (
+    delete_command,
+    list_command,
+    register,
+    replay_command,
+    show_command,
+)
 from services.intake.entrypoints.cli import publish_command
 
 pytestmark = pytest.mark.integration
@@ -58,6 +70,13 @@ async def dead_letters(nats_url: str, nc: Client, tmp_path: Path) -> list[int]:
     letters = await DeadLetterStore(nc.jetstream()).list(stage=None, limit=10)
     assert [letter.line for letter in letters] == [2, 3]
     return [letter.seq for letter in letters]
+
+
+@pytest.fixture
+async def db_url(settings: Settings) -> str:
+    """The test's database with the read model and cw.dead_letter_actions (``cw init``)."""
+    await initialise(settings)
+    return settings.database_url
 
 
 def _console() -> tuple[Console, io.StringIO]:
@@ -129,7 +148,7 @@ async def test_show_prints_reason_headers_and_the_original_payload(
 
 
 async def test_replaying_a_fixed_dead_letter_moves_it_into_the_events(
-    nats_url: str, nc: Client, dead_letters: list[int]
+    nats_url: str, db_url: str, nc: Client, dead_letters: list[int]
 ) -> None:
     seq = dead_letters[0]
     before = await _events_count(nc)
@@ -137,7 +156,7 @@ async def test_replaying_a_fixed_dead_letter_moves_it_into_the_events(
 
     console, out = _console()
     code = await replay_command(
-        nats_url, [seq], fixed=json.dumps(fixed, indent=2).encode(), console=console
+        nats_url, db_url, [seq], fixed=json.dumps(fixed, indent=2).encode(), console=console
     )
 
     assert code == 0, out.getvalue()
@@ -145,7 +164,7 @@ async def test_replaying_a_fixed_dead_letter_moves_it_into_the_events(
     assert await _events_count(nc) == before + 1
     stored = await nc.jetstream().get_msg(EVENTS_STREAM, before + 1)
     assert stored.headers is not None
-    assert stored.headers["Nats-Msg-Id"] == NAIVE["event_id"]
+    assert stored.headers["Nats-Msg-Id"] == f"replay:intake:{seq}"  # not the event_id (why: domain)
     assert stored.data == orjson.dumps(fixed)  # compact, one line like any event
     assert stored.subject == (
         f"cw.events.{NAIVE['district']}.{NAIVE['venue_id']}.{NAIVE['event_type']}"
@@ -158,11 +177,11 @@ async def test_replaying_a_fixed_dead_letter_moves_it_into_the_events(
 
 
 async def test_replaying_an_unfixed_dead_letter_keeps_it(
-    nats_url: str, nc: Client, dead_letters: list[int]
+    nats_url: str, db_url: str, nc: Client, dead_letters: list[int]
 ) -> None:
     before = await _events_count(nc)
     console, out = _console()
-    assert await replay_command(nats_url, dead_letters, fixed=None, console=console) == 1
+    assert await replay_command(nats_url, db_url, dead_letters, fixed=None, console=console) == 1
     text = out.getvalue()
     assert f"dead letter {dead_letters[0]}: kept: still invalid: occurred_at: " in text
     assert f"dead letter {dead_letters[1]}: kept: still invalid: data.顏色: " in text
@@ -172,13 +191,13 @@ async def test_replaying_an_unfixed_dead_letter_keeps_it(
 
 
 async def test_a_fix_that_is_still_wrong_is_not_published(
-    nats_url: str, nc: Client, dead_letters: list[int]
+    nats_url: str, db_url: str, nc: Client, dead_letters: list[int]
 ) -> None:
     before = await _events_count(nc)
     console, out = _console()
     still_wrong = {**NAIVE, "occurred_at": "2023-03-15T10:05:00+08:00", "event_id": "oops"}
     code = await replay_command(
-        nats_url, [dead_letters[0]], fixed=orjson.dumps(still_wrong), console=console
+        nats_url, db_url, [dead_letters[0]], fixed=orjson.dumps(still_wrong), console=console
     )
     assert code == 1
     assert "kept: the fix is invalid: event_id: " in out.getvalue()
@@ -187,39 +206,46 @@ async def test_a_fix_that_is_still_wrong_is_not_published(
 
 
 async def test_replay_after_a_crash_between_publish_and_delete_only_removes_the_dead_letter(
-    nats_url: str, nc: Client, dead_letters: list[int]
+    nats_url: str, db_url: str, nc: Client, dead_letters: list[int]
 ) -> None:
     seq = dead_letters[1]
     fixed = orjson.dumps({**EXTRA, "data": EXAMPLE["data"]})
-    # The earlier replay stored the event and died before removing the dead letter.
+    # The earlier replay stored the event (with the replay's Nats-Msg-Id) and died before
+    # recording and removing the dead letter.
     await nc.jetstream().publish(
         f"cw.events.{EXTRA['district']}.{EXTRA['venue_id']}.{EXTRA['event_type']}",
         fixed,
-        headers={"Nats-Msg-Id": EXTRA["event_id"]},
+        headers={"Nats-Msg-Id": f"replay:intake:{seq}"},
     )
     before = await _events_count(nc)
 
     console, out = _console()
-    assert await replay_command(nats_url, [seq], fixed=fixed, console=console) == 0
-    assert "already in CW_EVENTS" in out.getvalue()
+    assert await replay_command(nats_url, db_url, [seq], fixed=fixed, console=console) == 0
+    assert f"already in CW_EVENTS as seq {before} on " in out.getvalue()
+    assert "an earlier replay of this dead letter" in out.getvalue()
     assert await _events_count(nc) == before
     assert await DeadLetterStore(nc.jetstream()).get(seq) is None
 
 
-async def test_a_fix_reusing_the_event_id_of_another_stored_event_is_kept(
-    nats_url: str, nc: Client, dead_letters: list[int]
+async def test_a_fix_with_another_event_id_is_kept(
+    nats_url: str, db_url: str, nc: Client, dead_letters: list[int]
 ) -> None:
     seq = dead_letters[0]
     fixed = {**NAIVE, "occurred_at": "2023-03-15T10:05:00+08:00", "event_id": GOOD["event_id"]}
+    before = await _events_count(nc)
     console, out = _console()
-    code = await replay_command(nats_url, [seq], fixed=orjson.dumps(fixed), console=console)
+    code = await replay_command(nats_url, db_url, [seq], fixed=orjson.dumps(fixed), console=console)
     assert code == 1
-    assert "already holds a different event" in out.getvalue()
+    assert (
+        f"kept: not a replacement for the dead letter's event: event_id: is {GOOD['event_id']}, "
+        f"but the dead letter's event has {NAIVE['event_id']}" in out.getvalue()
+    )
+    assert await _events_count(nc) == before
     assert await DeadLetterStore(nc.jetstream()).get(seq) is not None
 
 
 async def test_a_dead_letter_whose_payload_is_valid_now_is_replayed_as_is(
-    nats_url: str, nc: Client
+    nats_url: str, db_url: str, nc: Client
 ) -> None:
     # A projector dead letter: the event failed in projection, not in validation.
     payload = orjson.dumps(GOOD)
@@ -228,17 +254,19 @@ async def test_a_dead_letter_whose_payload_is_valid_now_is_replayed_as_is(
     )
     ack = await nc.jetstream().publish(dead_letter_subject("projector"), payload, headers=headers)
     console, out = _console()
-    assert await replay_command(nats_url, [ack.seq], fixed=None, console=console) == 0
+    assert await replay_command(nats_url, db_url, [ack.seq], fixed=None, console=console) == 0
     assert "published to CW_EVENTS as seq 1" in out.getvalue()
     stored = await nc.jetstream().get_msg(EVENTS_STREAM, 1)
     assert stored.data == payload
 
 
-async def test_missing_streams_are_reported(nats_url: str) -> None:
+async def test_missing_streams_are_reported(nats_url: str, database_url: str) -> None:
+    db_url = database_url  # an empty database: NATS is asked first
     for command in (
         list_command(nats_url, stage=None, limit=5, as_json=False, console=_console()[0]),
         show_command(nats_url, 1, console=_console()[0]),
-        replay_command(nats_url, [1], fixed=None, console=_console()[0]),
+        replay_command(nats_url, db_url, [1], fixed=None, console=_console()[0]),
+        delete_command(nats_url, db_url, [1], reason="test", console=_console()[0]),
     ):
         assert await command == 2
 
@@ -262,3 +290,27 @@ def test_replay_takes_one_seq_with_a_fix(
     args = parser.parse_args(["dlq", "replay", "1", "--file", str(tmp_path / "missing.json")])
     assert args.handler(args) == 2
     assert "cannot read" in capsys.readouterr().out
+
+
+async def test_replay_and_delete_without_the_database_objects_say_run_cw_init(
+    nats_url: str, nc: Client, database_url: str, dead_letters: list[int]
+) -> None:
+    # database_url is an empty database: no read model, no cw.dead_letter_actions.
+    replay_console, replay_out = _console()
+    delete_console, delete_out = _console()
+    assert (
+        await replay_command(
+            nats_url, database_url, dead_letters, fixed=None, console=replay_console
+        )
+        == 2
+    )
+    assert (
+        await delete_command(
+            nats_url, database_url, dead_letters, reason="test", console=delete_console
+        )
+        == 2
+    )
+    assert "run `cw init` first" in replay_out.getvalue()
+    assert "run `cw init` first" in delete_out.getvalue()
+    store = DeadLetterStore(nc.jetstream())
+    assert [d.seq for d in await store.list(stage=None, limit=9)] == dead_letters

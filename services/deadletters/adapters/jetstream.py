@@ -18,6 +18,7 @@ from services.common.streams import (
     EVENTS_STREAM,
     dead_letter_subject,
 )
+from services.deadletters.domain import StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,10 @@ class EventStream:
     async def publish(self, subject: str, payload: bytes, msg_id: str) -> PubAck:
         return await self._js.publish(subject, payload, headers={MSG_ID: msg_id})
 
-    async def payload_at(self, seq: int) -> bytes | None:
+    async def message_at(self, seq: int) -> StoredMessage | None:
+        """The message at ``seq`` in ``CW_EVENTS``, or None when there is none."""
         try:
             raw = await self._js.get_msg(self._stream, seq=seq)
         except NotFoundError:
             return None
-        return raw.data or b""
+        return StoredMessage(seq, raw.subject or "", raw.data or b"", dict(raw.headers or {}))

@@ -1,0 +1,2 @@
+"""``cw dlq``'s adapters: ``jetstream.py`` holds every NATS call, ``postgres.py`` every SQL
+statement."""
