@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from contracts import Event
 from services.common.campaign import load_campaign
-from services.projector.domain.model import Issue, Needs, StreamEvent
+from services.projector.domain.model import Issue, Needs, Refusal, StreamEvent
 from services.projector.domain.ports import ReadModelStore
 from services.projector.service import BatchOutcome, apply_batch
 from tests import factories as f
@@ -177,3 +177,59 @@ class ReadModelSuite:
         here, there = await self.issue("I1"), await self.issue("I1", "320706")
         assert here is not None and here.closed_at is None
         assert there is not None and there.closed_at is not None
+
+    async def refusing(self, batch: list[StreamEvent]) -> tuple[BatchOutcome, list[Refusal]]:
+        refused: list[Refusal] = []
+
+        async def refuse(r: Refusal) -> None:
+            refused.append(r)
+
+        outcome = await apply_batch(
+            self.store, batch, max(se.seq for se in batch), CAMPAIGN.rebound_window,
+            refuse=refuse,
+        )  # fmt: skip
+        return outcome, refused
+
+    async def test_a_follow_up_from_another_venue_is_refused_not_applied(self) -> None:
+        _, refused = await self.refusing(stream([
+            f.issue("PV-1", "I1", f.at("2023-03-01 10:00")),
+            f.recheck_passed("EVIL", "I1", f.at("2023-03-02 10:00")),
+        ]))  # fmt: skip
+        issue = await self.issue("I1")
+        assert issue is not None and issue.closed_at is None
+        assert [(r.kind, r.field, r.issue_venue, r.event.seq) for r in refused] == [
+            ("venue_mismatch", "venue_id", "PV-1", 2)
+        ]
+        assert "belongs to venue PV-1, not EVIL" in refused[0].reason
+
+    async def test_a_waiting_follow_up_from_another_venue_is_refused_when_its_issue_comes(
+        self,
+    ) -> None:
+        _, early = await self.refusing(
+            stream([f.recheck_passed("EVIL", "I1", f.at("2023-03-02 10:00"))])
+        )
+        assert early == []
+        _, refused = await self.refusing(
+            stream([f.issue("PV-1", "I1", f.at("2023-03-01 10:00"))], start=2)
+        )
+        issue = await self.issue("I1")
+        assert issue is not None and issue.closed_at is None
+        assert [(r.kind, r.event.seq) for r in refused] == [("venue_mismatch", 1)]
+
+    async def test_an_event_id_reused_with_other_content_is_refused(self) -> None:
+        first = f.issue(V, "I1", f.at("2023-03-01 10:00"))
+        same = f.issue(V, "I1", f.at("2023-03-01 10:00"), event_id=first.event_id)
+        other = f.issue(V, "I9", f.at("2023-03-05 10:00"), event_id=first.event_id)
+        await self.refusing(stream([first]))
+        outcome, refused = await self.refusing(stream([same, other], start=2))
+        assert outcome.duplicates == 1
+        assert [(r.kind, r.field, r.event.seq) for r in refused] == [
+            ("event_id_reused", "event_id", 3)
+        ]
+        assert await self.issue("I9") is None
+        # Inside one batch too: the first one stands, the changed repeat is refused.
+        a = f.issue(V, "I2", f.at("2023-03-01 10:00"))
+        b = f.issue(V, "I3", f.at("2023-03-01 10:00"), event_id=a.event_id)
+        _, refused = await self.refusing(stream([a, b], start=4))
+        assert [(r.kind, r.event.seq) for r in refused] == [("event_id_reused", 5)]
+        assert await self.issue("I2") is not None and await self.issue("I3") is None
