@@ -196,7 +196,7 @@ async def test_a_projector_that_gets_the_write_lock_back_loses_nothing(
             killed_at = await checkpoint.value()
             assert killed_at < N, "B drained the backlog before the kill: make it larger"
 
-            reached = await checkpoint.reaches(N, within=60)
+            reached = await checkpoint.reaches(N, within=60, watching=a)
             if reached < N and a.done() and isinstance(a.exception(), Fenced):
                 restarted = True  # A exited with status 75: a supervisor restarts it
             elif a.done():

@@ -118,13 +118,17 @@ class Checkpoint:
         target: int,
         within: float,
         running: Sequence[asyncio.Task[None]] = (),
+        *,
+        watching: asyncio.Task[None] | None = None,
     ) -> int:
         """Wait until the checkpoint is at ``target`` or ``within`` seconds have passed; return the
-        checkpoint then (the caller asserts). A projector task that fails is re-raised."""
+        checkpoint then (the caller asserts). A task of ``running`` that fails is re-raised; when
+        the ``watching`` task ends, the wait ends too (the caller looks at how it ended)."""
         deadline = time.monotonic() + within
         while True:
             done = await self.value()
-            if done >= target or time.monotonic() > deadline:
+            ended = watching is not None and watching.done()
+            if done >= target or ended or time.monotonic() > deadline:
                 if done < target:
                     log.error("checkpoint %s, not %s, after %ss", done, target, within)
                 return done
