@@ -25,7 +25,7 @@ from services.projector.adapters.jetstream import (
     stream_last_seq,
 )
 from services.projector.adapters.metrics import ProjectorMetrics
-from services.projector.domain.audit import AuditReport
+from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.model import Issue, IssueStatus
 from services.projector.domain.projection import issues_as_of
 from services.projector.runner import Backoff, Projector, decode_delivery
@@ -177,16 +177,19 @@ async def _audit_periodically(
 
 async def audit(settings: Settings, since: int = 1) -> AuditReport:
     """``cw audit``: account for every message of ``CW_EVENTS`` from ``since`` up to the
-    projector's checkpoint."""
-    nc = await nats.connect(settings.nats_url, connect_timeout=5, allow_reconnect=False)
+    projector's checkpoint. Raises ``AuditUnavailable`` when it cannot read what it needs."""
     try:
-        conn = await asyncpg.connect(settings.database_url, timeout=10)
+        nc = await nats.connect(settings.nats_url, connect_timeout=5, allow_reconnect=False)
         try:
-            return await audit_adapter.audit_read_model(nc, conn, since=since)
+            conn = await asyncpg.connect(settings.database_url, timeout=10)
+            try:
+                return await audit_adapter.audit_read_model(nc, conn, since=since)
+            finally:
+                await conn.close()
         finally:
-            await conn.close()
-    finally:
-        await nc.close()
+            await nc.close()
+    except (LookupError, OSError, asyncpg.PostgresError, nats.errors.Error) as exc:
+        raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 async def rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:

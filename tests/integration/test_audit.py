@@ -166,6 +166,12 @@ async def test_nothing_up_to_the_checkpoint_is_nothing_to_account_for(harness: H
     assert report.clean and (report.checkpoint, report.checked) == (0, 0)
 
 
+async def test_an_audit_that_cannot_read_says_so_with_status_2(settings: Settings) -> None:
+    done = cw_audit(settings)  # no `cw init`: no streams, no read model
+    assert done.returncode == 2
+    assert "cw audit: could not audit" in done.stderr and "Traceback" not in done.stderr
+
+
 async def wait_until(what: str, check: Callable[[], bool], within: float = 30) -> None:
     deadline = time.monotonic() + within
     while not check():

@@ -28,6 +28,10 @@ DUPLICATE_OF_NOTHING = "duplicate of event {event_id}, which is not in the archi
 DUPLICATE_WITHOUT_ID = "recorded as a duplicate without the event it duplicates"
 
 
+class AuditUnavailable(RuntimeError):
+    """The audit could not read what it needs (a server away, nothing initialised)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StreamMessage:
     """A message that exists in ``CW_EVENTS``: its sequence and subject."""

@@ -17,7 +17,7 @@ from services.common.runtime import run
 from services.common.settings import Settings
 from services.projector import bootstrap
 from services.projector.adapters.metrics import ProjectorMetrics
-from services.projector.domain.audit import AuditReport
+from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.ports import Fenced
 
 STATUS_ZH = {"open": "待整改", "rectifying": "整改中", "overdue": "已逾期", "closed": "已銷號"}
@@ -100,7 +100,7 @@ def _venue(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     try:
         report = run(bootstrap.audit(Settings(), since=args.since))
-    except (LookupError, OSError, TimeoutError) as exc:
+    except AuditUnavailable as exc:
         print(f"cw audit: could not audit: {exc}", file=sys.stderr)
         return 2
     if args.json:
