@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from uuid import UUID
 
 import orjson
@@ -24,7 +26,7 @@ from nats.js.errors import NotFoundError
 
 from services.common.deadletters import STREAM_SEQ
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
-from services.projector.adapters.jetstream import STATUS, stream_seq
+from services.projector.adapters.jetstream import stream_seq
 from services.projector.adapters.postgres import PROJECTION, Conn, active_schema, check_schema
 from services.projector.domain.audit import (
     DUPLICATE,
@@ -37,6 +39,7 @@ from services.projector.domain.audit import (
 )
 
 STAGE = "projector"
+T = TypeVar("T")
 
 READ_CHECKPOINT = "SELECT stream_seq FROM {s}.checkpoint WHERE projection = $1"
 ARCHIVED_SEQS = (
@@ -132,11 +135,11 @@ async def stream_messages(
     nc: Client, first: int, last: int, *, stream: str = EVENTS_STREAM
 ) -> list[StreamMessage]:
     """Sequence and subject of every message of ``stream`` in ``first..last`` that exists."""
-    out: list[StreamMessage] = []
-    if last >= first:
-        for seq, msg in await _pull_all(nc, stream, first, last, None):
-            out.append(StreamMessage(seq, msg.subject))
-    return out
+    if last < first:
+        return []
+    return await _pull_all(
+        nc, stream, first, last, keep=lambda seq, msg: StreamMessage(seq, msg.subject)
+    )
 
 
 async def dead_letter_stream_seqs(nc: Client, stage: str = STAGE) -> set[int]:
@@ -149,28 +152,41 @@ async def dead_letter_stream_seqs(nc: Client, stage: str = STAGE) -> set[int]:
         raise LookupError(f"stream {DEAD_LETTERS_STREAM} does not exist: run `cw init`") from None
     if not (info.state.subjects or {}).get(subject):
         return set()
-    out: set[int] = set()
-    last = int(info.state.last_seq)
-    for _, msg in await _pull_all(nc, DEAD_LETTERS_STREAM, 1, last, subject):
+
+    def original_seq(_: int, msg: Msg) -> int | None:
         value = (msg.headers or {}).get(STREAM_SEQ, "")
-        if value.isdigit():
-            out.add(int(value))
-    return out
+        return int(value) if value.isdigit() else None
+
+    last = int(info.state.last_seq)
+    found = await _pull_all(nc, DEAD_LETTERS_STREAM, 1, last, subject=subject, keep=original_seq)
+    return {seq for seq in found if seq is not None}
 
 
-class _Pull:
-    """An ephemeral consumer delivering headers only, without acks, pulled in batches."""
+class _Pull(Generic[T]):
+    """An ephemeral consumer delivering headers only, without acks, pulled in batches.
 
-    def __init__(self, nc: Client, stream: str, first: int, last: int, subject: str | None):
-        self._nc, self._stream = nc, stream
+    Each message is reduced to ``keep(seq, msg)`` as it arrives: holding 200,000 ``Msg``
+    objects would cost far more (memory and garbage collection) than the reading itself.
+    """
+
+    def __init__(
+        self,
+        nc: Client,
+        stream: str,
+        first: int,
+        last: int,
+        *,
+        subject: str | None,
+        keep: Callable[[int, Msg], T],
+    ) -> None:
+        self._nc, self._stream, self._keep = nc, stream, keep
         self._next, self._last, self._subject = first, last, subject
-        self._msgs: list[Msg] = []
+        self._out: list[T] = []
         self._ended = asyncio.Event()
         self._requested = 0
         self._received = 0
-        self._status: str | None = None
 
-    async def run(self) -> list[tuple[int, Msg]]:
+    async def run(self) -> list[T]:
         js = self._nc.jetstream()
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
@@ -186,34 +202,24 @@ class _Pull:
         sub = await self._nc.subscribe(
             inbox, cb=self._on_message, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
-        out: list[tuple[int, Msg]] = []
         try:
             next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{info.name}"
             while self._next <= self._last:
-                got = await self._pull_once(next_subject, inbox)
-                if not got:
+                if not await self._pull_once(next_subject, inbox):
                     break  # nothing more exists up to `last` (deleted messages at the end)
-                for msg in got:
-                    seq = stream_seq(msg.reply)
-                    if seq > self._last:
-                        self._next = seq
-                        break
-                    out.append((seq, msg))
-                    self._next = seq + 1
         finally:
             await sub.unsubscribe()
             with contextlib.suppress(Exception):  # an ephemeral consumer expires anyway
                 await js.delete_consumer(self._stream, info.name or "")
-        return out
+        return self._out
 
-    async def _pull_once(self, next_subject: str, inbox: str) -> list[Msg]:
+    async def _pull_once(self, next_subject: str, inbox: str) -> int:
+        """One pull request; how many messages it brought."""
         # Without a filter, sequences are dense enough to bound the batch by what is left; with
         # a filter (dead letters) the gaps are unknown, so take full batches.
         left = self._last - self._next + 1 if self._subject is None else PULL_BATCH
         self._requested = min(PULL_BATCH, left)
         self._received = 0
-        self._status = None
-        self._msgs = []
         self._ended.clear()
         request = {"batch": self._requested, "max_bytes": PULL_MAX_BYTES, "no_wait": True}
         await self._nc.publish(next_subject, orjson.dumps(request), reply=inbox)
@@ -226,27 +232,36 @@ class _Pull:
                 if self._received == seen:
                     raise TimeoutError(f"{self._stream}: no messages for {IDLE_S}s")
                 seen = self._received
-        msgs, self._msgs = self._msgs, []
-        return msgs
+        return self._received
 
     async def _on_message(self, msg: Msg) -> None:
-        headers = msg.headers
-        if not msg.data and headers and STATUS in headers and not msg.reply:
-            # 404 (nothing more), 408 (the request ended), 409 (byte bound reached): the end of
-            # this request; whatever it delivered is in.
-            self._status = headers.get(STATUS)
+        if not msg.reply:
+            # A status without a message: 404 (nothing more), 408 (the request ended), 409
+            # (the byte bound reached). This request is over; what it delivered is in.
             self._ended.set()
             return
-        self._msgs.append(msg)
         self._received += 1
+        seq = stream_seq(msg.reply)
+        if seq <= self._last:
+            self._out.append(self._keep(seq, msg))
+            self._next = seq + 1
+        else:
+            self._next = seq  # past the end: the loop stops
+            self._ended.set()
         if self._received >= self._requested:
             self._ended.set()
 
 
 async def _pull_all(
-    nc: Client, stream: str, first: int, last: int, subject: str | None
-) -> list[tuple[int, Msg]]:
+    nc: Client,
+    stream: str,
+    first: int,
+    last: int,
+    *,
+    subject: str | None = None,
+    keep: Callable[[int, Msg], T],
+) -> list[T]:
     try:
-        return await _Pull(nc, stream, first, last, subject).run()
+        return await _Pull(nc, stream, first, last, subject=subject, keep=keep).run()
     except NotFoundError:
         raise LookupError(f"stream {stream} does not exist: run `cw init`") from None
