@@ -18,6 +18,7 @@ import pytest
 from services.common.settings import Settings
 from services.deadletters.adapters import DeadLetterStore
 from services.projector import bootstrap
+from services.projector.adapters import audit as audit_adapter
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.domain.audit import DEAD_LETTER_GONE, NOT_ARCHIVED
 from tests import factories as f
@@ -127,6 +128,17 @@ async def test_a_healthy_history_audits_clean(harness: Harness) -> None:
     assert "CW_EVENTS 1..9" in done.stdout and "8 messages checked" in done.stdout
     assert "1 still dead letters, 1 replayed, 1 deleted" in done.stdout
     assert "every message is accounted for" in done.stdout
+
+
+async def test_small_pulls_read_the_same_messages(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await healthy_history(harness)
+    monkeypatch.setattr(audit_adapter, "PULL_BATCH", 2)  # many requests, some ending mid-range
+    report = await bootstrap.audit(harness.settings)
+    assert report.clean and report.checked == 8
+    partial = await bootstrap.audit(harness.settings, since=4)
+    assert (partial.first_seq, partial.checked, partial.archived) == (4, 5, 2)
 
 
 async def test_lost_events_and_a_vanished_dead_letter_are_reported(harness: Harness) -> None:

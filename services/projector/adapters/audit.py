@@ -204,9 +204,19 @@ class _Pull(Generic[T]):
         )
         try:
             next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{info.name}"
+            empty = 0
             while self._next <= self._last:
-                if not await self._pull_once(next_subject, inbox):
-                    break  # nothing more exists up to `last` (deleted messages at the end)
+                if await self._pull_once(next_subject, inbox):
+                    empty = 0
+                    continue
+                # An empty pull ends the read only when the consumer has nothing left (the rest
+                # of the range was deleted); a missed message must never pass for a gap.
+                consumer = await js.consumer_info(self._stream, info.name or "")
+                if not consumer.num_pending:
+                    break
+                empty += 1
+                if empty >= 3:
+                    raise TimeoutError(f"{self._stream}: pulls come back empty with messages left")
         finally:
             await sub.unsubscribe()
             with contextlib.suppress(Exception):  # an ephemeral consumer expires anyway
