@@ -44,12 +44,20 @@ class Settings(BaseSettings):
     )
     events_duplicate_window: timedelta = Field(default=timedelta(minutes=5))
     dead_letter_duplicate_window: timedelta = Field(default=timedelta(hours=24))
+    audit_every: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="How often the projector audits its last CW_AUDIT_WINDOW sequences.",
+    )
+    audit_window: int = Field(
+        default=10_000, ge=1, description="How many sequences up to the checkpoint it checks."
+    )
 
     @field_validator(
         "projector_fetch_wait",
         "projector_ack_wait",
         "events_duplicate_window",
         "dead_letter_duplicate_window",
+        "audit_every",
         mode="before",
     )
     @classmethod

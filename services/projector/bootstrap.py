@@ -17,6 +17,7 @@ from nats.aio.client import Client
 from services.common.campaign import Campaign, load_campaign
 from services.common.migrations import migrate
 from services.common.settings import Settings
+from services.projector.adapters import audit as audit_adapter
 from services.projector.adapters import postgres
 from services.projector.adapters.jetstream import (
     DeadLetterPublisher,
@@ -25,6 +26,7 @@ from services.projector.adapters.jetstream import (
     stream_last_seq,
 )
 from services.projector.adapters.metrics import ProjectorMetrics
+from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.model import Issue, IssueStatus
 from services.projector.domain.projection import issues_as_of
 from services.projector.runner import Backoff, Projector, decode_delivery
@@ -127,11 +129,13 @@ async def run_projector(settings: Settings, metrics: ProjectorMetrics, stop: asy
         await _until_up("PostgreSQL", guard.acquire)
         projector = build_projector(settings, nc, pool, campaign, metrics, writer=guard)
         watcher = asyncio.create_task(_watch_lag(projector, metrics))
+        auditor = asyncio.create_task(_audit_periodically(settings, nc, pool, metrics))
         stopper = asyncio.create_task(_stop_when(stop, projector))
         try:
             await projector.run()
         finally:
             watcher.cancel()
+            auditor.cancel()
             stopper.cancel()
             await guard.release()
 
@@ -148,6 +152,47 @@ async def _watch_lag(projector: Projector, metrics: ProjectorMetrics) -> None:
         await asyncio.sleep(5)
         with contextlib.suppress(Exception):
             metrics.lag.set(await source.pending())
+
+
+async def _audit_periodically(
+    settings: Settings, nc: Client, pool: asyncpg.Pool, metrics: ProjectorMetrics
+) -> None:
+    """Every ``CW_AUDIT_EVERY``, account for the last ``CW_AUDIT_WINDOW`` sequences; never
+    stops the projector (a failure is logged and counted). ``CW_AUDIT_EVERY=0`` turns it off."""
+    every = settings.audit_every.total_seconds()
+    while every > 0:
+        await asyncio.sleep(every)
+        try:
+            async with pool.acquire() as conn:
+                report = await audit_adapter.audit_read_model(
+                    nc, conn, window=settings.audit_window
+                )
+        except Exception:
+            log.warning("periodic audit failed", exc_info=True)
+            metrics.audits.labels("failed").inc()
+            continue
+        metrics.unaccounted.set(len(report.unaccounted))
+        metrics.audit_checked_through.set(report.checkpoint)
+        metrics.audits.labels("clean" if report.clean else "unaccounted").inc()
+        for r in report.ranges()[:10]:
+            log.error("audit: stream sequence %s (%s messages): %s", r.seqs, r.count, r.reason)
+
+
+async def audit(settings: Settings, since: int = 1) -> AuditReport:
+    """``cw audit``: account for every message of ``CW_EVENTS`` from ``since`` up to the
+    projector's checkpoint. Raises ``AuditUnavailable`` when it cannot read what it needs."""
+    try:
+        nc = await nats.connect(settings.nats_url, connect_timeout=5, allow_reconnect=False)
+        try:
+            conn = await asyncpg.connect(settings.database_url, timeout=10)
+            try:
+                return await audit_adapter.audit_read_model(nc, conn, since=since)
+            finally:
+                await conn.close()
+        finally:
+            await nc.close()
+    except (LookupError, OSError, asyncpg.PostgresError, nats.errors.Error) as exc:
+        raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 async def rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:

@@ -71,3 +71,20 @@ class ProjectorMetrics:
             "Events in CW_EVENTS not yet committed by the projector.",
             registry=r,
         )
+        self.unaccounted = Gauge(
+            "cw_projector_unaccounted_events",
+            "Messages of CW_EVENTS in the last audit window that are neither archived nor have a "
+            "recorded outcome (duplicate, dead letter still kept or acted on): lost events.",
+            registry=r,
+        )
+        self.audit_checked_through = Gauge(
+            "cw_projector_audit_checked_through_seq",
+            "The checkpoint the last periodic audit checked up to.",
+            registry=r,
+        )
+        self.audits = Counter(
+            "cw_projector_audits",
+            "Periodic audits, by result: clean, unaccounted (found some), failed (could not run).",
+            ["result"],
+            registry=r,
+        )

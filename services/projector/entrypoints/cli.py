@@ -1,11 +1,14 @@
-"""``cw run projector``, ``cw rebuild`` and ``cw venue``: thin shells over the bootstrap."""
+"""``cw run projector``, ``cw rebuild``, ``cw venue`` and ``cw audit``: thin shells over the
+bootstrap."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
+import sys
 from datetime import UTC, datetime
 
 from prometheus_client import start_http_server
@@ -14,6 +17,7 @@ from services.common.runtime import run
 from services.common.settings import Settings
 from services.projector import bootstrap
 from services.projector.adapters.metrics import ProjectorMetrics
+from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.ports import Fenced
 
 STATUS_ZH = {"open": "待整改", "rectifying": "整改中", "overdue": "已逾期", "closed": "已銷號"}
@@ -93,6 +97,41 @@ def _venue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    try:
+        report = run(bootstrap.audit(Settings(), since=args.since))
+    except AuditUnavailable as exc:
+        print(f"cw audit: could not audit: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        print("\n".join(audit_lines(report)))
+    return 0 if report.clean else 1
+
+
+def audit_lines(report: AuditReport, subjects_shown: int = 3) -> list[str]:
+    r = report
+    lines = [
+        f"CW_EVENTS {r.first_seq}..{r.checkpoint} (the projector's checkpoint): "
+        f"{r.checked} messages checked",
+        f"  archived       {r.archived}",
+        f"  duplicates     {r.duplicates}",
+        f"  dead-lettered  {r.dead_lettered}: {r.still_dead_letters} still dead letters, "
+        f"{r.replayed} replayed, {r.deleted} deleted",
+    ]
+    if r.clean:
+        lines.append("every message is accounted for")
+        return lines
+    lines.append(f"UNACCOUNTED FOR: {len(r.unaccounted)} messages")
+    for g in r.ranges():
+        more = len(g.subjects) - subjects_shown
+        subjects = ", ".join(g.subjects[:subjects_shown]) + (f" (+{more} more)" if more > 0 else "")
+        lines.append(f"  seq {g.seqs} ({g.count}): {g.reason}")
+        lines.append(f"      {subjects}")
+    return lines
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run a service (projector)")
     p.add_argument("service", choices=["projector"])
@@ -110,3 +149,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--as-of", type=_parse_moment, help="RFC 3339 moment, e.g. 2023-04-01T00:00+08:00"
     )
     p.set_defaults(handler=_venue)
+
+    p = sub.add_parser(
+        "audit",
+        help="check that every message of CW_EVENTS up to the checkpoint is accounted for",
+    )
+    p.add_argument("--since", type=int, default=1, metavar="SEQ", help="first stream sequence")
+    p.add_argument("--json", action="store_true", help="one JSON document, for programs")
+    p.set_defaults(handler=_audit)

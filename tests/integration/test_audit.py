@@ -1,0 +1,230 @@
+"""``cw audit`` and the projector's periodic audit against real NATS and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from services.common.settings import Settings
+from services.deadletters.adapters import DeadLetterStore
+from services.projector import bootstrap
+from services.projector.adapters import audit as audit_adapter
+from services.projector.adapters.metrics import ProjectorMetrics
+from services.projector.domain.audit import DEAD_LETTER_GONE, NOT_ARCHIVED
+from tests import factories as f
+from tests.integration.conftest import Harness
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+V = "LY-FM-001"
+SUBJECT = f"cw.events.{f.DISTRICT}.{V}.IssueFound"
+
+
+def cw_audit(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CW_NATS_URL": settings.nats_url, "CW_DATABASE_URL": settings.database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "audit", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def schema(harness: Harness) -> str:
+    rows = await harness.rows("SELECT active_schema FROM cw.read_model_head")
+    return str(rows[0]["active_schema"])
+
+
+async def record_outcome(
+    harness: Harness, seq: int, outcome: str, event_id: UUID | None = None, reason: str = ""
+) -> None:
+    # until the projector records outcomes: stand in for the row it writes with the batch.
+    s = await schema(harness)
+    await harness.db.execute(
+        f"INSERT INTO {s}.stream_outcomes (stream_seq, outcome, event_id, reason) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (stream_seq) DO NOTHING",
+        seq,
+        outcome,
+        event_id,
+        reason or None,
+    )
+
+
+async def operator_acts(harness: Harness, original_seq: int, action: str, why: str) -> None:
+    """What ``cw dlq replay|delete`` leaves behind: the action recorded, the dead letter gone."""
+    store = DeadLetterStore(harness.nc.jetstream())
+    [letter] = [
+        d
+        for d in await store.list(stage="projector", limit=100)
+        if d.original_stream_seq == original_seq
+    ]
+    await harness.db.execute(
+        "INSERT INTO cw.dead_letter_actions (stage, dead_letter_seq, original_stream_seq, action, "
+        "reason) VALUES ('projector', $1, $2, $3, $4)",
+        letter.seq,
+        original_seq,
+        action,
+        why,
+    )
+    assert await store.delete(letter.seq)
+
+
+async def drop_dead_letter(harness: Harness, original_seq: int) -> None:
+    store = DeadLetterStore(harness.nc.jetstream())
+    for d in await store.list(stage="projector", limit=100):
+        if d.original_stream_seq == original_seq:
+            assert await store.delete(d.seq)
+
+
+async def healthy_history(harness: Harness) -> dict[str, int]:
+    """Events, a duplicate, three dead letters (one kept, one replayed, one deleted), a gap."""
+    venue = f.venue(V, f.at("2023-02-01 09:00"))
+    found = f.issue(V, "I1", f.at("2023-03-01 10:00"))
+    naive = f.wire(f.issue(V, "I2", f.at("2023-03-01 10:00"))).replace(b"+08:00", b"")
+    fixed = f.issue(V, "I2", f.at("2023-03-01 10:00"))
+    await harness.publish([venue, found])  # 1, 2
+    await harness.publish([venue], msg_id=False)  # 3: a republish without Nats-Msg-Id
+    await harness.publish_raw(SUBJECT, naive)  # 4: stays a dead letter
+    await harness.publish_raw(SUBJECT, naive)  # 5: replayed by an operator (as 8)
+    await harness.publish_raw(SUBJECT, b"{not json")  # 6: deleted by an operator
+    await harness.publish([f.inspection(V, f.at("2023-03-02 10:00"))])  # 7
+    await harness.project()
+    await harness.publish([fixed])  # 8
+    await harness.publish([f.inspection(V, f.at("2023-03-03 10:00"))])  # 9
+    await harness.project()
+    await harness.nc.jetstream().delete_msg("CW_EVENTS", 9)  # a gap: not a message any more
+    await record_outcome(harness, 3, "duplicate", venue.event_id)
+    for seq in (4, 5, 6):
+        await record_outcome(harness, seq, "dead_lettered", reason="invalid_field")
+    await operator_acts(harness, 5, "replayed", "fixed occurred_at")
+    await operator_acts(harness, 6, "deleted", "not an event")
+    return {"checkpoint": 9}
+
+
+async def test_a_healthy_history_audits_clean(harness: Harness) -> None:
+    await healthy_history(harness)
+
+    report = await bootstrap.audit(harness.settings)
+    assert report.clean, report.unaccounted
+    assert (report.first_seq, report.checkpoint, report.checked) == (1, 9, 8)
+    assert (report.archived, report.duplicates, report.dead_lettered) == (4, 1, 3)
+    assert (report.still_dead_letters, report.replayed, report.deleted) == (1, 1, 1)
+
+    done = cw_audit(harness.settings)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CW_EVENTS 1..9" in done.stdout and "8 messages checked" in done.stdout
+    assert "1 still dead letters, 1 replayed, 1 deleted" in done.stdout
+    assert "every message is accounted for" in done.stdout
+
+
+async def test_small_pulls_read_the_same_messages(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await healthy_history(harness)
+    monkeypatch.setattr(audit_adapter, "PULL_BATCH", 2)  # many requests, some ending mid-range
+    report = await bootstrap.audit(harness.settings)
+    assert report.clean and report.checked == 8
+    partial = await bootstrap.audit(harness.settings, since=4)
+    assert (partial.first_seq, partial.checked, partial.archived) == (4, 5, 2)
+
+
+async def test_lost_events_and_a_vanished_dead_letter_are_reported(harness: Harness) -> None:
+    await healthy_history(harness)
+    s = await schema(harness)
+    await harness.db.execute(f"DELETE FROM {s}.event_archive WHERE stream_seq IN (1, 2, 7)")
+    await drop_dead_letter(harness, 4)  # gone, and no operator action says why
+
+    report = await bootstrap.audit(harness.settings)
+    assert not report.clean
+    assert [(u.seq, u.subject, u.reason) for u in report.unaccounted] == [
+        (1, f"cw.events.{f.DISTRICT}.{V}.VenueRegistered", NOT_ARCHIVED),
+        (2, SUBJECT, NOT_ARCHIVED),
+        # the duplicate at 3 now names an event that is not in the archive
+        (3, f"cw.events.{f.DISTRICT}.{V}.VenueRegistered", report.unaccounted[2].reason),
+        (4, SUBJECT, DEAD_LETTER_GONE),
+        (7, f"cw.events.{f.DISTRICT}.{V}.InspectionRecorded", NOT_ARCHIVED),
+    ]
+    assert report.unaccounted[2].reason.endswith("which is not in the archive")
+    assert [(r.seqs, r.reason) for r in report.ranges()][:1] == [("1-2", NOT_ARCHIVED)]
+
+    done = cw_audit(harness.settings)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "UNACCOUNTED FOR: 5 messages" in done.stdout
+    assert f"seq 1-2 (2): {NOT_ARCHIVED}" in done.stdout
+    assert f"seq 4 (1): {DEAD_LETTER_GONE}" in done.stdout
+
+    done = cw_audit(harness.settings, "--since", "5", "--json")
+    assert done.returncode == 1, done.stderr
+    out = json.loads(done.stdout)
+    assert (out["first_seq"], out["checkpoint"], out["clean"]) == (5, 9, False)
+    assert [u["seq"] for u in out["unaccounted"]] == [7]
+
+
+async def test_nothing_up_to_the_checkpoint_is_nothing_to_account_for(harness: Harness) -> None:
+    report = await bootstrap.audit(harness.settings)
+    assert report.clean and (report.checkpoint, report.checked) == (0, 0)
+
+
+async def test_an_audit_that_cannot_read_says_so_with_status_2(settings: Settings) -> None:
+    done = cw_audit(settings)  # no `cw init`: no streams, no read model
+    assert done.returncode == 2
+    assert "cw audit: could not audit" in done.stderr and "Traceback" not in done.stderr
+
+
+async def wait_until(what: str, check: Callable[[], bool], within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_the_projector_audits_itself_and_a_loss_shows_in_the_gauge(
+    harness: Harness,
+) -> None:
+    settings = harness.settings.model_copy(
+        update={"audit_every": timedelta(milliseconds=100), "audit_window": 3}
+    )
+    metrics = ProjectorMetrics()
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    await harness.publish([f.venue(V, f.at("2023-02-01 09:00"))])
+    await harness.publish([f.inspection(V, f.at(f"2023-03-0{d} 10:00")) for d in range(1, 5)])
+    stop = asyncio.Event()
+    task = asyncio.create_task(bootstrap.run_projector(settings, metrics, stop))
+    try:
+        await wait_until(
+            "an audit through sequence 5",
+            lambda: (
+                value("cw_projector_audit_checked_through_seq") == 5
+                and (value("cw_projector_audits_total", result="clean") or 0) >= 1
+            ),
+        )
+        assert value("cw_projector_unaccounted_events") == 0
+
+        s = await schema(harness)
+        # Sequence 1 is outside the window (3..5): the periodic audit does not look at it.
+        await harness.db.execute(f"DELETE FROM {s}.event_archive WHERE stream_seq IN (1, 4)")
+        await wait_until("the loss of sequence 4 in the gauge",
+                         lambda: value("cw_projector_unaccounted_events") == 1)  # fmt: skip
+        assert (value("cw_projector_audits_total", result="unaccounted") or 0) >= 1
+        assert not task.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert value("cw_projector_audits_total", result="failed") in (None, 0)
