@@ -7,16 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from uuid import UUID
 
 import pytest
 
 from services.common.settings import Settings
-from services.deadletters.adapters import DeadLetterStore
+from services.deadletters.adapters.jetstream import DeadLetterStore
 from services.projector import bootstrap
 from services.projector.adapters import audit as audit_adapter
 from services.projector.adapters.metrics import ProjectorMetrics
@@ -48,38 +48,35 @@ async def schema(harness: Harness) -> str:
     return str(rows[0]["active_schema"])
 
 
-async def record_outcome(
-    harness: Harness, seq: int, outcome: str, event_id: UUID | None = None, reason: str = ""
-) -> None:
-    # until the projector records outcomes: stand in for the row it writes with the batch.
-    s = await schema(harness)
-    await harness.db.execute(
-        f"INSERT INTO {s}.stream_outcomes (stream_seq, outcome, event_id, reason) "
-        "VALUES ($1, $2, $3, $4) ON CONFLICT (stream_seq) DO NOTHING",
-        seq,
-        outcome,
-        event_id,
-        reason or None,
+def cw_dlq(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CW_NATS_URL": settings.nats_url, "CW_DATABASE_URL": settings.database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "dlq", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
-async def operator_acts(harness: Harness, original_seq: int, action: str, why: str) -> None:
-    """What ``cw dlq replay|delete`` leaves behind: the action recorded, the dead letter gone."""
+async def operator_acts(
+    harness: Harness, original_seq: int, *args: str, fix: bytes | None = None
+) -> None:
+    """An operator's ``cw dlq replay|delete`` of the dead letter of ``original_seq``."""
     store = DeadLetterStore(harness.nc.jetstream())
     [letter] = [
         d
         for d in await store.list(stage="projector", limit=100)
         if d.original_stream_seq == original_seq
     ]
-    await harness.db.execute(
-        "INSERT INTO cw.dead_letter_actions (stage, dead_letter_seq, original_stream_seq, action, "
-        "reason) VALUES ('projector', $1, $2, $3, $4)",
-        letter.seq,
-        original_seq,
-        action,
-        why,
-    )
-    assert await store.delete(letter.seq)
+    if fix is not None:
+        path = Path(tempfile.mkdtemp()) / "fixed.json"
+        path.write_bytes(fix)
+        args = (*args, "--file", str(path))
+    done = cw_dlq(harness.settings, args[0], str(letter.seq), *args[1:])
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 async def drop_dead_letter(harness: Harness, original_seq: int) -> None:
@@ -93,8 +90,8 @@ async def healthy_history(harness: Harness) -> dict[str, int]:
     """Events, a duplicate, three dead letters (one kept, one replayed, one deleted), a gap."""
     venue = f.venue(V, f.at("2023-02-01 09:00"))
     found = f.issue(V, "I1", f.at("2023-03-01 10:00"))
-    naive = f.wire(f.issue(V, "I2", f.at("2023-03-01 10:00"))).replace(b"+08:00", b"")
-    fixed = f.issue(V, "I2", f.at("2023-03-01 10:00"))
+    wrong = f.issue(V, "I2", f.at("2023-03-01 10:00"))
+    naive = f.wire(wrong).replace(b"+08:00", b"")
     await harness.publish([venue, found])  # 1, 2
     await harness.publish([venue], msg_id=False)  # 3: a republish without Nats-Msg-Id
     await harness.publish_raw(SUBJECT, naive)  # 4: stays a dead letter
@@ -102,15 +99,11 @@ async def healthy_history(harness: Harness) -> dict[str, int]:
     await harness.publish_raw(SUBJECT, b"{not json")  # 6: deleted by an operator
     await harness.publish([f.inspection(V, f.at("2023-03-02 10:00"))])  # 7
     await harness.project()
-    await harness.publish([fixed])  # 8
+    await operator_acts(harness, 5, "replay", fix=f.wire(wrong))  # 8
+    await operator_acts(harness, 6, "delete", "--reason", "not an event")
     await harness.publish([f.inspection(V, f.at("2023-03-03 10:00"))])  # 9
     await harness.project()
     await harness.nc.jetstream().delete_msg("CW_EVENTS", 9)  # a gap: not a message any more
-    await record_outcome(harness, 3, "duplicate", venue.event_id)
-    for seq in (4, 5, 6):
-        await record_outcome(harness, seq, "dead_lettered", reason="invalid_field")
-    await operator_acts(harness, 5, "replayed", "fixed occurred_at")
-    await operator_acts(harness, 6, "deleted", "not an event")
     return {"checkpoint": 9}
 
 
