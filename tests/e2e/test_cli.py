@@ -197,6 +197,8 @@ async def test_kill_9_in_the_middle_of_a_backlog_loses_and_doubles_nothing(
     await until(db, "SELECT sum(issues_found) FROM venue_phase_summary", n)
     assert await db.fetchval("SELECT count(*) FROM event_archive") == n
     assert projector.stop() == 0
+    audited = cw(env, "audit")
+    assert audited.returncode == 0, audited.stdout + audited.stderr
 
 
 async def test_rebuild_from_the_command_line_gives_the_same_views(

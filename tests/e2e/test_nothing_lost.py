@@ -24,6 +24,7 @@ from services.common.entrypoints import initialise
 from services.common.settings import Settings
 from services.projector.domain.ports import Fenced
 from tests import factories as f
+from tests.integration.conftest import audits_clean
 from tests.support.nothing_lost import (
     Checkpoint,
     archived,
@@ -213,6 +214,7 @@ async def test_a_projector_that_gets_the_write_lock_back_loses_nothing(
     )
     assert found.distinct_event_ids == N
     assert reached == N
+    await audits_clean(settings)
 
 
 async def _granted(write_locks: Callable[[], Awaitable[list[asyncpg.Record]]]) -> bool:

@@ -99,3 +99,11 @@ def _short() -> object:
     from datetime import timedelta  # noqa: PLC0415
 
     return timedelta(milliseconds=200)
+
+
+async def audits_clean(settings: Settings) -> None:
+    """``cw audit``'s check: every message up to the checkpoint is accounted for."""
+    from services.projector.bootstrap import audit  # noqa: PLC0415
+
+    report = await audit(settings)
+    assert report.clean, f"cw audit: unaccounted {report.unaccounted}"

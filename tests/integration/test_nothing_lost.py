@@ -18,7 +18,7 @@ from services.common.deadletters import TRUNCATED
 from services.common.streams import EVENTS_STREAM
 from services.projector.adapters.metrics import ProjectorMetrics
 from tests import factories as f
-from tests.integration.conftest import Harness
+from tests.integration.conftest import Harness, audits_clean
 from tests.support.nothing_lost import (
     Checkpoint,
     archived,
@@ -52,6 +52,7 @@ async def _backlog_is_projected_whole(harness: Harness, n: int, evidence: int) -
     assert found.distinct_event_ids == n
     assert reached == target
     assert await dead_letters(harness.nc) == [], "valid events were dead-lettered"
+    await audits_clean(harness.settings)
 
 
 async def test_a_backlog_of_6kb_events_is_projected_whole(harness: Harness) -> None:
@@ -92,6 +93,7 @@ async def test_an_event_message_that_looks_like_a_pull_status_is_dead_lettered(
     assert all(d.original_subject == SUBJECT for d in letters)
     assert (await archived(harness.db)).rows == 1 + len(later)
     assert reached == target
+    await audits_clean(harness.settings)
 
 
 async def test_a_deleted_consumer_is_recreated_at_the_checkpoint(
@@ -125,6 +127,7 @@ async def test_a_deleted_consumer_is_recreated_at_the_checkpoint(
     assert ours, "the projector recreated its consumer without an ERROR log line"
     restarts = counter(metrics, "cw_projector_consumer_restarts", reason="consumer_missing")
     assert restarts >= 1
+    await audits_clean(harness.settings)
 
 
 async def test_a_message_as_large_as_the_stream_allows_is_dead_lettered(harness: Harness) -> None:
@@ -165,3 +168,4 @@ async def test_a_message_as_large_as_the_stream_allows_is_dead_lettered(harness:
         assert len(letter.payload) == size
     assert (await archived(harness.db)).rows == len(later)
     assert reached == target
+    await audits_clean(harness.settings)

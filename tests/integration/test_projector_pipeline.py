@@ -22,7 +22,7 @@ from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.bootstrap import build_projector, projector_parts, venue_as_of
 from services.projector.runner import Prepared, Projector, decode_delivery
 from tests import factories as f
-from tests.integration.conftest import Harness, wait_for_checkpoint
+from tests.integration.conftest import Harness, audits_clean, wait_for_checkpoint
 from tests.support.tcp_proxy import FaultyProxy
 
 pytestmark = pytest.mark.integration
@@ -101,6 +101,7 @@ async def test_bad_messages_go_to_the_dead_letter_stream_and_the_rest_applies(
         if s.name.endswith("_total")
     )
     assert total == 4
+    await audits_clean(harness.settings)
 
 
 async def test_events_without_msg_id_long_after_the_window_change_nothing(
@@ -120,6 +121,7 @@ async def test_events_without_msg_id_long_after_the_window_change_nothing(
     rows = await harness.rows("SELECT recheck_failures FROM issue_status")
     assert rows == [{"recheck_failures": 1}]
     assert (await harness.rows("SELECT count(*) AS n FROM event_archive"))[0]["n"] == 2
+    await audits_clean(harness.settings)
 
 
 def with_source(
@@ -180,6 +182,7 @@ async def test_a_redelivery_after_commit_without_ack_changes_nothing(harness: Ha
     assert rows == [{"recheck_failures": 1}]
     summary = await harness.rows("SELECT inspections, issues_found FROM venue_phase_summary")
     assert summary == [{"inspections": 1, "issues_found": 1}]
+    await audits_clean(harness.settings)
 
 
 class _NeverAcks(EventSource[Prepared]):
@@ -212,6 +215,7 @@ async def test_a_restart_after_a_crash_resumes_at_the_checkpoint_at_once(
     assert after.created != before.created
     assert (await harness.rows("SELECT count(*) AS n FROM issue_status"))[0]["n"] == 10
     assert after.num_ack_pending == 0
+    await audits_clean(harness.settings)
 
 
 async def until_counted(
@@ -280,6 +284,7 @@ async def test_a_postgres_outage_in_the_middle_of_a_backlog_loses_nothing(
     assert archived[0]["n"] == len(events)
     found = await harness.rows("SELECT sum(issues_found) AS n FROM venue_phase_summary")
     assert found[0]["n"] == n_issues
+    await audits_clean(harness.settings)
 
 
 async def test_a_venue_as_it_stood_at_a_past_moment(harness: Harness) -> None:
@@ -333,3 +338,4 @@ async def test_a_delivery_lost_in_transit_ends_the_batch_and_comes_again(
     archived = await harness.rows("SELECT stream_seq FROM event_archive ORDER BY stream_seq")
     assert [r["stream_seq"] for r in archived] == list(range(1, 21))
     assert _value(metrics, "cw_projector_consumer_restarts", reason="gap") == 1
+    await audits_clean(harness.settings)

@@ -9,7 +9,7 @@ from services.common.deadletters import ISSUE_VENUE, DeadLetter
 from services.common.streams import DEAD_LETTERS_STREAM
 from services.projector.adapters.metrics import ProjectorMetrics
 from tests import factories as f
-from tests.integration.conftest import Harness
+from tests.integration.conftest import Harness, audits_clean
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +55,7 @@ async def test_a_recheck_under_another_venue_does_not_close_the_issue(harness: H
         2: ("dead_lettered", "venue_mismatch"),
         3: ("dead_lettered", "venue_mismatch"),
     }
+    await audits_clean(harness.settings)
 
 
 async def test_an_event_id_reused_for_other_content_is_a_dead_letter(harness: Harness) -> None:
@@ -108,3 +109,4 @@ async def test_an_event_the_store_cannot_hold_is_found_and_dead_lettered(harness
     assert await outcomes(harness) == {24: ("dead_lettered", "unstorable")}
     archived = await harness.db.fetchval("SELECT count(*) FROM event_archive")
     assert archived == 40
+    await audits_clean(harness.settings)
