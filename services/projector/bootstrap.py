@@ -90,7 +90,8 @@ async def projector_parts(
         yield nc, pool, campaign
     finally:
         await pool.close()
-        await nc.drain()
+        if not nc.is_closed:
+            await nc.drain()
 
 
 def build_projector(

@@ -9,6 +9,7 @@ checkpoint to reach the stream's last sequence (or a deadline), and then compare
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -17,8 +18,9 @@ from nats.js.errors import APIError
 from services.common.deadletters import TRUNCATED
 from services.common.streams import EVENTS_STREAM
 from services.projector.adapters.metrics import ProjectorMetrics
+from services.projector.bootstrap import build_projector, projector_parts
 from tests import factories as f
-from tests.integration.conftest import Harness, audits_clean
+from tests.integration.conftest import Harness, audits_clean, wait_for_checkpoint
 from tests.support.nothing_lost import (
     Checkpoint,
     archived,
@@ -168,4 +170,26 @@ async def test_a_message_as_large_as_the_stream_allows_is_dead_lettered(harness:
         assert len(letter.payload) == size
     assert (await archived(harness.db)).rows == len(later)
     assert reached == target
+    await audits_clean(harness.settings)
+
+
+async def test_a_connection_closed_for_good_is_opened_again(harness: Harness) -> None:
+    """nats-py reconnects after a network fault, but not after the connection was closed (as the
+    server does on a protocol error): the projector opens a new one and restarts at the
+    checkpoint."""
+    metrics = ProjectorMetrics()
+    first = [f.issue(V, f"I{i}", f.at("2023-03-01 10:00")) for i in range(3)]
+    then = [f.issue(V, f"J{i}", f.at("2023-03-02 10:00")) for i in range(5)]
+    async with projector_parts(harness.settings) as (nc, pool, campaign):
+        projector = build_projector(harness.settings, nc, pool, campaign, metrics)
+        task = asyncio.create_task(projector.run())
+        await harness.publish(first)
+        await wait_for_checkpoint(projector, len(first), 30, task)
+        await nc.close()
+        await harness.publish(then)
+        await wait_for_checkpoint(projector, len(first) + len(then), 30, task)
+        projector.stopping.set()
+        await asyncio.wait_for(task, 30)
+    assert (await archived(harness.db)).rows == len(first) + len(then)
+    assert counter(metrics, "cw_projector_consumer_restarts", reason="connection_closed") == 1
     await audits_clean(harness.settings)

@@ -98,6 +98,11 @@ class NatsConnection:
             self.opened += 1
         return self.client
 
+    async def close_reopened(self) -> None:
+        """Close a client this object opened (the first one belongs to whoever passed it)."""
+        if self.opened > 1 and not self.client.is_closed:
+            await self.client.drain()
+
     def marker(self) -> tuple[int, int]:
         """Changes whenever the connection was reopened or has reconnected."""
         return (self.opened, int(self.client.stats.get("reconnects", 0)))
@@ -363,6 +368,7 @@ class EventSource(Generic[T]):
                 await self._js.delete_consumer(self._stream, self._consumer)
             except Exception:  # the server drops an inactive ephemeral consumer anyway
                 log.debug("ephemeral consumer %s not deleted", self._consumer, exc_info=True)
+        await self._conn.close_reopened()
 
     async def pending(self) -> int:
         """Events in the stream not yet delivered to this consumer (the projector's lag)."""
