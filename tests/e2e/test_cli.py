@@ -220,10 +220,11 @@ def test_init_says_in_one_line_when_nats_cannot_be_reached(env: dict[str, str]) 
     url = f"nats://operator:s3cret@127.0.0.1:{free_port()}"  # nothing listens there
     done = cw({**env, "CW_NATS_URL": url}, "init")
     assert done.returncode == 2, done.stderr
-    assert done.stderr.splitlines() == [
-        f"cw init: cannot reach NATS at nats://operator:***@127.0.0.1:{url.rsplit(':', 1)[1]} "
-        "([Errno 111] Connection refused); is it running, and is CW_NATS_URL right?"
-    ]
+    (line,) = done.stderr.splitlines()
+    masked = url.replace("s3cret", "***")
+    assert line.startswith(f"cw init: cannot reach NATS at {masked} (")
+    assert "refused" in line.lower()
+    assert line.endswith("is it running, and is CW_NATS_URL right?")
     assert "s3cret" not in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
 
