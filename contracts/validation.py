@@ -59,7 +59,11 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
             loc = loc[1:]
         field = ".".join(str(p) for p in loc) or "(event)"
         value = err.get("input")
-        if isinstance(value, str) and NUL in value and err["type"] != "union_tag_invalid":
+        if (
+            isinstance(value, str)
+            and NUL in value
+            and err["type"] not in ("union_tag_invalid", "extra_forbidden")
+        ):
             reason = NO_NUL_REASON
         elif err["type"] == "union_tag_invalid":
             field = "event_type"

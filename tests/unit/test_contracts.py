@@ -355,6 +355,8 @@ BAD_EVENTS: list[tuple[str, bytes, str, str]] = [
      "data.first_responsible.phone", "NUL character"),
     ("NUL in the order number", _with(ORDER, "data.order_no", "LY\u0000"),
      "data.order_no", "NUL character"),
+    ("NUL in an unknown field", _with(GOOD, "data.colour", "\u0000"),
+     "data.colour", "unknown field"),
     ("NUL in severity", _with(GOOD, "data.severity", "major\u0000"),
      "data.severity", "NUL character"),
     ("NUL in occurred_at", _with(GOOD, "occurred_at", "2023-03-15T10:05:00\u0000+08:00"),
