@@ -20,6 +20,8 @@ from pydantic import (
     field_validator,
 )
 
+from contracts.rules import INSTANT_RULE, Instant, NoNul
+
 SCHEMA_VERSION = 1
 """The version this code reads natively; older or newer versions go through ``upcasting``."""
 
@@ -40,17 +42,41 @@ VenueKind: TypeAlias = Literal["mall_supermarket", "farmers_market", "other"]
 InspectionKind: TypeAlias = Literal["self_check", "supervision", "look_back", "re_review"]
 Severity: TypeAlias = Literal["minor", "major", "critical"]
 
-Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
-Text128 = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
-Text256 = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
-Text2000 = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+Text64 = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True), NoNul()
 ]
-Phone = Annotated[str, StringConstraints(min_length=3, max_length=32, pattern=r"^[0-9+() -]+$")]
-VenueId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-DistrictCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
-ItemCode = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9]{0,15}(-[A-Z0-9]{1,16}){1,3}$")]
+Text128 = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True), NoNul()
+]
+Text256 = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True), NoNul()
+]
+Text2000 = Annotated[str, StringConstraints(min_length=1, max_length=2000), NoNul()]
+IDENTIFIER = r"^[A-Za-z0-9_.:-]+$"
+PHONE = r"^[0-9+() -]+$"
+VENUE_ID = r"^[A-Za-z0-9_-]{1,64}$"
+DISTRICT_CODE = r"^[0-9]{6}$"
+ITEM_CODE = r"^[A-Z][A-Z0-9]{0,15}(-[A-Z0-9]{1,16}){1,3}$"
+PATTERN_REASONS: dict[str, str] = {
+    IDENTIFIER: "may contain only letters A-Z and a-z, digits and the characters _ . : -",
+    PHONE: "may contain only digits, spaces and the characters + ( ) -",
+    VENUE_ID: "must be 1 to 64 letters A-Z and a-z, digits, _ or - (it is a subject token: no "
+    "dots, spaces, * or >)",
+    DISTRICT_CODE: "must be a 6-digit administrative code such as 320703",
+    ITEM_CODE: "must be a checklist item code such as FM-3F or MALL-AED: 2 to 4 parts of "
+    "capital letters and digits joined by -",
+}
+"""Each pattern of the contract in words, for rejections a publisher's developer can read."""
+
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=IDENTIFIER), NoNul()
+]
+Phone = Annotated[str, StringConstraints(min_length=3, max_length=32, pattern=PHONE), NoNul()]
+VenueId = Annotated[str, StringConstraints(pattern=VENUE_ID), NoNul()]
+DistrictCode = Annotated[str, StringConstraints(pattern=DISTRICT_CODE), NoNul()]
+ItemCode = Annotated[str, StringConstraints(pattern=ITEM_CODE), NoNul()]
+Moment = Annotated[AwareDatetime, Instant()]
+"""A timestamp: RFC 3339 with an offset, inside the range every reader and the store can hold."""
 Count = Annotated[int, Field(ge=0, le=100_000)]
 
 
@@ -122,8 +148,9 @@ class RectificationDueData(ContractModel):
 
     issue_id: Identifier = Field(description="The issue to rectify.", examples=["ISS-00042"])
     order_no: Text64 = Field(description="Order number (交辦單號).", examples=["LY-ZG-2023-031"])
-    due_at: AwareDatetime = Field(
-        description="Deadline, RFC 3339 with offset. A later order replaces it."
+    due_at: Moment = Field(
+        description=f"Deadline, RFC 3339 with offset. A later order replaces it. {INSTANT_RULE}",
+        examples=["2023-03-30T17:30:00+08:00"],
     )
     assignee: Text64 | None = Field(default=None, description="Who must rectify.")
     reason: Text2000 | None = Field(default=None, description="Why, or why extended.")
@@ -151,8 +178,9 @@ class EnvelopeBase(ContractModel):
         examples=["6f1c2a9e-8d1b-4c55-9a51-0b7d2f9e3c10"],
     )
     schema_version: Literal[1] = Field(description="Contract version of this event.")
-    occurred_at: AwareDatetime = Field(
-        description="When it happened, RFC 3339 with offset; naive timestamps are rejected.",
+    occurred_at: Moment = Field(
+        description="When it happened, RFC 3339 with offset; naive timestamps are rejected. "
+        + INSTANT_RULE,
         examples=["2023-03-15T10:05:00+08:00"],
     )
     source: Text64 = Field(description="The publishing system.", examples=["ly-inspection-app"])

@@ -6,19 +6,23 @@ the publisher can fix the event and an operator can read the dead-letter entry w
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from contracts.events import EVENT_TYPES, SCHEMA_VERSION, Event
+from contracts.events import EVENT_TYPES, PATTERN_REASONS, SCHEMA_VERSION, Event
+from contracts.rules import NO_NUL_REASON, NUL
 from contracts.upcasting import NoUpcaster, upcast
 
 MAX_EVENT_BYTES = 64 * 1024
 """An event is a few hundred bytes; anything this large is a mistake (an embedded photo)."""
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+BOM = b"\xef\xbb\xbf"
+_NOT_NUMBERS = re.compile(rb"[:\[,]\s*-?(?:NaN|Infinity)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,14 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
         if loc and loc[0] in EVENT_TYPES:
             loc = loc[1:]
         field = ".".join(str(p) for p in loc) or "(event)"
-        if err["type"] == "union_tag_invalid":
+        value = err.get("input")
+        if (
+            isinstance(value, str)
+            and NUL in value
+            and err["type"] not in ("union_tag_invalid", "extra_forbidden")
+        ):
+            reason = NO_NUL_REASON
+        elif err["type"] == "union_tag_invalid":
             field = "event_type"
             tag = err.get("ctx", {}).get("tag")
             reason = f"unknown event type {tag!r}; expected one of {', '.join(EVENT_TYPES)}"
@@ -65,15 +76,44 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
             reason = "unknown field (not in the contract)"
         elif err["type"] == "timezone_aware":
             reason = "timestamp needs an offset such as +08:00 (naive timestamps are rejected)"
+        elif err["type"] in ("datetime_type", "datetime_parsing", "datetime_from_date_parsing"):
+            _, _, detail = str(err["msg"]).partition(", ")
+            reason = (
+                "must be an RFC 3339 timestamp with an offset, such as 2023-03-15T10:05:00+08:00"
+                + (f" ({detail})" if detail else "")
+                + f" (got {_shown(value)})"
+            )
         elif err["type"] == "value_error":
             # Our own validators' messages, without pydantic's "Value error, " prefix.
             reason = str(err.get("ctx", {}).get("error", err["msg"]))
         elif err["type"] == "literal_error" and loc == ["schema_version"]:
             reason = f"unsupported schema_version {err['input']!r}; this reader knows 1"
+        elif err["type"] == "string_pattern_mismatch":
+            pattern = str(err.get("ctx", {}).get("pattern", ""))
+            words = PATTERN_REASONS.get(pattern, "does not have the form the contract asks for")
+            reason = f"{words} (got {_shown(err['input'])})"
         else:
             reason = err["msg"]
         out.append(FieldError(field, reason))
     return out
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _malformed(detail: str) -> EventRejected:
+    return EventRejected([FieldError("(event)", f"malformed JSON: {detail}")])
+
+
+def _json_error(exc: Exception, raw: bytes | str) -> EventRejected:
+    """orjson's complaint; NaN and Infinity get a word of their own (they look like numbers)."""
+    text = str(exc)
+    probe = raw.encode() if isinstance(raw, str) else raw
+    if _NOT_NUMBERS.search(probe) or "infinity" in text.lower():
+        text += " (NaN, Infinity and numbers beyond the double range are not JSON numbers)"
+    return _malformed(text)
 
 
 def _too_large(size: int) -> EventRejected:
@@ -83,20 +123,34 @@ def _too_large(size: int) -> EventRejected:
 
 
 def decode_event(raw: bytes | str) -> Event:
-    """Validate one JSON event; raise ``EventRejected`` naming each bad field."""
+    """Validate one JSON event; raise ``EventRejected`` naming each bad field.
+
+    Whatever the bytes are (NaN, a depth bomb, invalid UTF-8, a BOM, a year 1 timestamp), the
+    only exception that leaves here for bad input is ``EventRejected``.
+    """
     if len(raw) > MAX_EVENT_BYTES:
         raise _too_large(len(raw))
+    if raw[:3] == BOM or raw[:1] == "\ufeff":
+        raise _malformed("starts with a byte-order mark (U+FEFF), which JSON text may not")
     try:
         return EVENT_ADAPTER.validate_json(raw)
     except ValidationError as exc:
         first = exc.errors(include_url=False)
         if first and first[0]["type"] == "json_invalid":
-            reason = f"malformed JSON: {first[0]['msg']}"
-            raise EventRejected([FieldError("(event)", reason)]) from None
+            raise _malformed(str(first[0]["msg"])) from None
         if not any(e["loc"][-1:] == ("schema_version",) for e in first):
             raise EventRejected(_field_errors(exc)) from None
-    # Slow path: an event at another schema_version is upcast first.
-    return decode_object(orjson.loads(raw))
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise _unreadable(exc) from None
+    # Slow path: an event at another schema_version is upcast first. orjson is stricter than
+    # pydantic's parser (it refuses NaN and Infinity, which are not JSON), so it may refuse here.
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _json_error(exc, raw) from None
+    except RecursionError:
+        raise _malformed("nested too deeply") from None
+    return decode_object(obj)
 
 
 def decode_object(obj: Any) -> Event:
@@ -111,9 +165,29 @@ def decode_object(obj: Any) -> Event:
     try:
         # Round-trip through JSON so a Python dict gets exactly the rules a wire message gets
         # (strict mode treats timestamps and UUIDs differently in Python and JSON input).
-        return EVENT_ADAPTER.validate_json(orjson.dumps(obj))
+        wire = orjson.dumps(obj)
+    except (orjson.JSONEncodeError, RecursionError) as exc:
+        raise EventRejected(
+            [FieldError("(event)", f"cannot be written as JSON: {_plain(exc)}")]
+        ) from None
+    try:
+        return EVENT_ADAPTER.validate_json(wire)
     except ValidationError as exc:
+        first = exc.errors(include_url=False)
+        if first and first[0]["type"] == "json_invalid":
+            raise _malformed(str(first[0]["msg"])) from None
         raise EventRejected(_field_errors(exc)) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise _unreadable(exc) from None
+
+
+def _plain(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _unreadable(exc: BaseException) -> EventRejected:
+    # Not expected from pydantic; said plainly instead of escaping as a crash.
+    return EventRejected([FieldError("(event)", f"cannot be read as an event: {_plain(exc)}")])
 
 
 def encode_event(event: Event) -> bytes:

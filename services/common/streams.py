@@ -6,7 +6,7 @@ would overwrite a stream an operator has tuned (replicas, limits) with FastStrea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from nats.js import JetStreamContext
@@ -20,6 +20,15 @@ REMINDERS_SUBJECTS = "cw.reminders.>"
 DEAD_LETTERS_STREAM = "CW_DEAD_LETTERS"
 DEAD_LETTERS_SUBJECTS = "cw.dlq.>"
 
+NATS_MAX_PAYLOAD = 1024 * 1024
+"""The server's default ``max_payload``: no message, dead letters included, can be larger."""
+DEAD_LETTER_HEADROOM = 16 * 1024
+"""Room a dead letter needs beyond the rejected message: its ``Cw-Dlq-*`` headers (about 250
+bytes, plus a reason of up to 2,000 characters written as \\uXXXX escapes) and the original
+headers it keeps."""
+EVENTS_MAX_MSG_SIZE = NATS_MAX_PAYLOAD - DEAD_LETTER_HEADROOM
+"""``max_msg_size`` of ``CW_EVENTS``: whatever it stores can be dead-lettered with its bytes."""
+
 
 def dead_letter_subject(stage: str) -> str:
     """Where ``stage`` (``projector``, ``intake``, ...) puts what it rejects."""
@@ -30,6 +39,10 @@ def dead_letter_subject(stage: str) -> str:
 class StreamPlan:
     config: StreamConfig
     why: str
+    max_msg_size_ceiling: int | None = None
+    """If set, an existing stream allowing larger messages (or any size) is brought down to it:
+    the one setting ``cw init`` changes on a stream an operator may have tuned."""
+    ceiling_why: str = ""
 
 
 def stream_plans(
@@ -48,11 +61,13 @@ def stream_plans(
                 max_age=0,
                 max_msgs=-1,
                 max_bytes=-1,
-                max_msg_size=1024 * 1024,
+                max_msg_size=EVENTS_MAX_MSG_SIZE,
                 duplicate_window=events_duplicate_window.total_seconds(),
                 num_replicas=1,
             ),
             "system of record: file storage, no age limit",
+            max_msg_size_ceiling=EVENTS_MAX_MSG_SIZE,
+            ceiling_why="so that every dead letter fits",
         ),
         StreamPlan(
             StreamConfig(
@@ -84,7 +99,8 @@ def stream_plans(
 
 
 async def ensure_streams(js: JetStreamContext, plans: list[StreamPlan]) -> list[str]:
-    """Create missing streams; leave existing ones exactly as an operator left them."""
+    """Create missing streams; leave existing ones as an operator left them, except for a
+    ``max_msg_size`` above a plan's ceiling, which is lowered (and said)."""
     report: list[str] = []
     for plan in plans:
         name = plan.config.name
@@ -95,10 +111,30 @@ async def ensure_streams(js: JetStreamContext, plans: list[StreamPlan]) -> list[
             await js.add_stream(plan.config)
             report.append(f"stream {name}: created ({plan.why})")
             continue
-        differs = _differences(plan.config, info.config)
-        note = f"; differs from the default in {', '.join(differs)} (kept)" if differs else ""
-        report.append(f"stream {name}: exists, left unchanged{note}")
+        have = info.config
+        changed = ""
+        ceiling = plan.max_msg_size_ceiling
+        if ceiling is not None and _allows_more(have.max_msg_size, ceiling):
+            before = str(have.max_msg_size)
+            if _unlimited(have.max_msg_size):
+                before = f"unlimited ({have.max_msg_size})"
+            have = (await js.update_stream(replace(have, max_msg_size=ceiling))).config
+            changed = f"max_msg_size lowered from {before} to {ceiling} {plan.ceiling_why}"
+        differs = _differences(plan.config, have)
+        note = f"differs from the default in {', '.join(differs)} (kept)" if differs else ""
+        if changed:
+            report.append(f"stream {name}: " + "; ".join(filter(None, [changed, note])))
+        else:
+            report.append(f"stream {name}: exists, left unchanged" + (f"; {note}" if note else ""))
     return report
+
+
+def _unlimited(size: int | None) -> bool:
+    return size is None or size <= 0
+
+
+def _allows_more(size: int | None, ceiling: int) -> bool:
+    return _unlimited(size) or (size is not None and size > ceiling)
 
 
 def _differences(want: StreamConfig, have: StreamConfig) -> list[str]:

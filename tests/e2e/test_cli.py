@@ -216,3 +216,28 @@ async def test_rebuild_from_the_command_line_gives_the_same_views(
     assert "generation 2 is live" in rebuilt.stdout
     assert [dict(r) for r in await db.fetch(query)] == before
     assert projector.stop() == 0
+
+
+def test_init_says_in_one_line_when_nats_cannot_be_reached(env: dict[str, str]) -> None:
+    url = f"nats://operator:s3cret@127.0.0.1:{free_port()}"  # nothing listens there
+    done = cw({**env, "CW_NATS_URL": url}, "init")
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    masked = url.replace("s3cret", "***")
+    assert line.startswith(f"cw init: cannot reach NATS at {masked} (")
+    assert "refused" in line.lower()
+    assert line.endswith("is it running, and is CW_NATS_URL right?")
+    assert "s3cret" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_init_says_in_one_line_when_postgresql_cannot_be_reached(env: dict[str, str]) -> None:
+    url = f"postgresql://postgres:s3cret@127.0.0.1:{free_port()}/chuangwei"
+    done = cw({**env, "CW_DATABASE_URL": url}, "init")
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    masked = url.replace("s3cret", "***")
+    assert line.startswith(f"cw init: cannot reach PostgreSQL at {masked} (")
+    assert line.endswith("is it running, and is CW_DATABASE_URL right?")
+    assert "s3cret" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

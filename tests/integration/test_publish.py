@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,36 @@ async def test_bad_lines_are_reported_and_dead_lettered_and_the_good_ones_publis
     assert code == 1
     assert f"published 0, duplicate {len(good)}, rejected {len(bad)}" in out
     assert len(await stored(nc, DEAD_LETTERS_STREAM)) == len(bad)
+
+
+@pytest.mark.integration
+async def test_a_nan_line_in_the_middle_is_reported_and_every_valid_line_published(
+    nats_url: str, nc: Client, tmp_path: Path
+) -> None:
+    examples = [orjson.loads(line) for line in EXAMPLES.read_bytes().splitlines()]
+    valid = [
+        orjson.dumps({**examples[i % len(examples)], "event_id": str(uuid.UUID(int=i + 1))})
+        for i in range(1000)
+    ]
+    nan = valid[0].replace(b'"schema_version":1', b'"schema_version":NaN')
+    assert nan != valid[0]
+    lines = [*valid[:500], nan, *valid[500:]]
+    path = tmp_path / "with-nan.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    code, out = await publish(nats_url, path)
+
+    assert code == 1, out  # the README: 1 means some lines were rejected, the rest published
+    assert "published 1000, duplicate 0, rejected 1" in out
+    assert "line 501: rejected: (event): malformed JSON" in out
+    assert "NaN" in out
+    assert "Traceback" not in out
+    assert len(await stored(nc, EVENTS_STREAM)) == 1000
+    (letter,) = [
+        DeadLetter.from_message(m.seq, m.subject, m.data, m.headers)
+        for m in await stored(nc, DEAD_LETTERS_STREAM)
+    ]
+    assert (letter.line, letter.field, letter.payload) == (501, "(event)", nan)
 
 
 @pytest.mark.integration
