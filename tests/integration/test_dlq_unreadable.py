@@ -13,8 +13,9 @@ from rich.console import Console
 from contracts.generate import CONTRACTS_DIR
 from services.common.deadletters import dead_letter_headers
 from services.common.streams import EVENTS_STREAM, dead_letter_subject
-from services.deadletters.adapters import DeadLetterStore
+from services.deadletters.adapters.jetstream import DeadLetterStore
 from services.deadletters.cli import replay_command, show_command
+from tests.integration.conftest import Harness
 
 pytestmark = pytest.mark.integration
 
@@ -56,19 +57,24 @@ async def test_show_prints_a_dead_letter_whose_payload_has_nan(nats_url: str, nc
 
 
 async def test_replay_of_nan_keeps_the_dead_letter_and_a_nan_fix_is_refused(
-    nats_url: str, nc: Client
+    harness: Harness,
 ) -> None:
+    nc, nats_url, database_url = (
+        harness.nc,
+        harness.settings.nats_url,
+        harness.settings.database_url,
+    )
     seq = await _dead_letter(nc)
     events_before = (await nc.jetstream().stream_info(EVENTS_STREAM)).state.messages
 
     console, out = _console()
-    assert await replay_command(nats_url, [seq], fixed=None, console=console) == 1
+    assert await replay_command(nats_url, database_url, [seq], fixed=None, console=console) == 1
     assert f"dead letter {seq}: kept: still invalid: (event): malformed JSON" in out.getvalue()
 
     fix = json.dumps({**orjson.loads(EXAMPLE), "schema_version": float("inf")}).encode()
     assert b"Infinity" in fix
     console, out = _console()
-    assert await replay_command(nats_url, [seq], fixed=fix, console=console) == 1
+    assert await replay_command(nats_url, database_url, [seq], fixed=fix, console=console) == 1
     assert "the fix is invalid: (event): malformed JSON" in out.getvalue()
 
     assert (await nc.jetstream().stream_info(EVENTS_STREAM)).state.messages == events_before

@@ -226,8 +226,11 @@ async def test_every_event_the_contract_accepts_is_stored(store: PostgresReadMod
             apply_batch(store, batch, through, window), loop
         ).result()
         assert applied.checkpoint == through
-        assert applied.applied == len(batch)
-        tally.stored += len(batch)
+        # Examples share the database, so an issue id can come back at another venue: that is
+        # refused by a domain rule (venue_mismatch), not for want of storage.
+        assert {r.kind for r in applied.refused} <= {"venue_mismatch"}
+        assert applied.applied + len(applied.refused) == len(batch)
+        tally.stored += applied.applied
 
     await asyncio.to_thread(check)
     # The run stored events of every shape, and met what the contract refuses on the way.
