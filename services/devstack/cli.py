@@ -193,10 +193,15 @@ async def dev(
                 info("  (`cw init` creates the streams and the read model.) Ctrl-C stops.")
                 await asyncio.Event().wait()
                 return 0
-            from services.common.entrypoints import initialise  # noqa: PLC0415
+            from services.common.entrypoints import Unreachable, initialise  # noqa: PLC0415
 
             settings = Settings(nats_url=env["CW_NATS_URL"], database_url=env["CW_DATABASE_URL"])
-            for line in await initialise(settings):
+            try:
+                lines = await initialise(settings)
+            except Unreachable as exc:
+                info(f"cw dev: {exc}")
+                return 2
+            for line in lines:
                 info(f"  init: {line}")
             base_port = Settings().metrics_port
             metrics = _metrics_envs(len(specs), base_port)

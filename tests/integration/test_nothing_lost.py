@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from urllib.parse import urlsplit
 
 import pytest
 from nats.js.errors import APIError
@@ -31,6 +33,7 @@ from tests.support.nothing_lost import (
     projector_in_process,
     publish_pipelined,
 )
+from tests.support.tcp_proxy import FaultyProxy
 
 pytestmark = pytest.mark.integration
 V = "LY-FM-007"
@@ -192,4 +195,39 @@ async def test_a_connection_closed_for_good_is_opened_again(harness: Harness) ->
         await asyncio.wait_for(task, 30)
     assert (await archived(harness.db)).rows == len(first) + len(then)
     assert counter(metrics, "cw_projector_consumer_restarts", reason="connection_closed") == 1
+    await audits_clean(harness.settings)
+
+
+async def test_a_reconnect_mid_backlog_restarts_at_the_checkpoint(harness: Harness) -> None:
+    """Deliveries in flight when the connection drops are lost in transit; the projector must
+    not let a later ack cover them."""
+    n = 6_000
+    events = [f.issue(f"V{i % 50}", f"I{i}", f.at("2023-03-01 10:00")) for i in range(n)]
+    assert await publish_pipelined(harness.nc, events) == n
+    url = urlsplit(harness.settings.nats_url)
+    proxy = FaultyProxy(url.hostname or "127.0.0.1", url.port or 4222)
+    await proxy.start()
+    settings = harness.settings.model_copy(
+        update={"nats_url": f"nats://127.0.0.1:{proxy.port}", "projector_batch": 200}
+    )
+    metrics = ProjectorMetrics()
+    try:
+        async with projector_parts(settings) as (nc, pool, campaign):
+            projector = build_projector(settings, nc, pool, campaign, metrics)
+            task = asyncio.create_task(projector.run())
+            await wait_for_checkpoint(projector, 1_000, 30, task)
+            await proxy.cut()
+            deadline = time.monotonic() + 30
+            while nc.is_connected:
+                assert time.monotonic() < deadline, "the client never saw the cut"
+                await asyncio.sleep(0.01)
+            await proxy.restore()
+            await wait_for_checkpoint(projector, n, 60, task)
+            projector.stopping.set()
+            await asyncio.wait_for(task, 30)
+    finally:
+        await proxy.stop()
+    found = await archived(harness.db)
+    assert (found.rows, found.distinct_event_ids) == (n, n)
+    assert counter(metrics, "cw_projector_consumer_restarts", reason="reconnect") >= 1
     await audits_clean(harness.settings)
