@@ -6,8 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,22 +14,9 @@ import asyncpg
 import pytest
 
 from services.devstack.system import free_port
+from tests.support.processes import EXAMPLES, ProjectorProcess, cw
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "contracts" / "examples" / "events.jsonl"
-
-
-def cw(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def metric(port: str, name: str) -> float | None:
@@ -44,17 +29,6 @@ def metric(port: str, name: str) -> float | None:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
-
-
-def start_projector(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run", "projector"],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 async def test_an_audited_projector_and_cw_audit_find_a_loss(
@@ -74,7 +48,10 @@ async def test_an_audited_projector_and_cw_audit_find_a_loss(
     assert published.returncode == 0, published.stdout + published.stderr
     total = sum(1 for line in EXAMPLES.read_text(encoding="utf-8").splitlines() if line.strip())
 
-    proc = start_projector(env, tmp_path / "projector.log")
+    projector = ProjectorProcess(env, tmp_path / "projector.log")
+    projector.start()
+    proc = projector.proc
+    assert proc is not None
     try:
         deadline = time.monotonic() + 60
         checked = None

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -21,10 +18,9 @@ from contracts import encode_event
 from services.common.streams import EVENTS_STREAM
 from services.devstack.system import free_port
 from tests import factories as f
+from tests.support.processes import EXAMPLES, ProjectorProcess, cw
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "contracts" / "examples" / "events.jsonl"
 
 
 @pytest.fixture
@@ -38,54 +34,11 @@ def env(nats_url: str, database_url: str) -> dict[str, str]:
     }
 
 
-def cw(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-class Projector:
-    """``cw run projector`` in a process of its own."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run", "projector"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        out.close()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
-
-
 @pytest.fixture
-def projector(env: dict[str, str], tmp_path: Path) -> Iterator[Projector]:
-    p = Projector(env, tmp_path / "projector.log")
+def projector(env: dict[str, str], tmp_path: Path) -> Iterator[ProjectorProcess]:
+    p = ProjectorProcess(env, tmp_path / "projector.log")
     yield p
-    if p.proc is not None and p.proc.poll() is None:
-        p.proc.kill()
-        p.proc.wait(10)
+    p.ensure_gone()
 
 
 @pytest.fixture
@@ -125,7 +78,7 @@ def example_counts() -> dict[str, int]:
 
 
 async def test_init_publish_project_and_inspect(
-    env: dict[str, str], projector: Projector, db: asyncpg.Connection
+    env: dict[str, str], projector: ProjectorProcess, db: asyncpg.Connection
 ) -> None:
     first = cw(env, "init")
     assert first.returncode == 0, first.stderr
@@ -168,7 +121,7 @@ async def test_init_publish_project_and_inspect(
 
 
 async def test_kill_9_in_the_middle_of_a_backlog_loses_and_doubles_nothing(
-    env: dict[str, str], projector: Projector, db: asyncpg.Connection, tmp_path: Path
+    env: dict[str, str], projector: ProjectorProcess, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
     assert cw(env, "init").returncode == 0
     n = 20_000
@@ -202,7 +155,7 @@ async def test_kill_9_in_the_middle_of_a_backlog_loses_and_doubles_nothing(
 
 
 async def test_rebuild_from_the_command_line_gives_the_same_views(
-    env: dict[str, str], projector: Projector, db: asyncpg.Connection
+    env: dict[str, str], projector: ProjectorProcess, db: asyncpg.Connection
 ) -> None:
     assert cw(env, "init").returncode == 0
     projector.start()

@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
@@ -32,9 +29,9 @@ from tests.support.nothing_lost import (
     projector_in_process,
     publish_pipelined,
 )
+from tests.support.processes import ProjectorProcess
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 N = 12_000
 A_BATCH = 100
 B_BATCH = 500
@@ -48,34 +45,8 @@ WHERE locktype = 'advisory' AND mode = 'ExclusiveLock'
 """
 
 
-class StandbyProcess:
-    """``cw run projector`` as a process (the second projector: a hot standby at first)."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "run", "projector"],
-                env=self.env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill_9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-
-
 @pytest.fixture
-def standby(nats_url: str, database_url: str, tmp_path: Path) -> Iterator[StandbyProcess]:
+def standby(nats_url: str, database_url: str, tmp_path: Path) -> Iterator[ProjectorProcess]:
     env = {
         **os.environ,
         "CW_NATS_URL": nats_url,
@@ -84,11 +55,9 @@ def standby(nats_url: str, database_url: str, tmp_path: Path) -> Iterator[Standb
         "CW_PROJECTOR_FETCH_WAIT": "200ms",
         "CW_PROJECTOR_BATCH": str(B_BATCH),
     }
-    p = StandbyProcess(env, tmp_path / "standby.log")
+    p = ProjectorProcess(env, tmp_path / "standby.log")
     yield p
-    if p.proc is not None and p.proc.poll() is None:
-        p.proc.kill()
-        p.proc.wait(10)
+    p.ensure_gone()
 
 
 @pytest.fixture
@@ -118,7 +87,7 @@ async def test_a_projector_that_gets_the_write_lock_back_loses_nothing(
     settings: Settings,
     nc: Client,
     admin: asyncpg.Connection,
-    standby: StandbyProcess,
+    standby: ProjectorProcess,
 ) -> None:
     """What the test forces, in order:
 
@@ -193,7 +162,7 @@ async def test_a_projector_that_gets_the_write_lock_back_loses_nothing(
                 lambda: _past(checkpoint, takeover + 2000),
                 within=60,
             )
-            standby.kill_9()
+            standby.kill()
             killed_at = await checkpoint.value()
             assert killed_at < N, "B drained the backlog before the kill: make it larger"
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,24 +21,15 @@ from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.domain.audit import DEAD_LETTER_GONE, NOT_ARCHIVED
 from tests import factories as f
 from tests.integration.conftest import Harness
+from tests.support.processes import cw, cw_env
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 V = "LY-FM-001"
 SUBJECT = f"cw.events.{f.DISTRICT}.{V}.IssueFound"
 
 
 def cw_audit(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CW_NATS_URL": settings.nats_url, "CW_DATABASE_URL": settings.database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "audit", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return cw(cw_env(settings.nats_url, settings.database_url), "audit", *args)
 
 
 async def schema(harness: Harness) -> str:
@@ -49,16 +38,7 @@ async def schema(harness: Harness) -> str:
 
 
 def cw_dlq(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CW_NATS_URL": settings.nats_url, "CW_DATABASE_URL": settings.database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "dlq", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return cw(cw_env(settings.nats_url, settings.database_url), "dlq", *args)
 
 
 async def operator_acts(

@@ -23,6 +23,7 @@ from services.projector.bootstrap import build_projector, projector_parts, venue
 from services.projector.runner import Prepared, Projector, decode_delivery
 from tests import factories as f
 from tests.integration.conftest import Harness, audits_clean, wait_for_checkpoint
+from tests.support.nothing_lost import counter
 from tests.support.tcp_proxy import FaultyProxy
 
 pytestmark = pytest.mark.integration
@@ -223,21 +224,10 @@ async def until_counted(
 ) -> None:
     """Wait (30 s at most) until counter ``name`` reaches ``at_least``, the projector running."""
     deadline = time.monotonic() + 30
-    while _value(metrics, name, **labels) < at_least:
+    while counter(metrics, name, **labels) < at_least:
         assert time.monotonic() < deadline, f"{name}{labels} stayed below {at_least}"
         assert not task.done(), "the projector stopped"
         await asyncio.sleep(0.05)
-
-
-def _value(metrics: ProjectorMetrics, name: str, **labels: str) -> float:
-    for metric in metrics.registry.collect():
-        if metric.name == name:
-            for s in metric.samples:
-                if s.name.endswith("_total") and all(
-                    s.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return float(s.value)
-    return 0.0
 
 
 async def test_a_postgres_outage_in_the_middle_of_a_backlog_loses_nothing(
@@ -337,5 +327,5 @@ async def test_a_delivery_lost_in_transit_ends_the_batch_and_comes_again(
         await task
     archived = await harness.rows("SELECT stream_seq FROM event_archive ORDER BY stream_seq")
     assert [r["stream_seq"] for r in archived] == list(range(1, 21))
-    assert _value(metrics, "cw_projector_consumer_restarts", reason="gap") == 1
+    assert counter(metrics, "cw_projector_consumer_restarts", reason="gap") == 1
     await audits_clean(harness.settings)
