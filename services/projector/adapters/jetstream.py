@@ -43,10 +43,12 @@ _PULL_EXPIRES_S = 5.0
 PULL_BYTES = 16 * 1024 * 1024
 """Default bound on bytes requested and not yet taken: a quarter of nats-server's default
 ``max_pending`` (64 MiB), the point where it cuts a client off as a slow consumer."""
-_MIN_REQUEST_BYTES = 2 * 1024 * 1024
-"""A pull request must have room for the largest message (1 MiB): a smaller one stalls."""
-_DELIVERY_OVERHEAD = 160
-"""Bytes a delivery costs beyond subject, headers and body (protocol line, ack reply)."""
+_MIN_REQUEST_BYTES = 4 * 1024 * 1024
+"""A pull request has room for the largest message (1 MiB: a smaller one would stall), and
+requests are few enough not to cost much."""
+_HEADER_FRAME = len("NATS/1.0\r\n\r\n")
+_REQUEST_BATCH = 1_000_000
+"""Pull requests are limited by bytes, not by count (see ``_request_more``)."""
 
 
 @dataclass(slots=True)
@@ -59,24 +61,19 @@ class Delivery:
     headers: Mapping[str, str] | None
 
 
-@dataclass(frozen=True, slots=True)
-class AckMeta:
-    stream_seq: int
-    consumer_seq: int
-
-
-def ack_meta(reply: str) -> AckMeta:
+def ack_meta(reply: str) -> tuple[int, int]:
     """Stream and consumer (delivery) sequences from a JetStream ack subject (v1 and v2)."""
     tokens = reply.split(".")
     # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>         (9 tokens)
     # $JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<r>
-    at = 5 if len(tokens) == 9 else 7
-    return AckMeta(int(tokens[at]), int(tokens[at + 1]))
+    if len(tokens) == 9:
+        return int(tokens[5]), int(tokens[6])
+    return int(tokens[7]), int(tokens[8])
 
 
 def stream_seq(reply: str) -> int:
     """The stream sequence from a JetStream ack subject."""
-    return ack_meta(reply).stream_seq
+    return ack_meta(reply)[0]
 
 
 class NatsConnection:
@@ -158,7 +155,6 @@ class EventSource(Generic[T]):
         self._sizes: list[int] = []
         self._buffer_bytes = 0
         self._last_taken: Msg | None = None
-        self._outstanding = 0
         self._outstanding_bytes = 0
         self._last_request = 0.0
         self._expected_delivery = 1
@@ -257,22 +253,27 @@ class EventSource(Generic[T]):
             if msg.subject == self._inbox and msg.headers and STATUS in msg.headers:
                 self._on_status(msg.headers)
             return
-        meta = ack_meta(msg.reply)
-        if meta.consumer_seq != self._expected_delivery:
+        seq, delivered = ack_meta(msg.reply)
+        if delivered != self._expected_delivery:
             self.invalidate(
                 "gap",
-                f"delivery {self._expected_delivery} never arrived (next came "
-                f"{meta.consumer_seq}, stream sequence {meta.stream_seq})",
+                f"delivery {self._expected_delivery} never arrived (next came {delivered}, "
+                f"stream sequence {seq})",
             )
             return
-        self._expected_delivery += 1
+        self._expected_delivery = delivered + 1
         headers = msg.headers
-        size = len(msg.data) + len(msg.subject) + len(msg.reply) + _DELIVERY_OVERHEAD
+        data = msg.data
+        subject = msg.subject
+        # What the server counts against a pull request's max_bytes: subject, ack reply, raw
+        # headers and body.
+        size = len(data) + len(subject) + len(msg.reply)
         if headers:
-            size += sum(len(k) + len(v) + 4 for k, v in headers.items())
-        self._outstanding -= 1
+            size += _HEADER_FRAME
+            for k, v in headers.items():
+                size += len(k) + len(v) + 4
         self._outstanding_bytes -= size
-        delivery = Delivery(meta.stream_seq, msg.subject, msg.data, headers)
+        delivery = Delivery(seq, subject, data, headers)
         self._buffer.append(self._prepare(delivery))
         self._msgs.append(msg)
         self._sizes.append(size)
@@ -287,38 +288,35 @@ class EventSource(Generic[T]):
             self.invalidate("consumer_missing", f"{status} {description}".strip())
             return
         if status in ("408", "409"):
-            # A pull request ended (expired, or cut short): the server says what of it it will
-            # no longer deliver.
-            left = headers.get("Nats-Pending-Messages")
+            # A pull request ended (expired, or cut short by its byte limit): the server says
+            # how many of its bytes it will no longer deliver.
             left_bytes = headers.get("Nats-Pending-Bytes")
-            if left is not None and left.isdigit():
-                self._outstanding = max(0, self._outstanding - int(left))
-            else:
-                self._outstanding = 0
             if left_bytes is not None and left_bytes.isdigit():
                 self._outstanding_bytes = max(0, self._outstanding_bytes - int(left_bytes))
-            elif left is None:
-                self._outstanding_bytes = 0
-        if self._outstanding <= 0:
-            self._outstanding = self._outstanding_bytes = 0
         self._ready.set()
 
     async def _request_more(self) -> None:
-        # Keep about two batches requested and not yet taken, in count and within pull_bytes in
-        # size, so the server streams while we commit and never holds more for us than that.
+        # Keep up to pull_bytes requested or buffered and not yet taken, so the server streams
+        # while we commit and never holds more for us than that. Requests are limited in bytes
+        # only: each then ends by its byte limit or its expiry, both of which the server
+        # reports with what was left, so the count of bytes in flight stays exact.
         if self._sub is None or self.broken is not None:
             return
         now = time.monotonic()
         if now - self._last_request > _PULL_EXPIRES_S + 1:
-            self._outstanding = self._outstanding_bytes = 0
-        want = 2 * self._batch - len(self._buffer) - self._outstanding
-        room = self._pull_bytes - self._buffer_bytes - max(0, self._outstanding_bytes)
-        if want >= max(1, self._batch // 2) and room >= self._min_request_bytes:
-            request = {"batch": want, "max_bytes": room, "expires": int(_PULL_EXPIRES_S * 1e9)}
+            self._outstanding_bytes = 0  # every request has expired by now
+        if len(self._buffer) >= 2 * self._batch:
+            return
+        room = self._pull_bytes - self._buffer_bytes - self._outstanding_bytes
+        if room >= self._min_request_bytes:
+            request = {
+                "batch": _REQUEST_BATCH,
+                "max_bytes": room,
+                "expires": int(_PULL_EXPIRES_S * 1e9),
+            }
             await self._conn.client.publish(
                 self._next_subject, orjson.dumps(request), reply=self._inbox
             )
-            self._outstanding += want
             self._outstanding_bytes += room
             self._last_request = now
 
