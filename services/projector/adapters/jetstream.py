@@ -253,7 +253,10 @@ class EventSource(Generic[T]):
             if msg.subject == self._inbox and msg.headers and STATUS in msg.headers:
                 self._on_status(msg.headers)
             return
-        seq, delivered = ack_meta(msg.reply)
+        reply = msg.reply
+        tokens = reply.split(".")  # ack_meta, inlined: this runs for every message
+        at = 5 if len(tokens) == 9 else 7
+        seq, delivered = int(tokens[at]), int(tokens[at + 1])
         if delivered != self._expected_delivery:
             self.invalidate(
                 "gap",
@@ -267,11 +270,14 @@ class EventSource(Generic[T]):
         subject = msg.subject
         # What the server counts against a pull request's max_bytes: subject, ack reply, raw
         # headers and body.
-        size = len(data) + len(subject) + len(msg.reply)
+        size = len(data) + len(subject) + len(reply)
         if headers:
-            size += _HEADER_FRAME
-            for k, v in headers.items():
-                size += len(k) + len(v) + 4
+            size += (
+                _HEADER_FRAME
+                + 4 * len(headers)
+                + sum(map(len, headers))
+                + sum(map(len, headers.values()))
+            )
         self._outstanding_bytes -= size
         delivery = Delivery(seq, subject, data, headers)
         self._buffer.append(self._prepare(delivery))

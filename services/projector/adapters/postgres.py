@@ -47,9 +47,9 @@ CREATE TABLE {s}.checkpoint (
 );
 INSERT INTO {s}.checkpoint VALUES ('projector', 0);
 -- The payload is kept as the exact bytes received (validated UTF-8 JSON; the view presents it
--- as json, and bytes go in with a plain copy instead of a decode and a re-encode). The index on
--- stream_seq serves `cw audit` and the projector's periodic audit of its last window; it is
--- appended to at its right edge only, since sequences increase.
+-- as json, and bytes go in with a plain copy instead of a decode and a re-encode). Rows arrive in
+-- stream_seq order, so a BRIN index serves `cw audit` and the projector's periodic audit of its
+-- last window for almost nothing per row (a btree cost the projector 2-3% in A/B runs).
 CREATE TABLE {s}.event_archive (
     event_id    uuid PRIMARY KEY,
     stream_seq  bigint NOT NULL,
@@ -63,7 +63,7 @@ CREATE TABLE {s}.event_archive (
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ON {s}.event_archive (venue_id, stream_seq);
-CREATE INDEX event_archive_stream_seq ON {s}.event_archive (stream_seq);
+CREATE INDEX event_archive_stream_seq ON {s}.event_archive USING brin (stream_seq);
 CREATE TABLE {s}.venues (
     district                text COLLATE "C" NOT NULL,
     venue_id                text COLLATE "C" NOT NULL,
@@ -142,7 +142,7 @@ CREATE TABLE IF NOT EXISTS {s}.stream_outcomes (
     reason      text,
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS event_archive_stream_seq ON {s}.event_archive (stream_seq);
+CREATE INDEX IF NOT EXISTS event_archive_stream_seq ON {s}.event_archive USING brin (stream_seq);
 """
 
 # The operators' contract: names and columns stay stable whatever the generation.
