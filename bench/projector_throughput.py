@@ -32,7 +32,7 @@ from nats.js.api import DeliverPolicy
 from contracts import decode_event
 from services.common.entrypoints import initialise
 from services.common.settings import Settings
-from services.common.streams import EVENTS_STREAM
+from services.common.streams import EVENTS_STREAM, ensure_streams, stream_plans
 from services.devstack.servers import OwnNats, OwnPostgres, create_database
 from services.devstack.system import LOCALHOST, port_answers
 from services.projector.adapters.metrics import ProjectorMetrics
@@ -274,6 +274,38 @@ async def latency(settings: Settings, rate: int, seconds: float) -> tuple[float,
     return lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1]
 
 
+AB_ADMIN = os.environ.get("CW_BENCH_AB_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def ab_setup(url: str, n: int) -> None:
+    nc = await nats.connect(url)
+    await ensure_streams(nc.jetstream(), stream_plans())
+    await nc.close()
+    rate = await publish(url, campaign_events(n, 5000))
+    print(f"published {n} events at {rate:,.0f}/s")
+
+
+async def ab_run(url: str, n: int) -> None:
+    name = f"cw_ab_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(AB_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        settings = Settings(
+            nats_url=url,
+            database_url=AB_ADMIN.rsplit("/", 1)[0] + f"/{name}",
+            metrics_port=0,
+            projector_durable=f"ab-{name}",
+        )
+        await initialise(settings)
+        cpu = time.process_time()
+        rate, _ = await projector_drain(settings, n)
+        per_event = (time.process_time() - cpu) / n * 1e6
+        print(f"{rate:,.0f} events/s, {per_event:.1f} us CPU per event")
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
@@ -282,7 +314,22 @@ async def main() -> None:
     parser.add_argument("--naive-events", type=int, default=6_000)
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--latency-seconds", type=float, default=10)
+    parser.add_argument(
+        "--ab-setup", metavar="NATS_URL", help="A/B: publish the bench events there, once"
+    )
+    parser.add_argument(
+        "--ab-run",
+        metavar="NATS_URL",
+        help="A/B: drain that backlog once (fresh database and consumer); print events/s and "
+        "CPU per event. Alternate it between two checkouts (PYTHONPATH=<tree>).",
+    )
     args = parser.parse_args()
+    if args.ab_setup:
+        await ab_setup(args.ab_setup, args.events)
+        return
+    if args.ab_run:
+        await ab_run(args.ab_run, args.events)
+        return
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")  # fmt: skip
     tuning = {"projector_batch": args.batch} if args.batch else {}
