@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
+import pytest
+
 from contracts import Event
 from services.common.campaign import load_campaign
 from services.projector.domain.model import Issue, Needs, Refusal, StreamEvent
-from services.projector.domain.ports import ReadModelStore
+from services.projector.domain.ports import CheckpointRegression, ReadModelStore
 from services.projector.service import BatchOutcome, apply_batch
 from tests import factories as f
 
@@ -233,3 +235,28 @@ class ReadModelSuite:
         _, refused = await self.refusing(stream([a, b], start=4))
         assert [(r.kind, r.event.seq) for r in refused] == [("event_id_reused", 5)]
         assert await self.issue("I2") is not None and await self.issue("I3") is None
+
+    def other_consumer(self, name: str) -> ReadModelStore:
+        """A store on the same data with the checkpoint of another consumer."""
+        raise NotImplementedError
+
+    async def test_each_consumer_has_its_own_checkpoint(self) -> None:
+        await self.apply(stream([f.issue(V, "I1", f.at("2023-03-01 10:00"))]))
+        reminders = self.other_consumer("reminders")
+        assert await reminders.checkpoint() == 0
+        async with reminders.unit() as unit:
+            await unit.set_checkpoint(42)
+        assert await reminders.checkpoint() == 42
+        assert await self.store.checkpoint() == 1
+        await self.apply(stream([f.issue(V, "I2", f.at("2023-03-01 10:00"))], start=2))
+        assert (await self.store.checkpoint(), await reminders.checkpoint()) == (2, 42)
+
+    async def test_a_checkpoint_never_moves_backwards(self) -> None:
+        await self.apply(stream([f.issue(V, f"I{i}", f.at("2023-03-01 10:00")) for i in range(5)]))
+        with pytest.raises(CheckpointRegression):
+            async with self.store.unit() as unit:
+                await unit.set_checkpoint(3)
+        assert await self.store.checkpoint() == 5
+        async with self.store.unit() as unit:
+            await unit.set_checkpoint(5)  # the same position again is no regression
+        assert await self.store.checkpoint() == 5

@@ -20,5 +20,9 @@ class TestPostgresReadModel(ReadModelSuite):
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
         assert pool is not None
         self.store = PostgresReadModel(pool)
+        self._pool = pool
         yield
         await pool.close()
+
+    def other_consumer(self, name: str) -> PostgresReadModel:
+        return PostgresReadModel(self._pool, consumer=name)

@@ -12,3 +12,7 @@ class TestMemoryReadModel(ReadModelSuite):
     @pytest.fixture(autouse=True)
     def _store(self) -> None:
         self.store = MemoryReadModel()
+
+    def other_consumer(self, name: str) -> MemoryReadModel:
+        assert isinstance(self.store, MemoryReadModel)
+        return MemoryReadModel(name, shared=self.store)

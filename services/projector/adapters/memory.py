@@ -24,12 +24,13 @@ from services.projector.domain.model import (
     VenuePhaseCounts,
     VenuePhaseKey,
 )
-from services.projector.domain.ports import ReadModelStore, ReadModelUnit
+from services.projector.domain.ports import CheckpointRegression, ReadModelStore, ReadModelUnit
 
 
 @dataclass
 class MemoryState:
-    checkpoint: int = 0
+    checkpoints: dict[tuple[str, str], int] = field(default_factory=dict)
+    """By (consumer, partition)."""
     archive: dict[int, StreamEvent] = field(default_factory=dict)
     event_ids: set[UUID] = field(default_factory=set)
     issues: dict[IssueKey, Issue] = field(default_factory=dict)
@@ -40,14 +41,17 @@ class MemoryState:
 
 
 class MemoryUnit(ReadModelUnit):
-    def __init__(self, state: MemoryState) -> None:
+    def __init__(self, state: MemoryState, key: tuple[str, str]) -> None:
         self.state = state
+        self._key = key
 
     async def checkpoint(self) -> int:
-        return self.state.checkpoint
+        return self.state.checkpoints.get(self._key, 0)
 
     async def set_checkpoint(self, seq: int) -> None:
-        self.state.checkpoint = seq
+        if seq < self.state.checkpoints.get(self._key, 0):
+            raise CheckpointRegression(f"checkpoint of {self._key} would move back to {seq}")
+        self.state.checkpoints[self._key] = seq
 
     async def archive(self, events: Sequence[StreamEvent]) -> set[int]:
         new: set[int] = set()
@@ -116,14 +120,33 @@ class MemoryUnit(ReadModelUnit):
             s.pending.setdefault(issue_key, []).append(se)
 
 
+@dataclass
+class _Database:
+    """What several consumers' stores share, as they share one PostgreSQL database."""
+
+    state: MemoryState = field(default_factory=MemoryState)
+
+
 class MemoryReadModel(ReadModelStore):
     """Each unit works on a copy that replaces the state only when the unit succeeds."""
 
-    def __init__(self) -> None:
-        self.state = MemoryState()
+    def __init__(
+        self,
+        consumer: str = "projector",
+        partition: str = "",
+        *,
+        shared: MemoryReadModel | None = None,
+    ) -> None:
+        # ``shared``: another consumer's store on the same data, with a checkpoint of its own.
+        self._db: _Database = shared._db if shared is not None else _Database()
+        self._key = (consumer, partition)
+
+    @property
+    def state(self) -> MemoryState:
+        return self._db.state
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[MemoryUnit]:
-        unit = MemoryUnit(copy.deepcopy(self.state))
+        unit = MemoryUnit(copy.deepcopy(self._db.state), self._key)
         yield unit
-        self.state = unit.state
+        self._db.state = unit.state

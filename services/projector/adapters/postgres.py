@@ -29,7 +29,13 @@ from services.projector.domain.model import (
     Snapshot,
     StreamEvent,
 )
-from services.projector.domain.ports import Fenced, ReadModelStore, ReadModelUnit, Unstorable
+from services.projector.domain.ports import (
+    CheckpointRegression,
+    Fenced,
+    ReadModelStore,
+    ReadModelUnit,
+    Unstorable,
+)
 
 log = logging.getLogger("cw.projector")
 
@@ -41,11 +47,14 @@ _SCHEMA = re.compile(r"^cw_rm_[0-9]+$")
 
 GENERATION_DDL = """
 CREATE SCHEMA {s};
+-- One row per consumer and partition (a subject filter such as one district); written as an
+-- upsert that never moves backwards.
 CREATE TABLE {s}.checkpoint (
-    projection text PRIMARY KEY,
-    stream_seq bigint NOT NULL
+    projection text NOT NULL,
+    partition  text NOT NULL DEFAULT '',
+    stream_seq bigint NOT NULL,
+    PRIMARY KEY (projection, partition)
 );
-INSERT INTO {s}.checkpoint VALUES ('projector', 0);
 -- The payload is kept as the exact bytes received (validated UTF-8 JSON; the view presents it
 -- as json, and bytes go in with a plain copy instead of a decode and a re-encode). Rows arrive in
 -- stream_seq order, so a BRIN index serves `cw audit` and the projector's periodic audit of its
@@ -143,6 +152,17 @@ CREATE TABLE IF NOT EXISTS {s}.stream_outcomes (
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS event_archive_stream_seq ON {s}.event_archive USING brin (stream_seq);
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM information_schema.columns
+        WHERE table_schema = '{s}' AND table_name = 'checkpoint' AND column_name = 'partition'
+    ) THEN
+        ALTER TABLE {s}.checkpoint ADD COLUMN partition text NOT NULL DEFAULT '';
+        ALTER TABLE {s}.checkpoint DROP CONSTRAINT checkpoint_pkey;
+        ALTER TABLE {s}.checkpoint ADD PRIMARY KEY (projection, partition);
+    END IF;
+END $$;
 """
 
 # The operators' contract: names and columns stay stable whatever the generation.
@@ -215,8 +235,15 @@ NEXT_GENERATION = (
 LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared($1)"
 LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock($1)"
 
-CHECKPOINT = "SELECT stream_seq FROM {s}.checkpoint WHERE projection = $1 FOR UPDATE"
-SET_CHECKPOINT = "UPDATE {s}.checkpoint SET stream_seq = $2 WHERE projection = $1"
+CHECKPOINT = """
+SELECT stream_seq FROM {s}.checkpoint WHERE projection = $1 AND partition = $2 FOR UPDATE
+"""
+SET_CHECKPOINT = """
+INSERT INTO {s}.checkpoint AS c (projection, partition, stream_seq) VALUES ($1, $2, $3)
+ON CONFLICT (projection, partition) DO UPDATE SET stream_seq = EXCLUDED.stream_seq
+WHERE c.stream_seq <= EXCLUDED.stream_seq
+RETURNING stream_seq
+"""
 
 ARCHIVE_COLUMNS = (
     "event_id", "stream_seq", "event_type", "district", "venue_id", "phase", "occurred_at",
@@ -332,20 +359,32 @@ def _stream_event(seq: int, subject: str, phase: str, payload: str) -> StreamEve
 
 
 class PostgresUnit(ReadModelUnit):
-    def __init__(self, conn: Conn, schema: str, projection: str = PROJECTION):
+    """One transaction on a generation; ``consumer`` and ``partition`` key its checkpoint."""
+
+    def __init__(
+        self, conn: Conn, schema: str, consumer: str = PROJECTION, partition: str = ""
+    ) -> None:
         self._conn = conn
         self._s = check_schema(schema)
-        self._projection = projection
+        self._consumer = consumer
+        self._partition = partition
 
     def _sql(self, template: str) -> str:
         return template.replace("{s}", self._s)
 
     async def checkpoint(self) -> int:
-        value = await self._conn.fetchval(self._sql(CHECKPOINT), self._projection)
+        value = await self._conn.fetchval(self._sql(CHECKPOINT), self._consumer, self._partition)
         return int(value or 0)
 
     async def set_checkpoint(self, seq: int) -> None:
-        await self._conn.execute(self._sql(SET_CHECKPOINT), self._projection, seq)
+        done = await self._conn.fetchval(
+            self._sql(SET_CHECKPOINT), self._consumer, self._partition, seq
+        )
+        if done is None:
+            raise CheckpointRegression(
+                f"checkpoint of {self._consumer}/{self._partition or '-'} would move back to "
+                f"{seq}"
+            )
 
     async def archive(self, events: Sequence[StreamEvent]) -> set[int]:
         # Binary COPY is PostgreSQL's cheapest way in, and almost every event id is new: try
@@ -482,11 +521,16 @@ class PostgresReadModel(ReadModelStore):
         schema: str | None = None,
         projection: str = PROJECTION,
         writer: SingleWriter | None = None,
+        *,
+        consumer: str | None = None,
+        partition: str = "",
     ) -> None:
         self._pool = pool
         self._schema = None if schema is None else check_schema(schema)
         self._projection = projection
         self._writer = writer
+        self._consumer = consumer or projection
+        self._partition = partition
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[PostgresUnit]:
@@ -500,7 +544,7 @@ class PostgresReadModel(ReadModelStore):
             else:
                 schema = self._schema
             with _unstorable():
-                yield PostgresUnit(conn, schema, self._projection)
+                yield PostgresUnit(conn, schema, self._consumer, self._partition)
 
 
 class ConnectionReadModel(ReadModelStore):

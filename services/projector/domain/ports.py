@@ -15,6 +15,10 @@ class Fenced(RuntimeError):
     """Another projector took over the read model: this one must stop, not retry."""
 
 
+class CheckpointRegression(RuntimeError):
+    """A checkpoint may only move forward: a lower value means two writers, or a bug."""
+
+
 class Unstorable(RuntimeError):
     """The store cannot hold what a unit tried to write (a data error, not a lost connection):
     retrying the same unit can never succeed."""
@@ -53,7 +57,8 @@ class ReadModelUnit(abc.ABC):
 
     @abc.abstractmethod
     async def set_checkpoint(self, seq: int) -> None:
-        """Record the position reached, in the same transaction as the effects."""
+        """Record the position reached, in the same transaction as the effects; raise
+        ``CheckpointRegression`` rather than move it backwards."""
 
 
 class ReadModelStore(abc.ABC):
