@@ -69,7 +69,7 @@ DEAD_LETTER_HEADERS: dict[str, str] = {
     DLQ_FILE: "The name of the input file (intake).",
     dlq.KIND: "The reason's class: malformed_json, too_large, unknown_event_type, "
     "schema_version, invalid_field, subject_mismatch, venue_mismatch, event_id_reused, "
-    "unstorable or unreadable.",
+    "unhandled_event_type, unstorable or unreadable.",
     dlq.ISSUE_VENUE: "For venue_mismatch: the venue of the issue, where a fixed event belongs.",
     DLQ_TRUNCATED: f"Present when the line was longer than the payload kept ({MAX_EVENT_BYTES} "
     "bytes and one more): its size in bytes (intake).",

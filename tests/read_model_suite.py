@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -260,3 +263,30 @@ class ReadModelSuite:
         async with self.store.unit() as unit:
             await unit.set_checkpoint(5)  # the same position again is no regression
         assert await self.store.checkpoint() == 5
+
+    async def test_an_event_type_the_projection_does_not_handle_is_refused(self) -> None:
+        later = f.issue(V, "I1", f.at("2023-03-01 11:00"))
+        future = StreamEvent(
+            1, cast(Event, ReminderAcknowledged(uuid4(), f.DISTRICT, V, f.at("2023-03-01 10:00"))),
+            b'{"event_type":"ReminderAcknowledged"}', f"cw.events.{f.DISTRICT}.{V}.Reminder",
+            "re_review",
+        )  # fmt: skip
+        outcome, refused = await self.refusing([future, *stream([later], start=2)])
+        assert [(r.kind, r.field, r.event.seq) for r in refused] == [
+            ("unhandled_event_type", "event_type", 1)
+        ]
+        assert "does not handle ReminderAcknowledged" in refused[0].reason
+        assert (outcome.applied, outcome.checkpoint) == (1, 2)
+        assert await self.issue("I1") is not None
+
+
+@dataclass(frozen=True)
+class ReminderAcknowledged:
+    """Stands in for an event type the contract could gain after the projection was written."""
+
+    event_id: UUID
+    district: str
+    venue_id: str
+    occurred_at: datetime
+    event_type: str = "ReminderAcknowledged"
+    phase: str | None = None

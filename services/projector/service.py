@@ -117,6 +117,7 @@ async def _refuse_all(
         if refuse is not None:
             await refuse(r)
         recorded.append(Outcome(r.event.seq, "dead_lettered", r.event.event.event_id, r.kind))
-    # A venue mismatch was archived (now or when it started waiting for its issue); a reused
-    # id never was under this sequence.
-    await unit.unarchive([r.event for r in refused if r.kind == "venue_mismatch"])
+    # A refused event was archived (now, or when it started waiting for its issue), except a
+    # reused id, which never was under this sequence; out of the archive, its fix can be replayed
+    # under the same event_id.
+    await unit.unarchive([r.event for r in refused if r.kind != "event_id_reused"])

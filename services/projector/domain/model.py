@@ -60,7 +60,7 @@ class Refusal:
     """A valid event the read model refuses: it contradicts what the archive already holds."""
 
     event: StreamEvent
-    kind: Literal["venue_mismatch", "event_id_reused"]
+    kind: Literal["venue_mismatch", "event_id_reused", "unhandled_event_type"]
     field: str
     reason: str
     issue_venue: str | None = None

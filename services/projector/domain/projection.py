@@ -93,8 +93,7 @@ class Projection:
         elif kind is IssueFound:
             if not self._find_issue(ev, se.phase):  # type: ignore[arg-type]
                 return
-        else:
-            assert kind in ISSUE_EVENTS
+        elif kind in ISSUE_EVENTS:
             issue = self._issues.get((ev.district, ev.data.issue_id))  # type: ignore[union-attr]
             if issue is None:
                 # Its IssueFound has not arrived (another publisher, a late upload): keep it.
@@ -104,6 +103,18 @@ class Projection:
                 self._refuse_venue(se, issue)
                 return
             self._apply_to_issue(issue, se)
+        else:
+            # A type the contract gained after this projection was written: a dead letter to
+            # replay once the projection knows it, never an assertion that stalls every district.
+            self.changes.refused.append(
+                Refusal(
+                    se,
+                    "unhandled_event_type",
+                    "event_type",
+                    f"the projector does not handle {ev.event_type} events (yet)",
+                )
+            )
+            return
         self._count_applied(se)
 
     # -- venues -------------------------------------------------------------------------------
