@@ -382,8 +382,7 @@ class PostgresUnit(ReadModelUnit):
         )
         if done is None:
             raise CheckpointRegression(
-                f"checkpoint of {self._consumer}/{self._partition or '-'} would move back to "
-                f"{seq}"
+                f"checkpoint of {self._consumer}/{self._partition or '-'} would move back to {seq}"
             )
 
     async def archive(self, events: Sequence[StreamEvent]) -> set[int]:
