@@ -16,6 +16,7 @@ from nats.aio.client import Client
 
 from services.common.campaign import Campaign, load_campaign
 from services.common.migrations import migrate
+from services.common.retry import RetryPolicy, retry
 from services.common.settings import Settings
 from services.projector.adapters import audit as audit_adapter
 from services.projector.adapters import postgres
@@ -29,21 +30,15 @@ from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.model import Issue, IssueStatus
 from services.projector.domain.projection import issues_as_of
-from services.projector.runner import Backoff, Projector, decode_delivery
+from services.projector.runner import Projector, decode_delivery
 
 log = logging.getLogger("cw.projector")
 T = TypeVar("T")
 
 
 async def _until_up(what: str, connect: Callable[[], Awaitable[T]]) -> T:
-    next_delay = Backoff(first=0.2, cap=5.0).delays()
-    while True:
-        try:
-            return await connect()
-        except (TimeoutError, OSError, asyncpg.PostgresError, nats.errors.Error) as exc:
-            delay = next_delay()
-            log.warning("%s not reachable (%s); trying again in %.1fs", what, exc, delay)
-            await asyncio.sleep(delay)
+    """Wait for a server that is not up yet (a service started before its servers)."""
+    return await retry(f"{what} not reachable", connect, policy=RetryPolicy(first_s=0.2))
 
 
 async def connect_nats(settings: Settings, name: str) -> Client:

@@ -23,6 +23,7 @@ from typing import Protocol, TypeAlias, TypeVar
 from contracts import EventRejected, decode_event
 from services.common.campaign import Campaign
 from services.common.deadletters import ISSUE_VENUE
+from services.common.retry import FOREVER, RetryPolicy, retry
 from services.projector.adapters.jetstream import Delivery
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.domain.model import Changes, Outcome, Refusal, StreamEvent
@@ -116,21 +117,6 @@ def decode_delivery(d: Delivery, campaign: Campaign) -> Prepared:
     return StreamEvent(d.seq, event, d.data, d.subject, phase, d.headers)
 
 
-class Backoff:
-    def __init__(self, first: float = 0.05, cap: float = 5.0) -> None:
-        self.first, self.cap = first, cap
-
-    def delays(self) -> Callable[[], float]:
-        current = self.first
-
-        def next_delay() -> float:
-            nonlocal current
-            delay, current = current, min(self.cap, current * 2)
-            return delay
-
-        return next_delay
-
-
 class Projector:
     def __init__(
         self,
@@ -142,7 +128,7 @@ class Projector:
         dead_letters: DeadLetters | None,
         writer: Writer | None = None,
         fetch_wait: timedelta = timedelta(seconds=1),
-        backoff: Backoff | None = None,
+        retry_policy: RetryPolicy = FOREVER,
     ) -> None:
         self.source = source
         self.store = store
@@ -151,7 +137,7 @@ class Projector:
         self.dead_letters = dead_letters
         self.writer = writer
         self.fetch_wait_s = fetch_wait.total_seconds()
-        self.backoff = backoff or Backoff()
+        self.retry_policy = retry_policy
         self.stopping = asyncio.Event()
 
     async def checkpoint(self) -> int:
@@ -273,22 +259,16 @@ class Projector:
         m.checkpoint.set(outcome.checkpoint)
 
     async def _retry(self, stage: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        next_delay = self.backoff.delays()
-        while True:
-            try:
-                return await attempt()
-            except (asyncio.CancelledError, Fenced, Unstorable):
-                raise
-            except Exception as exc:
-                # Everything else is retried, not only connection errors: an unknown failure must
-                # stop the line and be seen (retries metric, log), never drop an event.
-                self.metrics.retries.labels(stage).inc()
-                delay = next_delay()
-                log.warning("%s failed (%s: %s); retrying in %.2fs", stage, type(exc).__name__,
-                            exc, delay)  # fmt: skip
-                if self.stopping.is_set():
-                    raise
-                await asyncio.sleep(delay)
+        # Everything but a takeover or data the store cannot hold is retried, not only connection
+        # errors: an unknown failure must stop the line and be seen, never drop an event.
+        return await retry(
+            stage,
+            attempt,
+            policy=self.retry_policy,
+            never=(Fenced, Unstorable),
+            on_retry=lambda _exc, _pause: self.metrics.retries.labels(stage).inc(),
+            give_up=self.stopping.is_set,
+        )
 
 
 def _merge(a: BatchOutcome, b: BatchOutcome) -> BatchOutcome:

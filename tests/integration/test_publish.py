@@ -26,13 +26,13 @@ from rich.console import Console
 
 from contracts.generate import CONTRACTS_DIR
 from services.common.deadletters import TRUNCATED, DeadLetter
+from services.common.retry import RetryPolicy
 from services.common.streams import (
     DEAD_LETTERS_STREAM,
     EVENTS_STREAM,
 )
 from services.intake.adapters.files import KEEP, batches, read_lines
 from services.intake.adapters.jetstream import (
-    Backoff,
     JetStreamIntake,
     Outgoing,
     PipelinedPublisher,
@@ -305,7 +305,7 @@ async def test_many_publishes_are_in_flight_at_once_but_no_more_than_the_window(
 @pytest.mark.integration
 async def test_a_publish_that_times_out_is_repeated_until_acknowledged() -> None:
     js = FlakyJetStream(failures={"s.3": 3})
-    publisher = PipelinedPublisher(js, window=4, backoff=Backoff(first_s=0.001))  # type: ignore[arg-type]
+    publisher = PipelinedPublisher(js, window=4, backoff=RetryPolicy(first_s=0.001, attempts=10))  # type: ignore[arg-type]
     acked: list[int] = []
     for message in _messages(10):
         await publisher.submit(message, lambda ack: acked.append(ack.seq))
@@ -317,7 +317,7 @@ async def test_a_publish_that_times_out_is_repeated_until_acknowledged() -> None
 @pytest.mark.integration
 async def test_a_publish_that_never_succeeds_stops_the_run_and_is_counted() -> None:
     js = FlakyJetStream(failures={"s.2": 99})
-    publisher = PipelinedPublisher(js, window=4, backoff=Backoff(attempts=3, first_s=0.001))  # type: ignore[arg-type]
+    publisher = PipelinedPublisher(js, window=4, backoff=RetryPolicy(attempts=3, first_s=0.001))  # type: ignore[arg-type]
     acked: list[int] = []
     with pytest.raises(NotConfirmed, match=r"s\.2"):
         for message in _messages(50):
@@ -339,7 +339,7 @@ async def test_when_nats_gives_up_the_report_says_how_far_it_got_and_exits_2() -
     js = FlakyJetStream(
         failures={f"cw.events.{e['district']}.{e['venue_id']}.{e['event_type']}": 99}
     )
-    publisher = PipelinedPublisher(js, window=8, backoff=Backoff(attempts=2, first_s=0.001))  # type: ignore[arg-type]
+    publisher = PipelinedPublisher(js, window=8, backoff=RetryPolicy(attempts=2, first_s=0.001))  # type: ignore[arg-type]
     sink = JetStreamIntake(publisher, file_name="events.jsonl")
 
     report = await publish_lines(batches(read_lines(io.BytesIO(b"\n".join(lines)))), sink)

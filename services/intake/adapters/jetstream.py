@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import nats
@@ -28,6 +28,7 @@ from services.common.deadletters import (
     dead_letter_headers,
     header_safe,
 )
+from services.common.retry import RetryPolicy, retry
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
 from services.intake.domain.lines import Accepted, Rejected
 from services.intake.domain.ports import NotConfirmed, OnAck
@@ -50,16 +51,8 @@ class StreamsMissing(RuntimeError):
     """A stream ``cw publish`` writes to does not exist."""
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """How often and how patiently a publish is repeated: about a minute in all by default."""
-
-    attempts: int = 10
-    first_s: float = 0.05
-    cap_s: float = 5.0
-
-    def pause(self, attempt: int) -> float:
-        return float(min(self.cap_s, self.first_s * 2**attempt))
+PUBLISH_RETRY = RetryPolicy(attempts=10)
+"""How often and how patiently a publish is repeated: about a minute in all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +96,14 @@ class PipelinedPublisher:
         *,
         window: int = 256,
         ack_timeout_s: float = 5.0,
-        backoff: Backoff | None = None,
+        backoff: RetryPolicy = PUBLISH_RETRY,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
         self._js = js
         self._slots = asyncio.Semaphore(window)
         self._ack_timeout_s = ack_timeout_s
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff
         self._tasks: set[asyncio.Task[None]] = set()
         self._failure: NotConfirmed | None = None
         self.unconfirmed = 0
@@ -135,28 +128,26 @@ class PipelinedPublisher:
             raise self._failure
 
     async def _deliver(self, message: Outgoing, on_ack: Callable[[PubAck], None]) -> None:
-        attempt = 0
-        while True:
-            try:
-                ack = await self._js.publish(
-                    message.subject,
-                    message.payload,
-                    timeout=self._ack_timeout_s,
-                    headers=dict(message.headers),
-                )
-            except TRANSIENT as exc:
-                attempt += 1
-                if attempt >= self._backoff.attempts:
-                    self._fail(message, f"no confirmation after {attempt} attempts ({exc!r})")
-                    return
-                log.info("publish to %s failed (%r); retrying", message.subject, exc)
-                await asyncio.sleep(self._backoff.pause(attempt - 1))
-            except nats.errors.Error as exc:
-                self._fail(message, f"{type(exc).__name__}: {exc}")
-                return
-            else:
-                on_ack(ack)
-                return
+        def publish() -> Awaitable[PubAck]:
+            return self._js.publish(
+                message.subject,
+                message.payload,
+                timeout=self._ack_timeout_s,
+                headers=dict(message.headers),
+            )
+
+        try:
+            ack = await retry(
+                f"publish to {message.subject}", publish, policy=self._backoff, only=TRANSIENT
+            )
+        except TRANSIENT as exc:
+            self._fail(
+                message, f"no confirmation after {self._backoff.attempts} attempts ({exc!r})"
+            )
+        except nats.errors.Error as exc:
+            self._fail(message, f"{type(exc).__name__}: {exc}")
+        else:
+            on_ack(ack)
 
     def _fail(self, message: Outgoing, why: str) -> None:
         self.unconfirmed += 1
