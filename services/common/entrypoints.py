@@ -3,91 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
-import nats
-import nats.errors
-from nats.aio.client import Client
 
+from services.common.connect import (
+    CONNECT_TIMEOUT_S,
+    Unreachable,
+    connect_command,
+    failure_text,
+    mask_url,
+)
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.common.streams import ensure_streams, stream_plans
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 5.0
-"""How long ``cw init`` waits for each server before it says the server cannot be reached."""
 EXIT_UNREACHABLE = 2
-
-
-class Unreachable(RuntimeError):
-    """A server ``cw init`` needs cannot be reached (or refuses us); the message says which."""
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password (or NATS token) replaced by ``***``; a list stays a list."""
-    return ",".join(_mask_one(part) for part in url.split(","))
-
-
-def _mask_one(url: str) -> str:
-    try:
-        parts = urlsplit(url.strip())
-        password, user = parts.password, parts.username
-        host = parts.netloc.rpartition("@")[2]
-    except ValueError:
-        return "(an unreadable URL)"
-    if password is not None:
-        userinfo = f"{user or ''}:***@"
-    elif user is not None and parts.scheme in ("nats", "tls", "ws", "wss"):
-        userinfo = "***@"  # a NATS URL's lone user part is a token
-    else:
-        userinfo = f"{user}@" if user is not None else ""
-    query = urlencode(
-        [
-            (k, "***" if k.lower() in ("password", "token") else v)
-            for k, v in parse_qsl(parts.query)
-        ],
-        safe="*",
-    )
-    return urlunsplit((parts.scheme, userinfo + host, parts.path, query, parts.fragment))
-
-
-def _why(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-async def _connect_nats(url: str) -> Client:
-    failures: list[Exception] = []
-
-    async def quiet(exc: Exception) -> None:
-        # nats-py logs a traceback per failed attempt by default; we say it in one line.
-        failures.append(exc)
-        log.debug("nats: %r", exc)
-
-    # One retry per server, and a deadline over all of them: nats-py reads 0 attempts as
-    # "forever", and its default (60 attempts, 2 s apart) is the two-minute hang of old.
-    try:
-        return await asyncio.wait_for(
-            nats.connect(
-                url,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                max_reconnect_attempts=1,
-                reconnect_time_wait=0.5,
-                error_cb=quiet,
-            ),
-            timeout=3 * CONNECT_TIMEOUT_S,
-        )
-    except (OSError, TimeoutError, nats.errors.Error) as exc:
-        why = _why(failures[-1] if failures else exc)
-        raise Unreachable(
-            f"cannot reach NATS at {mask_url(url)} ({why}); "
-            "is it running, and is CW_NATS_URL right?"
-        ) from None
 
 
 async def _check_postgres(url: str) -> None:
@@ -95,7 +29,7 @@ async def _check_postgres(url: str) -> None:
         conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise Unreachable(
-            f"cannot reach PostgreSQL at {mask_url(url)} ({_why(exc)}); "
+            f"cannot reach PostgreSQL at {mask_url(url)} ({failure_text(exc)}); "
             "is it running, and is CW_DATABASE_URL right?"
         ) from None
     await conn.close()
@@ -109,7 +43,7 @@ async def initialise(settings: Settings) -> list[str]:
     """
     from services.projector.bootstrap import ensure_read_model  # noqa: PLC0415
 
-    nc = await _connect_nats(settings.nats_url)
+    nc = await connect_command(settings.nats_url)
     try:
         report = await ensure_streams(
             nc.jetstream(),

@@ -46,7 +46,7 @@ async def _jetstream(nats_url: str) -> AsyncIterator[JetStreamContext]:
     try:
         nc = await connect(nats_url)
     except (TimeoutError, OSError, nats.errors.Error) as exc:
-        raise Unavailable(f"cannot connect to NATS at {nats_url}: {exc}") from None
+        raise Unavailable(str(exc)) from None
     try:
         yield nc.jetstream()
     except StreamMissing as exc:

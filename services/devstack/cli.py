@@ -193,7 +193,8 @@ async def dev(
                 info("  (`cw init` creates the streams and the read model.) Ctrl-C stops.")
                 await asyncio.Event().wait()
                 return 0
-            from services.common.entrypoints import Unreachable, initialise  # noqa: PLC0415
+            from services.common.connect import Unreachable  # noqa: PLC0415
+            from services.common.entrypoints import initialise  # noqa: PLC0415
 
             settings = Settings(nats_url=env["CW_NATS_URL"], database_url=env["CW_DATABASE_URL"])
             try:

@@ -15,6 +15,7 @@ import nats
 from nats.aio.client import Client
 
 from services.common.campaign import Campaign, load_campaign
+from services.common.connect import connect_command, connect_service
 from services.common.migrations import migrate
 from services.common.retry import RetryPolicy, retry
 from services.common.settings import Settings
@@ -42,16 +43,7 @@ async def _until_up(what: str, connect: Callable[[], Awaitable[T]]) -> T:
 
 
 async def connect_nats(settings: Settings, name: str) -> Client:
-    return await _until_up(
-        "NATS",
-        lambda: nats.connect(
-            settings.nats_url,
-            name=name,
-            connect_timeout=5,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-        ),
-    )
+    return await connect_service(settings.nats_url, name=name)
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:
@@ -178,7 +170,7 @@ async def audit(settings: Settings, since: int = 1) -> AuditReport:
     """``cw audit``: account for every message of ``CW_EVENTS`` from ``since`` up to the
     projector's checkpoint. Raises ``AuditUnavailable`` when it cannot read what it needs."""
     try:
-        nc = await nats.connect(settings.nats_url, connect_timeout=5, allow_reconnect=False)
+        nc = await connect_command(settings.nats_url, name="cw-audit")
         try:
             conn = await asyncpg.connect(settings.database_url, timeout=10)
             try:

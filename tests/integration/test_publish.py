@@ -225,7 +225,7 @@ async def test_missing_streams_and_files_are_reported(nats_url: str, tmp_path: P
 
     code, out = await publish("nats://127.0.0.1:1", EXAMPLES)
     assert code == 2
-    assert "cannot connect" in out
+    assert "cannot reach NATS at nats://127.0.0.1:1" in out
 
 
 @pytest.mark.integration

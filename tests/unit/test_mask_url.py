@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.entrypoints import mask_url
+from services.common.connect import mask_url
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 
+from services.common.connect import connect_command
 from services.common.deadletters import MSG_ID, DeadLetter
 from services.common.streams import (
     DEAD_LETTERS_STREAM,
@@ -38,14 +38,7 @@ class DeadLetterCounts:
 
 async def connect(url: str) -> Client:
     """Connect, failing within seconds when the server is not there."""
-
-    async def note(exc: Exception) -> None:
-        # nats-py prints a traceback per failed attempt by default; the caller reports failure.
-        log.info("nats: %r", exc)
-
-    return await nats.connect(
-        url, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.5, error_cb=note
-    )
+    return await connect_command(url, name="cw-dlq")
 
 
 class DeadLetterStore:

@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
+from services.common.connect import connect_command
 from services.common.deadletters import (
     FILE,
     MSG_ID,
@@ -64,19 +65,7 @@ class Outgoing:
 
 async def connect(url: str) -> Client:
     """Connect, failing fast when the server is not there; once connected, ride out a restart."""
-
-    async def note(exc: Exception) -> None:
-        # nats-py prints a traceback per failed attempt by default; the caller reports failure.
-        log.info("nats: %r", exc)
-
-    nc = await nats.connect(
-        url, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.5, error_cb=note
-    )
-    # nats-py uses one setting for the first connection and for reconnecting: raise it now, so
-    # that a server restart of up to a minute is waited out and the in-flight publishes retried.
-    nc.options["max_reconnect_attempts"] = 60
-    nc.options["reconnect_time_wait"] = 1
-    return nc
+    return await connect_command(url, name="cw-publish")
 
 
 async def check_streams(js: JetStreamContext) -> None:

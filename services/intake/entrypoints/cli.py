@@ -62,7 +62,7 @@ async def publish_command(
     try:
         nc = await connect(nats_url)
     except (TimeoutError, OSError, nats.errors.Error) as exc:
-        _say(console, f"cannot connect to NATS at {nats_url}: {exc or type(exc).__name__}")
+        _say(console, str(exc) or type(exc).__name__)
         return 2
     try:
         js = nc.jetstream()
