@@ -164,11 +164,4 @@ async def projector_in_process(
 
 def counter(metrics: ProjectorMetrics, name: str, **labels: str) -> float:
     """The value of counter ``name`` (without ``_total``) with ``labels``; 0 if never counted."""
-    for metric in metrics.registry.collect():
-        if metric.name == name:
-            for s in metric.samples:
-                if s.name.endswith("_total") and all(
-                    s.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return float(s.value)
-    return 0.0
+    return metrics.registry.get_sample_value(f"{name}_total", labels) or 0.0
