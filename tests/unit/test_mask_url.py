@@ -6,6 +6,8 @@ import pytest
 
 from services.common.entrypoints import mask_url
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("url", "shown"),
