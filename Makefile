@@ -11,7 +11,8 @@ BENCHES ?= bench/projector_throughput.py
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: all install run test pytest lint typecheck format bench clean
+.PHONY: all install run test test-unit test-integration test-e2e pytest lint typecheck format bench \
+	clean
 
 all: install
 
@@ -33,6 +34,10 @@ test: lint typecheck pytest
 
 pytest: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+## test-unit, test-integration, test-e2e: one tier (its folder and its marker), nothing else
+test-unit test-integration test-e2e: test-%: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider -m $* tests/$* $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

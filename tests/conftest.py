@@ -104,3 +104,21 @@ async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
 @pytest.fixture
 def settings(nats_url: str, database_url: str) -> Settings:
     return Settings(nats_url=nats_url, database_url=database_url, metrics_port=0)
+
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test in ``tests/<tier>/`` carries the tier's marker, so that ``make test-<tier>``
+    (``-m <tier>``) leaves none out."""
+    tests = Path(__file__).parent
+    unmarked = []
+    for item in items:
+        tier = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if tier in TIERS and item.get_closest_marker(tier) is None:
+            unmarked.append(item.nodeid)
+    if unmarked:
+        raise pytest.UsageError(
+            f"tests without their tier's marker (pytestmark = pytest.mark.<tier>): {unmarked}"
+        )

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 import urllib.request
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from services.devstack.system import free_port
 from tests.support.processes import EXAMPLES, ProjectorProcess, cw
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -53,15 +53,19 @@ async def test_an_audited_projector_and_cw_audit_find_a_loss(
     proc = projector.proc
     assert proc is not None
     try:
-        deadline = time.monotonic() + 60
         checked = None
-        while checked != total:
+
+        async def audited_all() -> bool:
+            nonlocal checked
             assert proc.poll() is None, (tmp_path / "projector.log").read_text()
-            assert time.monotonic() < deadline, f"periodic audit reached {checked}, not {total}"
-            await asyncio.sleep(0.1)
             checked = await asyncio.to_thread(
                 metric, port, "cw_projector_audit_checked_through_seq"
             )
+            return checked == total
+
+        await eventually(
+            audited_all, within=60, what=lambda: f"periodic audit reached {checked}, not {total}"
+        )
         assert await asyncio.to_thread(metric, port, "cw_projector_unaccounted_events") == 0
     finally:
         proc.send_signal(signal.SIGTERM)

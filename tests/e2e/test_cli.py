@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -19,6 +18,7 @@ from services.common.streams import EVENTS_STREAM
 from services.devstack.system import free_port
 from tests import factories as f
 from tests.support.processes import EXAMPLES, ProjectorProcess, cw
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -49,17 +49,24 @@ async def db(env: dict[str, str]) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def until(db: asyncpg.Connection, sql: str, expected: object, within: float = 60) -> None:
-    deadline = time.monotonic() + within
     value: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = await db.fetchval(sql)
-        except asyncpg.UndefinedTableError:
-            value = None
-        if value == expected:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{sql!r} gave {value!r}, expected {expected!r} within {within}s")
+
+    async def matches() -> bool:
+        nonlocal value
+        value = await _fetch(db, sql)
+        return value == expected
+
+    await eventually(
+        matches, within=within, what=lambda: f"{sql!r} gave {value!r}, expected {expected!r}"
+    )
+
+
+async def _fetch(db: asyncpg.Connection, sql: str) -> object:
+    """``sql``'s value; ``None`` while the projector has not created the read model yet."""
+    try:
+        return await db.fetchval(sql)
+    except asyncpg.UndefinedTableError:
+        return None
 
 
 def scrape(url: str) -> str:
@@ -134,15 +141,13 @@ async def test_kill_9_in_the_middle_of_a_backlog_loses_and_doubles_nothing(
     assert cw(env, "publish", str(backlog)).returncode == 0
 
     projector.start()
-    deadline = time.monotonic() + 60
-    done = 0
-    while done < n // 10:
-        assert time.monotonic() < deadline, "the projector did not start"
-        try:
-            done = await db.fetchval("SELECT count(*) FROM issue_status")
-        except asyncpg.UndefinedTableError:
-            done = 0
-        await asyncio.sleep(0.01)
+
+    async def started() -> int | None:
+        done = await _fetch(db, "SELECT count(*) FROM issue_status")
+        assert done is None or isinstance(done, int)
+        return done if done is not None and done >= n // 10 else None
+
+    done = await eventually(started, within=60, what="the projector starts")
     projector.kill()
     assert done < n, "the backlog was drained before the kill: make it larger"
     projector.start()

@@ -4,10 +4,8 @@ killed with ``kill -9`` in the middle of a backlog."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +21,7 @@ from services.projector.domain.ports import Fenced
 from tests import factories as f
 from tests.integration.conftest import audits_clean
 from tests.support.nothing_lost import (
+    WRITE_LOCKS,
     Checkpoint,
     archived,
     last_seq,
@@ -30,21 +29,16 @@ from tests.support.nothing_lost import (
     publish_pipelined,
 )
 from tests.support.processes import ProjectorProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 N = 12_000
 A_BATCH = 100
 B_BATCH = 500
 
+
 # The write lock: the session-level advisory lock a projector holds (or waits for) on its own
 # connection; the per-batch shared advisory locks of the read model are ShareLock.
-WRITE_LOCKS = """
-SELECT pid, granted FROM pg_locks
-WHERE locktype = 'advisory' AND mode = 'ExclusiveLock'
-  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-"""
-
-
 @pytest.fixture
 def standby(nats_url: str, database_url: str, tmp_path: Path) -> Iterator[ProjectorProcess]:
     env = {
@@ -72,15 +66,6 @@ async def admin(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(database_url)
     yield conn
     await conn.close()
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]], within: float = 30) -> None:
-    """Wait until ``check`` says yes, at most ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within}s")
-        await asyncio.sleep(0.01)
 
 
 async def test_a_projector_that_gets_the_write_lock_back_loses_nothing(
@@ -117,7 +102,9 @@ async def test_a_projector_that_gets_the_write_lock_back_loses_nothing(
     async with Checkpoint.of(settings.database_url) as checkpoint:
         restarted = False
         async with projector_in_process(settings) as a:
-            await until("A holds the write lock", lambda: _granted(write_locks))
+            await eventually(
+                lambda: _granted(write_locks), within=30, what="A holds the write lock"
+            )
             [a_lock] = [r["pid"] for r in await write_locks() if r["granted"]]
             standby.start()
 
@@ -125,12 +112,12 @@ async def test_a_projector_that_gets_the_write_lock_back_loses_nothing(
                 assert standby.proc is not None and standby.proc.poll() is None, standby.tail()
                 return any(not r["granted"] for r in await write_locks())
 
-            await until("B waits for the write lock", b_waits)
+            await eventually(b_waits, within=30, what="B waits for the write lock")
             [b_lock] = [r["pid"] for r in await write_locks() if not r["granted"]]
 
             target = await publish_pipelined(nc, events)
             assert target == N
-            await until("A is projecting", lambda: _past(checkpoint, 2000), within=60)
+            await eventually(lambda: _past(checkpoint, 2000), within=60, what="A is projecting")
 
             gate = await asyncpg.connect(settings.database_url)
             try:
@@ -150,17 +137,17 @@ async def test_a_projector_that_gets_the_write_lock_back_loses_nothing(
 
                 # Best effort: if A never waits (say, a fixed projector exits at once), go on.
                 with contextlib.suppress(AssertionError):
-                    await until("A waits for the lock again", a_waits_again, within=10)
+                    await eventually(a_waits_again, within=10, what="A waits for the lock again")
                 await tx.rollback()
             finally:
                 await gate.close()
 
             takeover = await checkpoint.value()
             assert takeover < N, "the backlog was drained before the takeover: make it larger"
-            await until(
-                "B projects after the takeover",
+            await eventually(
                 lambda: _past(checkpoint, takeover + 2000),
                 within=60,
+                what="B projects after the takeover",
             )
             standby.kill()
             killed_at = await checkpoint.value()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from services.common.streams import EVENTS_STREAM, ensure_streams, stream_plans
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.bootstrap import build_projector, projector_parts
 from services.projector.runner import Projector
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -62,13 +62,15 @@ class Harness:
 async def wait_for_checkpoint(
     projector: Projector, target: int, within: float, task: asyncio.Task[None] | None = None
 ) -> None:
-    deadline = time.monotonic() + within
-    while await projector.store.checkpoint() < target:
-        if task is not None and task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"projector did not reach sequence {target} in {within}s")
-        await asyncio.sleep(0.05)
+    async def reached() -> bool:
+        return await projector.store.checkpoint() >= target
+
+    await eventually(
+        reached,
+        within=within,
+        what=f"projector reaches sequence {target}",
+        running=[task] if task is not None else (),
+    )
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import asyncio
 import json
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from services.projector.domain.audit import DEAD_LETTER_GONE, NOT_ARCHIVED
 from tests import factories as f
 from tests.integration.conftest import Harness
 from tests.support.processes import cw, cw_env
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 V = "LY-FM-001"
@@ -157,14 +156,6 @@ async def test_an_audit_that_cannot_read_says_so_with_status_2(settings: Setting
     assert "cw audit: could not audit" in done.stderr and "Traceback" not in done.stderr
 
 
-async def wait_until(what: str, check: Callable[[], bool], within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_the_projector_audits_itself_and_a_loss_shows_in_the_gauge(
     harness: Harness,
 ) -> None:
@@ -181,20 +172,28 @@ async def test_the_projector_audits_itself_and_a_loss_shows_in_the_gauge(
     stop = asyncio.Event()
     task = asyncio.create_task(bootstrap.run_projector(settings, metrics, stop))
     try:
-        await wait_until(
-            "an audit through sequence 5",
-            lambda: (
+
+        async def audited_through_5() -> bool:
+            return (
                 value("cw_projector_audit_checked_through_seq") == 5
                 and (value("cw_projector_audits_total", result="clean") or 0) >= 1
-            ),
+            )
+
+        await eventually(
+            audited_through_5, within=30, what="an audit through sequence 5", running=[task]
         )
         assert value("cw_projector_unaccounted_events") == 0
 
         s = await schema(harness)
         # Sequence 1 is outside the window (3..5): the periodic audit does not look at it.
         await harness.db.execute(f"DELETE FROM {s}.event_archive WHERE stream_seq IN (1, 4)")
-        await wait_until("the loss of sequence 4 in the gauge",
-                         lambda: value("cw_projector_unaccounted_events") == 1)  # fmt: skip
+
+        async def one_unaccounted() -> bool:
+            return value("cw_projector_unaccounted_events") == 1
+
+        await eventually(
+            one_unaccounted, within=30, what="the loss of sequence 4 in the gauge", running=[task]
+        )
         assert (value("cw_projector_audits_total", result="unaccounted") or 0) >= 1
         assert not task.done()
     finally:

@@ -16,6 +16,7 @@ import pytest
 from services.devstack.cli import run_services
 from services.devstack.stack import DATABASE, LocalStack
 from services.devstack.system import LOCALHOST, port_answers
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -128,11 +129,11 @@ async def test_cancelling_services_stops_them() -> None:
     marker = f"cw-devstack-test-{os.getpid()}"
     specs = [("sleeper", [sys.executable, "-c", f"import time; time.sleep(60)  # {marker}"])]
     task = asyncio.create_task(run_services(specs, [dict(os.environ)], lines.append))
-    for _ in range(100):
-        if _processes_mentioning(marker):
-            break
-        await asyncio.sleep(0.05)
-    assert _processes_mentioning(marker)
+
+    async def started() -> bool:
+        return bool(_processes_mentioning(marker))
+
+    await eventually(started, within=5, what="the service's process starts", running=[task])
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -11,6 +11,8 @@ from services.common.settings import Settings
 from services.projector.adapters.postgres import PostgresReadModel, SingleWriter
 from services.projector.bootstrap import ensure_read_model
 from services.projector.domain.ports import Fenced
+from tests.support.nothing_lost import WRITE_LOCKS
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +23,22 @@ async def initialised(database_url: str) -> str:
     return database_url
 
 
+async def waits_for_the_lock(database_url: str, standby: asyncio.Task[None]) -> None:
+    """Wait until PostgreSQL shows ``standby`` waiting for a write lock; it must not have it."""
+    conn = await asyncpg.connect(database_url)
+    try:
+
+        async def waiting() -> bool:
+            return any(not r["granted"] for r in await conn.fetch(WRITE_LOCKS))
+
+        await eventually(
+            waiting, within=10, what="the standby waits for the write lock", running=[standby]
+        )
+    finally:
+        await conn.close()
+    assert not standby.done(), "the standby took the lock while the first projector held it"
+
+
 async def test_a_second_projector_waits_until_the_first_lets_go(initialised: str) -> None:
     database_url = initialised
     first, second = SingleWriter(database_url, "projector"), SingleWriter(database_url, "projector")
@@ -28,8 +46,7 @@ async def test_a_second_projector_waits_until_the_first_lets_go(initialised: str
     await first.acquire()
     standby = asyncio.create_task(second.acquire())
     await other.acquire()  # another durable (a partition) is not held back
-    done, _ = await asyncio.wait({standby}, timeout=0.5)
-    assert not done, "the standby took the lock while the first projector held it"
+    await waits_for_the_lock(database_url, standby)
     await first.release()
     await asyncio.wait_for(standby, 10)
     await second.release()
@@ -46,8 +63,7 @@ async def test_the_lock_is_taken_again_after_its_connection_drops(initialised: s
     assert writer.epoch == 2
     rival = SingleWriter(database_url, "projector")
     standby = asyncio.create_task(rival.acquire())
-    done, _ = await asyncio.wait({standby}, timeout=0.5)
-    assert not done
+    await waits_for_the_lock(database_url, standby)
     await writer.release()
     await asyncio.wait_for(standby, 10)
     await rival.release()

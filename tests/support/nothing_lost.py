@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +21,7 @@ from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.adapters.postgres import PostgresReadModel
 from services.projector.bootstrap import run_projector
 from tests import factories as f
+from tests.support.waiting import NotInTime, eventually
 
 log = logging.getLogger("tests.nothing_lost")
 
@@ -30,6 +30,13 @@ LONG_DESCRIPTION = ("熟食區未設防蠅設施，操作間地面積水，冷�
 # 256 characters, the most an evidence reference allows (768 bytes of UTF-8).
 LONG_EVIDENCE = ("照片編號現場檢查記錄" * 30)[:256]
 START = f.at("2023-03-01 09:00")
+
+WRITE_LOCKS = """
+SELECT pid, granted FROM pg_locks
+WHERE locktype = 'advisory' AND mode = 'ExclusiveLock'
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+"""The projectors' write locks (``SingleWriter``) in this database: held, or waited for."""
 
 
 def big_issue(i: int, *, evidence: int = 0) -> Event:
@@ -124,18 +131,17 @@ class Checkpoint:
         """Wait until the checkpoint is at ``target`` or ``within`` seconds have passed; return the
         checkpoint then (the caller asserts). A task of ``running`` that fails is re-raised; when
         the ``watching`` task ends, the wait ends too (the caller looks at how it ended)."""
-        deadline = time.monotonic() + within
-        while True:
-            done = await self.value()
-            ended = watching is not None and watching.done()
-            if done >= target or ended or time.monotonic() > deadline:
-                if done < target:
-                    log.error("checkpoint %s, not %s, after %ss", done, target, within)
-                return done
-            for task in running:
-                if task.done():
-                    task.result()
-            await asyncio.sleep(0.05)
+
+        async def reached() -> bool:
+            return await self.value() >= target or (watching is not None and watching.done())
+
+        try:
+            await eventually(
+                reached, within=within, what=f"checkpoint reaches {target}", running=running
+            )
+        except NotInTime:
+            log.error("checkpoint %s, not %s, after %ss", await self.value(), target, within)
+        return await self.value()
 
 
 @contextlib.asynccontextmanager
@@ -158,11 +164,4 @@ async def projector_in_process(
 
 def counter(metrics: ProjectorMetrics, name: str, **labels: str) -> float:
     """The value of counter ``name`` (without ``_total``) with ``labels``; 0 if never counted."""
-    for metric in metrics.registry.collect():
-        if metric.name == name:
-            for s in metric.samples:
-                if s.name.endswith("_total") and all(
-                    s.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return float(s.value)
-    return 0.0
+    return metrics.registry.get_sample_value(f"{name}_total", labels) or 0.0

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
+import pytest
+
 from services.projector.domain.audit import (
     DEAD_LETTER_GONE,
     NOT_ARCHIVED,
@@ -17,6 +19,8 @@ from services.projector.domain.audit import (
     audit_window,
     unaccounted_ranges,
 )
+
+pytestmark = pytest.mark.unit
 
 A = UUID("0b6f1c55-0000-4000-8000-00000000000a")
 B = UUID("0b6f1c55-0000-4000-8000-00000000000b")

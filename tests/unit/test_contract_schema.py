@@ -23,6 +23,8 @@ from contracts.generate import CONTRACTS_DIR, envelope_schema
 from contracts.rules import END_TEXT, INSTANT_RULE, NO_NUL_PATTERN
 from tests.unit.test_contracts import GOOD, INSPECTION, ORDER, VENUE, _with
 
+pytestmark = pytest.mark.unit
+
 Json = dict[str, Any]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from contracts import encode_event
 from services.common.deadletters import ISSUE_VENUE, DeadLetter, dead_letter_headers
@@ -16,6 +17,8 @@ from services.deadletters.domain import (
     subject_place,
 )
 from tests import factories as f
+
+pytestmark = pytest.mark.unit
 
 SUBJECT = "cw.events.320703.LY-FM-001.RecheckFailed"
 

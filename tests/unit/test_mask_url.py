@@ -6,6 +6,8 @@ import pytest
 
 from services.common.connect import mask_url
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("url", "shown"),
