@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     )
 
     projector_durable: str = Field(default="projector", description="JetStream durable name.")
+    projector_partition: str = Field(
+        default="",
+        description="A subject filter within cw.events.> (e.g. cw.events.320703.>) for one of "
+        "several projectors, each with its own CW_PROJECTOR_DURABLE (its consumer and write "
+        "lease) and checkpoint; empty: the whole stream.",
+    )
     projector_batch: int = Field(
         default=8000, ge=1, le=20_000, description="Most events per batch (one transaction)."
     )
@@ -51,6 +57,13 @@ class Settings(BaseSettings):
     audit_window: int = Field(
         default=10_000, ge=1, description="How many sequences up to the checkpoint it checks."
     )
+
+    @field_validator("projector_partition")
+    @classmethod
+    def _partition(cls, value: str) -> str:
+        if value and not (value.startswith("cw.events.") and len(value) > len("cw.events.")):
+            raise ValueError("a partition is a subject filter within cw.events.>")
+        return value
 
     @field_validator(
         "projector_fetch_wait",

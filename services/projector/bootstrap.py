@@ -98,10 +98,11 @@ def build_projector(
         batch=settings.projector_batch,
         ack_wait_s=settings.projector_ack_wait.total_seconds(),
         pull_bytes=settings.projector_pull_bytes,
+        subjects=settings.projector_partition,
     )
     return Projector(
         source,
-        postgres.PostgresReadModel(pool, writer=writer),
+        postgres.PostgresReadModel(pool, writer=writer, partition=settings.projector_partition),
         campaign,
         metrics,
         dead_letters=DeadLetterPublisher(conn, "projector"),
@@ -211,6 +212,10 @@ async def rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
                 builder.store = postgres.ConnectionReadModel(conn, schema)
                 await _catch_up(builder, js, settings)
                 old = await postgres.active_schema(conn)
+                # Every partition's projector goes on from where the new generation stands.
+                await postgres.carry_checkpoints(
+                    conn, old, schema, await builder.store.checkpoint()
+                )
                 await postgres.activate(conn, schema, generation)
             checkpoint = await postgres.PostgresReadModel(pool, schema).checkpoint()
         except BaseException:

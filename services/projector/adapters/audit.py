@@ -41,7 +41,8 @@ from services.projector.domain.audit import (
 STAGE = "projector"
 T = TypeVar("T")
 
-READ_CHECKPOINT = "SELECT stream_seq FROM {s}.checkpoint WHERE projection = $1"
+# With several partitions, the audit covers what every one of them has reached.
+READ_CHECKPOINT = "SELECT min(stream_seq) FROM {s}.checkpoint WHERE projection = $1"
 ARCHIVED_SEQS = (
     "SELECT COALESCE(array_agg(stream_seq), '{}') FROM {s}.event_archive "
     "WHERE stream_seq BETWEEN $1 AND $2"

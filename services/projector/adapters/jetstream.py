@@ -127,6 +127,7 @@ class EventSource(Generic[T]):
         ack_wait_s: float = 60.0,
         stream: str = EVENTS_STREAM,
         pull_bytes: int = PULL_BYTES,
+        subjects: str = "",
     ) -> None:
         self._conn = conn if isinstance(conn, NatsConnection) else NatsConnection(conn)
         self._js: JetStreamContext = self._conn.client.jetstream()
@@ -137,6 +138,8 @@ class EventSource(Generic[T]):
         self._linger_s = linger_s
         self._ack_wait_s = ack_wait_s
         self._pull_bytes = pull_bytes
+        self._subjects = subjects
+        """A subject filter: one partition of the stream (empty: all of it)."""
         self._min_request_bytes = min(_MIN_REQUEST_BYTES, pull_bytes)
         self._ready = asyncio.Event()
         self._sub: Subscription | None = None
@@ -219,6 +222,7 @@ class EventSource(Generic[T]):
             "durable_name": self._durable,
             "name": self._durable,
             "inactive_threshold": None if self._durable else 300.0,
+            "filter_subject": self._subjects or None,
         }
         if after_seq > 0:
             return ConsumerConfig(

@@ -584,6 +584,20 @@ async def create_generation(conn: Conn) -> tuple[str, int]:
     return schema, generation
 
 
+CARRY_CHECKPOINTS = """
+INSERT INTO {new}.checkpoint (projection, partition, stream_seq)
+SELECT projection, partition, $1 FROM {old}.checkpoint
+ON CONFLICT (projection, partition) DO UPDATE SET stream_seq = EXCLUDED.stream_seq
+"""
+
+
+async def carry_checkpoints(conn: Conn, old: str, new: str, through: int) -> None:
+    """At a rebuild's swap: every consumer and partition of the old generation continues from
+    ``through`` in the new one, which holds the whole stream up to there."""
+    sql = CARRY_CHECKPOINTS.replace("{new}", check_schema(new)).replace("{old}", check_schema(old))
+    await conn.execute(sql, through)
+
+
 async def activate(conn: Conn, schema: str, generation: int, projection: str = PROJECTION) -> None:
     """Point the public views and the head at ``schema``; call inside the swap transaction."""
     await conn.execute(PUBLIC_VIEWS.replace("{s}", check_schema(schema)))
