@@ -15,65 +15,37 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Protocol, TypeAlias, TypeVar
+from typing import TypeVar
 
 from contracts import EventRejected, decode_event
 from services.common.campaign import Campaign
 from services.common.deadletters import ISSUE_VENUE
 from services.common.retry import FOREVER, RetryPolicy, retry
-from services.projector.adapters.jetstream import Delivery
-from services.projector.adapters.metrics import ProjectorMetrics
-from services.projector.domain.model import Changes, Outcome, Refusal, StreamEvent
-from services.projector.domain.ports import Fenced, ReadModelStore, Unstorable
-from services.projector.service import BatchOutcome, apply_batch
+from services.projector.domain.model import (
+    BatchOutcome,
+    Changes,
+    Delivery,
+    Outcome,
+    Prepared,
+    Refusal,
+    Rejection,
+    StreamEvent,
+)
+from services.projector.domain.ports import (
+    DeadLetters,
+    Fenced,
+    Observer,
+    ReadModelStore,
+    Source,
+    Unstorable,
+    Writer,
+)
+from services.projector.service import apply_batch
 
 log = logging.getLogger("cw.projector")
 T = TypeVar("T")
-
-
-class DeadLetters(Protocol):
-    async def publish(
-        self,
-        delivery: Delivery,
-        reason: str,
-        field: str,
-        kind: str,
-        extra: Mapping[str, str] | None = None,
-    ) -> None: ...
-
-
-class Writer(Protocol):
-    async def ensure(self) -> bool:
-        """Hold the write lock; ``True`` if it had been lost and was taken again."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    delivery: Delivery
-    reason: str
-    field: str
-    kind: str
-
-    @property
-    def seq(self) -> int:
-        return self.delivery.seq
-
-
-Prepared: TypeAlias = StreamEvent | Rejection
-
-
-class Source(Protocol):
-    async def start(self, after_seq: int) -> None: ...
-    async def restart(self, after_seq: int) -> None: ...
-    def needs_restart(self) -> str | None: ...
-    def invalidate(self, reason: str, detail: str = "") -> None: ...
-    async def next_batch(self, wait_s: float) -> list[Prepared]: ...
-    async def ack_taken(self) -> None: ...
-    async def stop(self) -> None: ...
 
 
 def classify(exc: EventRejected) -> str:
@@ -123,7 +95,7 @@ class Projector:
         source: Source,
         store: ReadModelStore,
         campaign: Campaign,
-        metrics: ProjectorMetrics,
+        metrics: Observer,
         *,
         dead_letters: DeadLetters | None,
         writer: Writer | None = None,
@@ -167,7 +139,7 @@ class Projector:
         await self.source.start(await self.checkpoint())
 
     async def _restart(self, reason: str) -> None:
-        self.metrics.consumer_restarts.labels(reason).inc()
+        self.metrics.consumer_restarted(reason)
         checkpoint = await self.checkpoint()
         log.warning("restarting the consumer at the checkpoint %s (%s)", checkpoint, reason)
         await self._retry("nats", lambda: self.source.restart(checkpoint))
@@ -182,7 +154,7 @@ class Projector:
             await self.source.ack_taken()
         except Exception as exc:  # the batch is committed: a redelivery will change nothing
             log.warning("ack after commit failed (%s); the batch will be redelivered", exc)
-        self._observe(outcome, len(batch), time.perf_counter() - started)
+        self.metrics.batch_done(outcome, len(batch), time.perf_counter() - started)
         return outcome
 
     async def _commit(self, batch: Sequence[Prepared]) -> BatchOutcome:
@@ -240,23 +212,7 @@ class Projector:
         await self._retry("dead_letters", partial(letters.publish, delivery, reason, field, kind,
                                                   extra))  # fmt: skip
         log.warning("dead letter seq=%s (%s): %s: %s", delivery.seq, kind, field, reason)
-        self.metrics.dead_letters.labels(kind).inc()
-
-    def _observe(self, outcome: BatchOutcome, size: int, seconds: float) -> None:
-        m = self.metrics
-        for event_type, n in outcome.changes.applied.items():
-            m.events_applied.labels(event_type).inc(n)
-        if outcome.duplicates:
-            m.duplicates.labels("event_id").inc(outcome.duplicates)
-        if outcome.already_done:
-            m.duplicates.labels("redelivery").inc(outcome.already_done)
-        if outcome.changes.deferred:
-            m.waiting_events.labels("deferred").inc(outcome.changes.deferred)
-        if outcome.changes.resumed:
-            m.waiting_events.labels("resumed").inc(outcome.changes.resumed)
-        m.batch_size.observe(size)
-        m.batch_seconds.observe(seconds)
-        m.checkpoint.set(outcome.checkpoint)
+        self.metrics.dead_lettered(kind)
 
     async def _retry(self, stage: str, attempt: Callable[[], Awaitable[T]]) -> T:
         # Everything but a takeover or data the store cannot hold is retried, not only connection
@@ -266,7 +222,7 @@ class Projector:
             attempt,
             policy=self.retry_policy,
             never=(Fenced, Unstorable),
-            on_retry=lambda _exc, _pause: self.metrics.retries.labels(stage).inc(),
+            on_retry=lambda _exc, _pause: self.metrics.retried(stage),
             give_up=self.stopping.is_set,
         )
 

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID
 
-from services.projector.domain.model import Changes, Outcome, Refusal, StreamEvent
+from services.projector.domain.model import BatchOutcome, Changes, Outcome, Refusal, StreamEvent
 from services.projector.domain.ports import ReadModelStore, ReadModelUnit
 from services.projector.domain.projection import needs_of, project
 
+__all__ = ["BatchOutcome", "Refuse", "apply_batch"]
+
 Refuse = Callable[[Refusal], Awaitable[None]]
 """Stores a refused event as a dead letter; called before the unit commits."""
-
-
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    applied: int
-    """Events whose effects were committed now."""
-    duplicates: int
-    """Events whose event id was already applied (republished, or published without a msg id)."""
-    already_done: int
-    """Redeliveries at or below the checkpoint (a crash between commit and ack)."""
-    checkpoint: int
-    changes: Changes = field(default_factory=Changes)
-    refused: tuple[Refusal, ...] = ()
-    """Valid events dead-lettered because they contradict the archive."""
 
 
 async def apply_batch(

@@ -19,7 +19,8 @@ from services.common.streams import DEAD_LETTERS_STREAM
 from services.projector.adapters.jetstream import EventSource
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.bootstrap import build_projector, projector_parts, venue_as_of
-from services.projector.runner import Prepared, Projector, decode_delivery
+from services.projector.domain.model import Prepared
+from services.projector.runner import Projector, decode_delivery
 from tests import factories as f
 from tests.integration.conftest import Harness, audits_clean, wait_for_checkpoint
 from tests.support.nothing_lost import counter

@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.upcasting import register_upcaster, unregister_upcaster
-from services.projector.adapters.jetstream import Delivery, stream_seq
+from services.projector.adapters.jetstream import stream_seq
 from services.projector.adapters.memory import MemoryReadModel
+from services.projector.domain.model import Delivery, Rejection
 from services.projector.domain.projection import issues_as_of
-from services.projector.runner import Rejection, decode_delivery
+from services.projector.runner import decode_delivery
 from services.projector.service import apply_batch
 from tests import factories as f
 from tests.read_model_suite import CAMPAIGN, stream

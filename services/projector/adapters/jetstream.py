@@ -20,7 +20,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import orjson
@@ -33,6 +32,7 @@ from nats.js.errors import NotFoundError
 
 from services.common.deadletters import TRUNCATED, dead_letter_headers
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
+from services.projector.domain.model import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +49,6 @@ requests are few enough not to cost much."""
 _HEADER_FRAME = len("NATS/1.0\r\n\r\n")
 _REQUEST_BATCH = 1_000_000
 """Pull requests are limited by bytes, not by count (see ``_request_more``)."""
-
-
-@dataclass(slots=True)
-class Delivery:
-    """One message as JetStream delivered it (not ``frozen``: see ``StreamEvent``)."""
-
-    seq: int
-    subject: str
-    data: bytes
-    headers: Mapping[str, str] | None
 
 
 def ack_meta(reply: str) -> tuple[int, int]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.projector.domain.model import BatchOutcome
+
 
 class ProjectorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -88,3 +90,29 @@ class ProjectorMetrics:
             ["result"],
             registry=r,
         )
+
+    # -- the projector's Observer port ----------------------------------------------------------
+
+    def batch_done(self, outcome: BatchOutcome, size: int, seconds: float) -> None:
+        for event_type, n in outcome.changes.applied.items():
+            self.events_applied.labels(event_type).inc(n)
+        if outcome.duplicates:
+            self.duplicates.labels("event_id").inc(outcome.duplicates)
+        if outcome.already_done:
+            self.duplicates.labels("redelivery").inc(outcome.already_done)
+        if outcome.changes.deferred:
+            self.waiting_events.labels("deferred").inc(outcome.changes.deferred)
+        if outcome.changes.resumed:
+            self.waiting_events.labels("resumed").inc(outcome.changes.resumed)
+        self.batch_size.observe(size)
+        self.batch_seconds.observe(seconds)
+        self.checkpoint.set(outcome.checkpoint)
+
+    def retried(self, stage: str) -> None:
+        self.retries.labels(stage).inc()
+
+    def dead_lettered(self, kind: str) -> None:
+        self.dead_letters.labels(kind).inc()
+
+    def consumer_restarted(self, reason: str) -> None:
+        self.consumer_restarts.labels(reason).inc()

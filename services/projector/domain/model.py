@@ -23,6 +23,16 @@ IssueStatus: TypeAlias = Literal["open", "rectifying", "overdue", "closed"]
 
 
 @dataclass(slots=True)
+class Delivery:
+    """One message as JetStream delivered it (not ``frozen``: see ``StreamEvent``)."""
+
+    seq: int
+    subject: str
+    data: bytes
+    headers: Mapping[str, str] | None
+
+
+@dataclass(slots=True)
 class StreamEvent:
     """A valid event and where it sits in ``CW_EVENTS``.
 
@@ -166,3 +176,35 @@ class Changes:
     """Waiting events applied because their issue arrived."""
     refused: list[Refusal] = field(default_factory=list)
     """Events that name another venue than their issue's: dead letters, not effects."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message that is not an event: it goes to the dead letters with its reason."""
+
+    delivery: Delivery
+    reason: str
+    field: str
+    kind: str
+
+    @property
+    def seq(self) -> int:
+        return self.delivery.seq
+
+
+Prepared: TypeAlias = StreamEvent | Rejection
+"""A message as the source hands it out: decoded and validated, or rejected."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    applied: int
+    """Events whose effects were committed now."""
+    duplicates: int
+    """Events whose event id was already applied (republished, or published without a msg id)."""
+    already_done: int
+    """Redeliveries at or below the checkpoint (a crash between commit and ack)."""
+    checkpoint: int
+    changes: Changes = field(default_factory=Changes)
+    refused: tuple[Refusal, ...] = ()
+    """Valid events dead-lettered because they contradict the archive."""

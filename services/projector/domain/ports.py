@@ -5,10 +5,20 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 from uuid import UUID
 
 from contracts import Event
-from services.projector.domain.model import Changes, Needs, Outcome, Snapshot, StreamEvent
+from services.projector.domain.model import (
+    BatchOutcome,
+    Changes,
+    Delivery,
+    Needs,
+    Outcome,
+    Prepared,
+    Snapshot,
+    StreamEvent,
+)
 
 
 class Fenced(RuntimeError):
@@ -69,3 +79,45 @@ class ReadModelStore(abc.ABC):
     async def checkpoint(self) -> int:
         async with self.unit() as unit:
             return await unit.checkpoint()
+
+
+class Source(Protocol):
+    """Messages of ``CW_EVENTS`` in stream order, without holes (adapters.jetstream)."""
+
+    async def start(self, after_seq: int) -> None: ...
+    async def restart(self, after_seq: int) -> None: ...
+    def needs_restart(self) -> str | None: ...
+    def invalidate(self, reason: str, detail: str = "") -> None: ...
+    async def next_batch(self, wait_s: float) -> list[Prepared]: ...
+    async def ack_taken(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class DeadLetters(Protocol):
+    """Where rejected and refused messages are kept, with their reasons."""
+
+    async def publish(
+        self,
+        delivery: Delivery,
+        reason: str,
+        field: str,
+        kind: str,
+        extra: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+
+class Writer(Protocol):
+    """The single-writer lock."""
+
+    async def ensure(self) -> bool:
+        """Hold the write lock; ``True`` if it had been lost and was taken again."""
+        ...
+
+
+class Observer(Protocol):
+    """What the projector reports as it goes (adapters.metrics: Prometheus)."""
+
+    def batch_done(self, outcome: BatchOutcome, size: int, seconds: float) -> None: ...
+    def retried(self, stage: str) -> None: ...
+    def dead_lettered(self, kind: str) -> None: ...
+    def consumer_restarted(self, reason: str) -> None: ...
