@@ -15,7 +15,6 @@ from contracts.events import (
     RecheckPassed,
     RectificationDue,
     VenueRegistered,
-    subject_for,
 )
 from contracts.validation import (
     MAX_EVENT_BYTES,
@@ -25,6 +24,7 @@ from contracts.validation import (
     decode_object,
     encode_event,
 )
+from contracts.wire import event_subject as subject_for
 
 __all__ = [
     "EVENT_MODELS",

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from contracts.rules import INSTANT_RULE, Instant, NoNul
+from contracts.wire import event_subject
 
 SCHEMA_VERSION = 1
 """The version this code reads natively; older or newer versions go through ``upcasting``."""
@@ -208,7 +209,7 @@ class EnvelopeBase(ContractModel):
 
     @property
     def subject(self) -> str:
-        return subject_for(self.district, self.venue_id, self.event_type)
+        return event_subject(self.district, self.venue_id, self.event_type)
 
 
 class VenueRegistered(EnvelopeBase):
@@ -273,7 +274,3 @@ EVENT_MODELS: tuple[type[EnvelopeBase], ...] = (
 
 IssueEvent: TypeAlias = RectificationDue | RecheckFailed | RecheckPassed
 """Events that refer to an issue found earlier (and may arrive before it)."""
-
-
-def subject_for(district: str, venue_id: str, event_type: str) -> str:
-    return f"cw.events.{district}.{venue_id}.{event_type}"

@@ -20,15 +20,15 @@ from typing import Any
 
 import orjson
 
+from contracts import wire
 from contracts.events import EVENT_MODELS, EVENT_TYPES, PHASES, SCHEMA_VERSION, EnvelopeBase
 from contracts.examples_source import example_events
 from contracts.validation import EVENT_ADAPTER, MAX_EVENT_BYTES
-from services.common import deadletters as dlq
-from services.common.deadletters import FILE as DLQ_FILE
-from services.common.deadletters import TRUNCATED as DLQ_TRUNCATED
-from services.common.streams import (
+from contracts.wire import (
+    DEAD_LETTER_SUBJECT_ADDRESS,
     DEAD_LETTERS_STREAM,
     DEAD_LETTERS_SUBJECTS,
+    EVENT_SUBJECT_ADDRESS,
     EVENTS_STREAM,
     EVENTS_SUBJECTS,
 )
@@ -42,9 +42,9 @@ Json = dict[str, Any]
 
 MSG_ID_HEADER: Json = {
     "type": "object",
-    "required": [dlq.MSG_ID],
+    "required": [wire.MSG_ID],
     "properties": {
-        dlq.MSG_ID: {
+        wire.MSG_ID: {
             "type": "string",
             "format": "uuid",
             "description": "The event's event_id. JetStream stores a message with an id it has "
@@ -54,25 +54,26 @@ MSG_ID_HEADER: Json = {
 }
 
 DEAD_LETTER_HEADERS: dict[str, str] = {
-    dlq.STAGE: "Which stage rejected the message: intake (cw publish) or projector.",
-    dlq.REASON: "Why, naming each field: `data.severity: Input should be ...`. Non-ASCII "
+    wire.DLQ_STAGE: "Which stage rejected the message: intake (cw publish) or projector.",
+    wire.DLQ_REASON: "Why, naming each field: `data.severity: Input should be ...`. Non-ASCII "
     "characters are written as \\uXXXX escapes (headers are ASCII).",
-    dlq.FIELD: "The first field named in the reason (a dotted path such as data.severity, or "
+    wire.DLQ_FIELD: "The first field named in the reason (a dotted path such as data.severity, or "
     "(event) for the message as a whole: malformed JSON, too large).",
-    dlq.REJECTED_AT: "When it was rejected, RFC 3339.",
-    dlq.SUBJECT: "The subject the message was read from (stages that read a stream).",
-    dlq.STREAM_SEQ: "Its sequence in that stream (stages that read a stream).",
-    dlq.LINE: "The line of the input file (intake).",
-    dlq.ORIGINAL_MSG_ID: "The Nats-Msg-Id the message was originally published with.",
-    dlq.MSG_ID: "`<stage>:<stream seq>` or `<stage>:<sha-256 of the payload>`: the same "
+    wire.DLQ_REJECTED_AT: "When it was rejected, RFC 3339.",
+    wire.DLQ_SUBJECT: "The subject the message was read from (stages that read a stream).",
+    wire.DLQ_STREAM_SEQ: "Its sequence in that stream (stages that read a stream).",
+    wire.DLQ_LINE: "The line of the input file (intake).",
+    wire.DLQ_ORIGINAL_MSG_ID: "The Nats-Msg-Id the message was originally published with.",
+    wire.MSG_ID: "`<stage>:<stream seq>` or `<stage>:<sha-256 of the payload>`: the same "
     "rejection stored twice within a day is stored once.",
-    DLQ_FILE: "The name of the input file (intake).",
-    dlq.KIND: "The reason's class: malformed_json, too_large, unknown_event_type, "
+    wire.DLQ_FILE: "The name of the input file (intake).",
+    wire.DLQ_KIND: "The reason's class: malformed_json, too_large, unknown_event_type, "
     "schema_version, invalid_field, subject_mismatch, venue_mismatch, event_id_reused, "
     "unhandled_event_type, unstorable or unreadable.",
-    dlq.ISSUE_VENUE: "For venue_mismatch: the venue of the issue, where a fixed event belongs.",
-    DLQ_TRUNCATED: f"Present when the line was longer than the payload kept ({MAX_EVENT_BYTES} "
-    "bytes and one more): its size in bytes (intake).",
+    wire.DLQ_ISSUE_VENUE: "For venue_mismatch: the venue of the issue, where a fixed event "
+    "belongs.",
+    wire.DLQ_TRUNCATED: "Present when the line was longer than the payload kept "
+    f"({MAX_EVENT_BYTES} bytes and one more): its size in bytes (intake).",
 }
 
 
@@ -86,8 +87,9 @@ def envelope_schema() -> Json:
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": f"{ID_BASE}:envelope",
         "title": f"chuangwei event (schema_version {SCHEMA_VERSION})",
-        "description": "One event as published on cw.events.<district>.<venue_id>.<event_type>: "
-        "an envelope whose event_type selects the shape of data.",
+        "description": "One event as published on "
+        + EVENT_SUBJECT_ADDRESS.replace("{", "<").replace("}", ">")
+        + ": an envelope whose event_type selects the shape of data.",
         **schema,
     }
 
@@ -122,7 +124,7 @@ def asyncapi_document(examples: list[Json]) -> Json:
                 {
                     "name": f"lianyun-{name}",
                     "summary": "From contracts/examples/events.jsonl.",
-                    "headers": {dlq.MSG_ID: example["event_id"]},
+                    "headers": {wire.MSG_ID: example["event_id"]},
                     "payload": example,
                 }
             ],
@@ -136,7 +138,13 @@ def asyncapi_document(examples: list[Json]) -> Json:
         "contentType": "application/octet-stream",
         "headers": {
             "type": "object",
-            "required": [dlq.STAGE, dlq.REASON, dlq.FIELD, dlq.REJECTED_AT, dlq.MSG_ID],
+            "required": [
+                wire.DLQ_STAGE,
+                wire.DLQ_REASON,
+                wire.DLQ_FIELD,
+                wire.DLQ_REJECTED_AT,
+                wire.MSG_ID,
+            ],
             "properties": {
                 name: {"type": "string", "description": text}
                 for name, text in DEAD_LETTER_HEADERS.items()
@@ -144,7 +152,6 @@ def asyncapi_document(examples: list[Json]) -> Json:
         },
         "payload": {"description": "The original bytes, as received."},
     }
-    events_address = "cw.events.{district}.{venue_id}.{event_type}"
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -166,7 +173,7 @@ def asyncapi_document(examples: list[Json]) -> Json:
         },
         "channels": {
             "events": {
-                "address": events_address,
+                "address": EVENT_SUBJECT_ADDRESS,
                 "title": "Events",
                 "description": f"Every event, in stream {EVENTS_STREAM}. Publish with JetStream "
                 "(wait for the PubAck) and set Nats-Msg-Id to event_id. The subject's tokens "
@@ -191,7 +198,7 @@ def asyncapi_document(examples: list[Json]) -> Json:
                 },
             },
             "deadLetters": {
-                "address": "cw.dlq.{stage}",
+                "address": DEAD_LETTER_SUBJECT_ADDRESS,
                 "title": "Dead letters",
                 "description": f"Rejected input, in stream {DEAD_LETTERS_STREAM}, kept until an "
                 "operator replays (cw dlq replay) or removes it.",

@@ -2,7 +2,8 @@
 
 A dead letter keeps the original bytes as its payload and the original headers, and adds
 ``Cw-Dlq-*`` headers saying where it came from and why it was rejected, so that ``cw dlq`` can
-show it and put a fixed version back where it belongs.
+show it and put a fixed version back where it belongs. The header names are wire contract
+(``contracts/wire.py``, ``DLQ_*``); this module keeps its short names for them.
 """
 
 from __future__ import annotations
@@ -13,23 +14,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-STAGE = "Cw-Dlq-Stage"
-REASON = "Cw-Dlq-Reason"
-FIELD = "Cw-Dlq-Field"
-SUBJECT = "Cw-Dlq-Subject"
-STREAM_SEQ = "Cw-Dlq-Stream-Seq"
-LINE = "Cw-Dlq-Line"
-REJECTED_AT = "Cw-Dlq-At"
-ORIGINAL_MSG_ID = "Cw-Dlq-Original-Msg-Id"
-FILE = "Cw-Dlq-File"
-"""The input file a rejected line came from (intake)."""
-TRUNCATED = "Cw-Dlq-Truncated"
-"""The original size, when only the start of an oversized line could be kept."""
-KIND = "Cw-Dlq-Kind"
-"""The reason's class, one of a small fixed set (``invalid_field``, ``venue_mismatch``, ...)."""
-ISSUE_VENUE = "Cw-Dlq-Issue-Venue"
-"""For ``venue_mismatch``: the venue the issue belongs to, where a fix must be published."""
-MSG_ID = "Nats-Msg-Id"
+from contracts import wire
+
+MSG_ID = wire.MSG_ID
+FIELD = wire.DLQ_FIELD
+FILE = wire.DLQ_FILE
+ISSUE_VENUE = wire.DLQ_ISSUE_VENUE
+KIND = wire.DLQ_KIND
+LINE = wire.DLQ_LINE
+ORIGINAL_MSG_ID = wire.DLQ_ORIGINAL_MSG_ID
+REASON = wire.DLQ_REASON
+REJECTED_AT = wire.DLQ_REJECTED_AT
+STAGE = wire.DLQ_STAGE
+STREAM_SEQ = wire.DLQ_STREAM_SEQ
+SUBJECT = wire.DLQ_SUBJECT
+TRUNCATED = wire.DLQ_TRUNCATED
+
 MAX_REASON = 2000
 
 
@@ -113,7 +113,7 @@ class DeadLetter:
         return cls(
             seq=seq,
             subject=subject,
-            stage=h.get(STAGE, subject.removeprefix("cw.dlq.")),
+            stage=h.get(STAGE, subject.removeprefix(wire.DEAD_LETTER_SUBJECT_PREFIX)),
             reason=header_text(h.get(REASON, "")),
             field=header_text(h.get(FIELD, "")),
             original_subject=h.get(SUBJECT),

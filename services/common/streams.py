@@ -1,4 +1,5 @@
-"""The JetStream streams of the system, and how ``cw init`` creates them.
+"""How ``cw init`` creates the JetStream streams of the system (their names are wire contract:
+``contracts/wire.py``; they are imported here under their old names too).
 
 Streams are created here with nats-py, never declared by FastStream: ``JStream(declare=True)``
 would overwrite a stream an operator has tuned (replicas, limits) with FastStream's idea of it.
@@ -13,12 +14,32 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-EVENTS_STREAM = "CW_EVENTS"
-EVENTS_SUBJECTS = "cw.events.>"
-REMINDERS_STREAM = "CW_REMINDERS"
-REMINDERS_SUBJECTS = "cw.reminders.>"
-DEAD_LETTERS_STREAM = "CW_DEAD_LETTERS"
-DEAD_LETTERS_SUBJECTS = "cw.dlq.>"
+from contracts.wire import (
+    DEAD_LETTERS_STREAM,
+    DEAD_LETTERS_SUBJECTS,
+    EVENTS_STREAM,
+    EVENTS_SUBJECTS,
+    REMINDERS_STREAM,
+    REMINDERS_SUBJECTS,
+    dead_letter_subject,
+)
+
+__all__ = [  # the names are re-exported for modules that still import them from here
+    "DEAD_LETTERS_STREAM",
+    "DEAD_LETTERS_SUBJECTS",
+    "DEAD_LETTER_HEADROOM",
+    "EVENTS_MAX_MSG_SIZE",
+    "EVENTS_STREAM",
+    "EVENTS_SUBJECTS",
+    "NATS_MAX_PAYLOAD",
+    "REMINDERS_STREAM",
+    "REMINDERS_SUBJECTS",
+    "StreamPlan",
+    "dead_letter_subject",
+    "ensure_streams",
+    "stream_plans",
+]
+
 
 NATS_MAX_PAYLOAD = 1024 * 1024
 """The server's default ``max_payload``: no message, dead letters included, can be larger."""
@@ -28,11 +49,6 @@ bytes, plus a reason of up to 2,000 characters written as \\uXXXX escapes) and t
 headers it keeps."""
 EVENTS_MAX_MSG_SIZE = NATS_MAX_PAYLOAD - DEAD_LETTER_HEADROOM
 """``max_msg_size`` of ``CW_EVENTS``: whatever it stores can be dead-lettered with its bytes."""
-
-
-def dead_letter_subject(stage: str) -> str:
-    """Where ``stage`` (``projector``, ``intake``, ...) puts what it rejects."""
-    return f"cw.dlq.{stage}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """``cw publish`` against a real NATS: exactly once, bad lines reported and dead-lettered.
 
-The pipelining and retry tests at the end use a stand-in for JetStream: they are about how many
-publishes are in flight and what happens when one fails, which a healthy server never shows.
+The pipelining and retry tests at the end use a stand-in for nats-py's ``publish_async``: they
+are about how many publishes are in flight and what happens when one fails, which a healthy
+server never shows.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats
 import orjson
 import pytest
 from nats.aio.client import Client
 from nats.js.api import PubAck
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoStreamResponseError, NotFoundError
 from rich.console import Console
 
 from contracts.generate import CONTRACTS_DIR
@@ -33,9 +33,9 @@ from services.common.streams import (
 )
 from services.intake.adapters.files import KEEP, batches, read_lines
 from services.intake.adapters.jetstream import (
+    AsyncPublisher,
     JetStreamIntake,
     Outgoing,
-    PipelinedPublisher,
 )
 from services.intake.domain.ports import NotConfirmed
 from services.intake.entrypoints.cli import publish_command, register, summary
@@ -262,28 +262,54 @@ def test_cw_publish_reads_stdin(
 
 
 class FlakyJetStream:
-    """Acknowledges after a pause; the first ``failures`` publishes of a subject time out."""
+    """Behaves like nats-py's ``publish_async``: at most ``max_pending`` publishes await their
+    answer (``publish_async`` waits for a free slot), and each answer comes after a pause. The
+    first ``failures`` publishes of a subject fail: their answer is lost (``lost``: the future
+    is never resolved, as after a server restart) or says there is no stream."""
 
-    def __init__(self, failures: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, failures: dict[str, int] | None = None, *, max_pending: int = 256, lost: bool = True
+    ) -> None:
         self.failures = dict(failures or {})
+        self.lost = lost
+        self.slots = asyncio.Semaphore(max_pending)
         self.in_flight = 0
         self.most_in_flight = 0
         self.attempts: dict[str, int] = {}
         self.seq = 0
 
-    async def publish(self, subject: str, payload: bytes, **options: object) -> PubAck:
+    async def publish_async(
+        self, subject: str, payload: bytes = b"", **options: object
+    ) -> asyncio.Future[PubAck]:
+        await self.slots.acquire()
         self.attempts[subject] = self.attempts.get(subject, 0) + 1
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            await asyncio.sleep(0.01)
-            if self.failures.get(subject, 0) > 0:
-                self.failures[subject] -= 1
-                raise nats.errors.TimeoutError
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[PubAck] = loop.create_future()
+        future.add_done_callback(self._answered)
+        if self.failures.get(subject, 0) > 0:
+            self.failures[subject] -= 1
+            if not self.lost:
+                loop.call_later(0.01, self._settle, future, NoStreamResponseError())
+        else:
             self.seq += 1
-            return PubAck(stream=EVENTS_STREAM, seq=self.seq)
-        finally:
-            self.in_flight -= 1
+            loop.call_later(0.01, self._settle, future, PubAck(stream=EVENTS_STREAM, seq=self.seq))
+        return future
+
+    @staticmethod
+    def _settle(future: asyncio.Future[PubAck], answer: PubAck | Exception) -> None:
+        if future.done():
+            return
+        if isinstance(answer, Exception):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)
+
+    def _answered(self, future: asyncio.Future[PubAck]) -> None:
+        del future
+        self.in_flight -= 1
+        self.slots.release()
 
 
 def _messages(n: int) -> list[Outgoing]:
@@ -292,8 +318,8 @@ def _messages(n: int) -> list[Outgoing]:
 
 @pytest.mark.integration
 async def test_many_publishes_are_in_flight_at_once_but_no_more_than_the_window() -> None:
-    js = FlakyJetStream()
-    publisher = PipelinedPublisher(js, window=16)  # type: ignore[arg-type]
+    js = FlakyJetStream(max_pending=16)
+    publisher = AsyncPublisher(js)
     acked: list[int] = []
     for message in _messages(200):
         await publisher.submit(message, lambda ack: acked.append(ack.seq))
@@ -303,9 +329,12 @@ async def test_many_publishes_are_in_flight_at_once_but_no_more_than_the_window(
 
 
 @pytest.mark.integration
-async def test_a_publish_that_times_out_is_repeated_until_acknowledged() -> None:
-    js = FlakyJetStream(failures={"s.3": 3})
-    publisher = PipelinedPublisher(js, window=4, backoff=RetryPolicy(first_s=0.001, attempts=10))  # type: ignore[arg-type]
+@pytest.mark.parametrize("lost", [True, False], ids=["no answer", "no stream"])
+async def test_a_publish_that_fails_for_a_while_is_repeated_until_acknowledged(lost: bool) -> None:
+    js = FlakyJetStream(failures={"s.3": 3}, max_pending=4, lost=lost)
+    publisher = AsyncPublisher(
+        js, ack_timeout_s=0.05, backoff=RetryPolicy(first_s=0.001, attempts=10)
+    )
     acked: list[int] = []
     for message in _messages(10):
         await publisher.submit(message, lambda ack: acked.append(ack.seq))
@@ -316,8 +345,10 @@ async def test_a_publish_that_times_out_is_repeated_until_acknowledged() -> None
 
 @pytest.mark.integration
 async def test_a_publish_that_never_succeeds_stops_the_run_and_is_counted() -> None:
-    js = FlakyJetStream(failures={"s.2": 99})
-    publisher = PipelinedPublisher(js, window=4, backoff=RetryPolicy(attempts=3, first_s=0.001))  # type: ignore[arg-type]
+    js = FlakyJetStream(failures={"s.2": 99}, max_pending=4, lost=False)
+    publisher = AsyncPublisher(
+        js, ack_timeout_s=0.05, backoff=RetryPolicy(attempts=3, first_s=0.001)
+    )
     acked: list[int] = []
     with pytest.raises(NotConfirmed, match=r"s\.2"):
         for message in _messages(50):
@@ -337,9 +368,12 @@ async def test_when_nats_gives_up_the_report_says_how_far_it_got_and_exits_2() -
     doomed = next(i for i, e in enumerate(events) if i > 20 and e["event_type"] == "IssueFound")
     e = events[doomed]
     js = FlakyJetStream(
-        failures={f"cw.events.{e['district']}.{e['venue_id']}.{e['event_type']}": 99}
+        failures={f"cw.events.{e['district']}.{e['venue_id']}.{e['event_type']}": 99},
+        max_pending=8,
     )
-    publisher = PipelinedPublisher(js, window=8, backoff=RetryPolicy(attempts=2, first_s=0.001))  # type: ignore[arg-type]
+    publisher = AsyncPublisher(
+        js, ack_timeout_s=0.05, backoff=RetryPolicy(attempts=2, first_s=0.001)
+    )
     sink = JetStreamIntake(publisher, file_name="events.jsonl")
 
     report = await publish_lines(batches(read_lines(io.BytesIO(b"\n".join(lines)))), sink)

@@ -1,10 +1,11 @@
 """Every NATS call of ``cw publish``: a pipelined JetStream publisher and the dead letters.
 
 Publishing one event and waiting for its PubAck before the next costs a round trip per event;
-here up to ``window`` publishes are in flight on the one connection, each waiting for its own
-PubAck. A publish that fails in a way that can pass (a timeout, a reconnect, a stream leader
-election) is sent again after a growing pause: the ``Nats-Msg-Id`` header makes a repeated
-publish of a stored event a duplicate, not a second copy.
+here nats-py's ``publish_async`` keeps up to ``window`` publishes in flight on the one
+connection, each awaiting its own PubAck. A publish that fails in a way that can pass (a
+timeout, a reconnect, a stream leader election) is sent again after a growing pause: the
+``Nats-Msg-Id`` header makes a repeated publish of a stored event a duplicate, not a second
+copy.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import nats
 import nats.errors
@@ -21,6 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
+from contracts.wire import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
 from services.common.connect import connect_command
 from services.common.deadletters import (
     FILE,
@@ -30,7 +33,6 @@ from services.common.deadletters import (
     header_safe,
 )
 from services.common.retry import RetryPolicy, retry
-from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
 from services.intake.domain.lines import Accepted, Rejected
 from services.intake.domain.ports import NotConfirmed, OnAck
 
@@ -76,58 +78,119 @@ async def check_streams(js: JetStreamContext) -> None:
             raise StreamsMissing(f"stream {name} does not exist: run `cw init` first") from None
 
 
-class PipelinedPublisher:
-    """Keeps up to ``window`` publishes in flight; each is repeated until confirmed or hopeless."""
+class Publisher(Protocol):
+    """Keeps many publishes in flight; ``drain`` waits for all and raises ``NotConfirmed``."""
+
+    async def submit(self, message: Outgoing, on_ack: Callable[[PubAck], None]) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+class PublishesAsync(Protocol):
+    """The one call ``AsyncPublisher`` makes: nats-py's ``JetStreamContext.publish_async``."""
+
+    async def publish_async(
+        self, subject: str, payload: bytes = b"", *, headers: dict[str, str] | None = None
+    ) -> asyncio.Future[PubAck]: ...
+
+
+class AsyncPublisher:
+    """nats-py's ``publish_async``, with an ack timeout and the one retry policy around it.
+
+    How many publishes await their PubAck is nats-py's limit: ``publish_async_max_pending`` of
+    the ``JetStreamContext`` (``nc.jetstream(publish_async_max_pending=window)``); ``submit``
+    waits while it is reached. nats-py sets a failure (no stream, an API error) on the
+    publish's future but never times one out, and a future whose write raised is never
+    resolved (``publish_async_completed`` would wait for it for ever), so each future here
+    gets a deadline and ``drain`` counts what it submitted itself. A failure that can pass is
+    published again, by ``retry``, until the policy's attempts (the first one included) run out.
+    """
 
     def __init__(
         self,
-        js: JetStreamContext,
+        js: PublishesAsync,
         *,
-        window: int = 256,
         ack_timeout_s: float = 5.0,
         backoff: RetryPolicy = PUBLISH_RETRY,
     ) -> None:
-        if window < 1:
-            raise ValueError("window must be at least 1")
         self._js = js
-        self._slots = asyncio.Semaphore(window)
         self._ack_timeout_s = ack_timeout_s
         self._backoff = backoff
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._open = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._retries: set[asyncio.Task[None]] = set()
         self._failure: NotConfirmed | None = None
         self.unconfirmed = 0
 
     async def submit(self, message: Outgoing, on_ack: Callable[[PubAck], None]) -> None:
-        """Return once ``message`` is in flight; wait while the window is full."""
+        """Return once ``message`` is in flight; wait while nats-py's pending limit is reached."""
         if self._failure is not None:
             raise self._failure
-        await self._slots.acquire()
-        task = asyncio.create_task(self._deliver(message, on_ack))
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
+        self._open += 1
+        self._settled.clear()
+        try:
+            future = await self._publish(message)
+        except TRANSIENT as exc:
+            self._again(message, on_ack, exc)
+            return
+        except nats.errors.Error as exc:
+            self._fail(message, f"{type(exc).__name__}: {exc}")
+            return
+        deadline = asyncio.get_running_loop().call_later(self._ack_timeout_s, future.cancel)
+        future.add_done_callback(lambda done: self._answered(message, on_ack, deadline, done))
 
     async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks))
+        await self._settled.wait()
         if self._failure is not None:
             raise self._failure
 
-    async def _deliver(self, message: Outgoing, on_ack: Callable[[PubAck], None]) -> None:
-        def publish() -> Awaitable[PubAck]:
-            return self._js.publish(
-                message.subject,
-                message.payload,
-                timeout=self._ack_timeout_s,
-                headers=dict(message.headers),
-            )
+    def _publish(self, message: Outgoing) -> Awaitable[asyncio.Future[PubAck]]:
+        return self._js.publish_async(
+            message.subject, message.payload, headers=dict(message.headers)
+        )
+
+    def _answered(
+        self,
+        message: Outgoing,
+        on_ack: Callable[[PubAck], None],
+        deadline: asyncio.TimerHandle,
+        future: asyncio.Future[PubAck],
+    ) -> None:
+        deadline.cancel()
+        if future.cancelled():
+            self._again(message, on_ack, TimeoutError())
+            return
+        exc = future.exception()
+        if exc is None:
+            on_ack(future.result())
+            self._close()
+        elif isinstance(exc, TRANSIENT):
+            self._again(message, on_ack, exc)
+        else:
+            self._fail(message, f"{type(exc).__name__}: {exc}")
+
+    def _again(
+        self, message: Outgoing, on_ack: Callable[[PubAck], None], first: BaseException
+    ) -> None:
+        task = asyncio.create_task(self._retry(message, on_ack, first))
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def _retry(
+        self, message: Outgoing, on_ack: Callable[[PubAck], None], first: BaseException
+    ) -> None:
+        failed = [first]
+
+        async def attempt() -> PubAck:
+            if failed:  # the attempt that already failed counts as the policy's first one
+                raise failed.pop()
+            future = await self._publish(message)
+            return await asyncio.wait_for(future, self._ack_timeout_s)
 
         try:
             ack = await retry(
-                f"publish to {message.subject}", publish, policy=self._backoff, only=TRANSIENT
+                f"publish to {message.subject}", attempt, policy=self._backoff, only=TRANSIENT
             )
         except TRANSIENT as exc:
             self._fail(
@@ -137,11 +200,18 @@ class PipelinedPublisher:
             self._fail(message, f"{type(exc).__name__}: {exc}")
         else:
             on_ack(ack)
+            self._close()
 
     def _fail(self, message: Outgoing, why: str) -> None:
         self.unconfirmed += 1
         if self._failure is None:
             self._failure = NotConfirmed(f"{message.subject}: {why}")
+        self._close()
+
+    def _close(self) -> None:
+        self._open -= 1
+        if self._open == 0:
+            self._settled.set()
 
 
 def event_message(accepted: Accepted) -> Outgoing:
@@ -165,7 +235,7 @@ def dead_letter_message(rejected: Rejected, file_name: str) -> Outgoing:
 class JetStreamIntake:
     """The intake's sink on JetStream: events to ``CW_EVENTS``, rejections to ``cw.dlq.intake``."""
 
-    def __init__(self, publisher: PipelinedPublisher, *, file_name: str) -> None:
+    def __init__(self, publisher: Publisher, *, file_name: str) -> None:
         self._publisher = publisher
         self._file_name = file_name
 

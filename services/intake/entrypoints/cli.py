@@ -16,15 +16,15 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from contracts.wire import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
 from services.common.cliargs import positive_int
 from services.common.runtime import run
 from services.common.settings import Settings
-from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
 from services.intake.adapters.files import STDIN, batches, open_input, read_lines
 from services.intake.adapters.jetstream import (
     STAGE,
+    AsyncPublisher,
     JetStreamIntake,
-    PipelinedPublisher,
     StreamsMissing,
     check_streams,
     connect,
@@ -69,7 +69,8 @@ async def publish_command(
         try:
             await check_streams(js)
             with open_input(path) as (stream, total, name):
-                sink = JetStreamIntake(PipelinedPublisher(js, window=in_flight), file_name=name)
+                publishing = nc.jetstream(publish_async_max_pending=in_flight)
+                sink = JetStreamIntake(AsyncPublisher(publishing), file_name=name)
                 with _progress_bar(console, total, enabled=progress) as advance:
                     report = await publish_lines(
                         batches(read_lines(stream)),

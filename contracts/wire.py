@@ -1,0 +1,63 @@
+"""The names on the wire: streams, subjects and headers, as any publisher or reader must spell them.
+
+These are contract, like the event models: a district system in another language, a consumer
+written later and the generated AsyncAPI document all read them from here. How the streams are
+*created* (limits, retention, what ``cw init`` changes) is not contract and lives in
+``services/common/streams.py``.
+
+Each message family has its own stream and subject tree, so that a consumer of one never sees
+the other and each can keep its own retention:
+
+- **events** (``CW_EVENTS``, ``cw.events.>``): the system of record, the union in ``events.py``;
+- **reminders** (``CW_REMINDERS``, ``cw.reminders.>``): a second family, derived from events;
+  its models, schema files and AsyncAPI channel are still to be designed (contracts/README.md,
+  "A second message family");
+- **dead letters** (``CW_DEAD_LETTERS``, ``cw.dlq.<stage>``): whatever a stage rejected, with
+  the ``Cw-Dlq-*`` headers below.
+"""
+
+from __future__ import annotations
+
+EVENTS_STREAM = "CW_EVENTS"
+EVENTS_SUBJECTS = "cw.events.>"
+EVENT_SUBJECT_ADDRESS = "cw.events.{district}.{venue_id}.{event_type}"
+"""The subject of one event, with the payload's district, venue_id and event_type as tokens."""
+
+REMINDERS_STREAM = "CW_REMINDERS"
+REMINDERS_SUBJECTS = "cw.reminders.>"
+"""The reminder family's subject tree; the tokens under it are decided with its models."""
+
+DEAD_LETTERS_STREAM = "CW_DEAD_LETTERS"
+DEAD_LETTERS_SUBJECTS = "cw.dlq.>"
+DEAD_LETTER_SUBJECT_PREFIX = "cw.dlq."
+DEAD_LETTER_SUBJECT_ADDRESS = "cw.dlq.{stage}"
+
+MSG_ID = "Nats-Msg-Id"
+"""JetStream's de-duplication header: an event's ``event_id``; a dead letter's own id."""
+
+DLQ_STAGE = "Cw-Dlq-Stage"
+DLQ_REASON = "Cw-Dlq-Reason"
+DLQ_FIELD = "Cw-Dlq-Field"
+DLQ_SUBJECT = "Cw-Dlq-Subject"
+DLQ_STREAM_SEQ = "Cw-Dlq-Stream-Seq"
+DLQ_LINE = "Cw-Dlq-Line"
+DLQ_REJECTED_AT = "Cw-Dlq-At"
+DLQ_ORIGINAL_MSG_ID = "Cw-Dlq-Original-Msg-Id"
+DLQ_FILE = "Cw-Dlq-File"
+"""The input file a rejected line came from (intake)."""
+DLQ_TRUNCATED = "Cw-Dlq-Truncated"
+"""The original size, when only the start of an oversized line could be kept."""
+DLQ_KIND = "Cw-Dlq-Kind"
+"""The reason's class, one of a small fixed set (``invalid_field``, ``venue_mismatch``, ...)."""
+DLQ_ISSUE_VENUE = "Cw-Dlq-Issue-Venue"
+"""For ``venue_mismatch``: the venue the issue belongs to, where a fix must be published."""
+
+
+def event_subject(district: str, venue_id: str, event_type: str) -> str:
+    """``cw.events.<district>.<venue_id>.<event_type>``."""
+    return f"cw.events.{district}.{venue_id}.{event_type}"
+
+
+def dead_letter_subject(stage: str) -> str:
+    """Where ``stage`` (``projector``, ``intake``, ...) puts what it rejects."""
+    return f"{DEAD_LETTER_SUBJECT_PREFIX}{stage}"
