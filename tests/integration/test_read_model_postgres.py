@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from services.common.settings import Settings
-from services.projector.adapters.postgres import PostgresReadModel
+from services.projector.adapters.read_model import PostgresReadModel
 from services.projector.bootstrap import ensure_read_model
 from tests.read_model_suite import ReadModelSuite
 

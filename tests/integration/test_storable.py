@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from contracts import Event, EventRejected, decode_event, encode_event
 from services.common.campaign import load_campaign
 from services.common.settings import Settings
-from services.projector.adapters.postgres import PostgresReadModel
+from services.projector.adapters.read_model import PostgresReadModel
 from services.projector.bootstrap import ensure_read_model
 from services.projector.domain.model import StreamEvent
 from services.projector.service import apply_batch

@@ -18,7 +18,7 @@ from services.common.deadletters import DeadLetter
 from services.common.settings import Settings
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM
 from services.projector.adapters.metrics import ProjectorMetrics
-from services.projector.adapters.postgres import PostgresReadModel
+from services.projector.adapters.read_model import PostgresReadModel
 from services.projector.bootstrap import run_projector
 from tests import factories as f
 from tests.support.waiting import NotInTime, eventually

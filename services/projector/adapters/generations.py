@@ -1,0 +1,115 @@
+"""The generations of the read model: their schema, and their lifecycle.
+
+Each generation is a schema ``cw_rm_<n>``; the public views (the operators' contract) point at the
+live one, and ``cw.read_model_head`` names it. The DDL and the views are ``.sql`` files beside
+this module (``sql/``), templates over the schema name ``{s}``; the statements that move the head
+are named constants here, next to the code that runs them.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.resources import files
+from typing import TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+PROJECTION = "projector"
+READ_MODEL_LOCK = 0x63775F72  # shared by live batches, exclusive for the swap of a rebuild
+_SCHEMA = re.compile(r"^cw_rm_[0-9]+$")
+
+
+def _sql_file(name: str) -> str:
+    """A statement shipped as ``sql/<name>`` (package data, so a non-editable install has it)."""
+    return files(__package__).joinpath("sql", name).read_text(encoding="utf-8")
+
+
+GENERATION_DDL = _sql_file("generation.sql")
+GENERATION_UPGRADE = _sql_file("generation_upgrade.sql")
+PUBLIC_VIEWS = _sql_file("public_views.sql")
+
+HEAD = "SELECT active_schema, generation FROM cw.read_model_head WHERE projection = $1"
+INSERT_HEAD = (
+    "INSERT INTO cw.read_model_head (projection, active_schema, generation) VALUES ($1, $2, $3)"
+)
+MOVE_HEAD = (
+    "UPDATE cw.read_model_head SET active_schema = $2, generation = $3, activated_at = now() "
+    "WHERE projection = $1"
+)
+NEXT_GENERATION = (
+    "SELECT COALESCE(max(substring(nspname FROM 7)::integer), 0) + 1 FROM pg_namespace "
+    "WHERE nspname ~ '^cw_rm_[0-9]+$'"
+)
+LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared($1)"
+LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock($1)"
+DROP_GENERATION = "DROP SCHEMA IF EXISTS {s} CASCADE"
+
+
+def check_schema(schema: str) -> str:
+    """Schema names are interpolated into SQL: only ``cw_rm_<n>`` is ever accepted."""
+    if not _SCHEMA.match(schema):
+        raise ValueError(f"not a read-model schema: {schema!r}")
+    return schema
+
+
+async def active_schema(conn: Conn, projection: str = PROJECTION) -> str:
+    row = await conn.fetchrow(HEAD, projection)
+    if row is None:
+        raise LookupError("the read model is not initialised: run `cw init`")
+    return check_schema(row["active_schema"])
+
+
+async def create_generation(conn: Conn) -> tuple[str, int]:
+    """Create the next empty generation schema; it is not live until ``activate``."""
+    generation = int(await conn.fetchval(NEXT_GENERATION))
+    schema = check_schema(f"cw_rm_{generation}")
+    await conn.execute(GENERATION_DDL.replace("{s}", schema))
+    return schema, generation
+
+
+CARRY_CHECKPOINTS = """
+INSERT INTO {new}.checkpoint (projection, partition, stream_seq)
+SELECT projection, partition, $1 FROM {old}.checkpoint
+ON CONFLICT (projection, partition) DO UPDATE SET stream_seq = EXCLUDED.stream_seq
+"""
+
+
+async def carry_checkpoints(conn: Conn, old: str, new: str, through: int) -> None:
+    """At a rebuild's swap: every consumer and partition of the old generation continues from
+    ``through`` in the new one, which holds the whole stream up to there."""
+    sql = CARRY_CHECKPOINTS.replace("{new}", check_schema(new)).replace("{old}", check_schema(old))
+    await conn.execute(sql, through)
+
+
+async def activate(conn: Conn, schema: str, generation: int, projection: str = PROJECTION) -> None:
+    """Point the public views and the head at ``schema``; call inside the swap transaction."""
+    await conn.execute(PUBLIC_VIEWS.replace("{s}", check_schema(schema)))
+    if await conn.fetchrow(HEAD, projection) is None:
+        await conn.execute(INSERT_HEAD, projection, schema, generation)
+    else:
+        await conn.execute(MOVE_HEAD, projection, schema, generation)
+
+
+async def ensure_read_model(conn: Conn, projection: str = PROJECTION) -> str:
+    """Create the first generation and the views if there is none; report what happened."""
+    async with conn.transaction():
+        await conn.execute(LOCK_EXCLUSIVE, READ_MODEL_LOCK)
+        row = await conn.fetchrow(HEAD, projection)
+        if row is not None:
+            schema = check_schema(row["active_schema"])
+            await conn.execute(GENERATION_UPGRADE.replace("{s}", schema))
+            return f"read model: live generation {row['generation']} ({schema})"
+        schema, generation = await create_generation(conn)
+        await activate(conn, schema, generation, projection)
+        return f"read model: created generation {generation} ({schema}) and the public views"
+
+
+async def drop_generation(conn: Conn, schema: str) -> None:
+    """Drop a generation that is not live (the one replaced by a rebuild, or a failed one)."""
+    row = await conn.fetchrow(HEAD, PROJECTION)
+    if row is not None and row["active_schema"] == schema:
+        raise ValueError(f"{schema} is the live generation")
+    await conn.execute(DROP_GENERATION.replace("{s}", check_schema(schema)))
