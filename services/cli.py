@@ -1,10 +1,17 @@
-"""``cw``: the chuangwei command line. Each service registers its own subcommands."""
+"""``cw``: the chuangwei command line. Each service registers its own subcommands, and
+``cw run SERVICE`` runs any long-running service of the registry (:mod:`services.registry`)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
+
+from services import registry
+from services.common.settings import Settings
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -17,7 +24,73 @@ def _registrations() -> list[Register]:
     from services.intake.entrypoints.cli import register as register_intake  # noqa: PLC0415
     from services.projector.entrypoints.cli import register as register_projector  # noqa: PLC0415
 
-    return [register_common, register_dev, register_intake, register_projector, register_dlq]
+    return [
+        register_common,
+        register_dev,
+        register_intake,
+        register_run,
+        register_projector,
+        register_dlq,
+    ]
+
+
+EXIT_METRICS_PORT_TAKEN = 2
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+async def serve(service: registry.RunnableService, settings: Settings) -> None:
+    """Run ``service`` until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await service.run(settings, stop)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from services.common.runtime import run  # noqa: PLC0415
+
+    service = registry.by_name(args.service)
+    _logging()
+    log = logging.getLogger(f"cw.{service.name}")
+    settings = registry.service_settings(service, Settings())
+    try:
+        run(serve(service, settings))
+    except registry.MetricsPortTaken as exc:
+        log.error("%s", exc)
+        return EXIT_METRICS_PORT_TAKEN
+    except tuple(service.exits) as exc:
+        log.error("%s: stopping", exc)
+        return next(code for kind, code in service.exits.items() if isinstance(exc, kind))
+    return 0
+
+
+def _described(service: registry.RunnableService) -> str:
+    exits = "".join(
+        f", exit status {code} on {kind.__name__}" for kind, code in service.exits.items()
+    )
+    return f"{service.name}: {service.summary} (metrics port {service.metrics_port}{exits})"
+
+
+def register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    services = registry.all_services()
+    names = [s.name for s in services]
+    p = sub.add_parser(
+        "run",
+        help=f"run a service ({', '.join(names)})",
+        description="Run one long-running service until SIGINT or SIGTERM.",
+        epilog="services: "
+        + "; ".join(_described(s) for s in services)
+        + f". Exit status: 0 stopped; 2 the metrics port is taken"
+        f" ({registry.METRICS_PORT_SETTING}).",
+    )
+    p.add_argument("service", choices=names, metavar="SERVICE", help=" | ".join(names))
+    p.set_defaults(handler=_run)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,9 +39,10 @@ async def initialise(settings: Settings) -> list[str]:
     """Create what is missing; change nothing an operator chose (but a ``max_msg_size`` that
     would not leave room for dead-letter headers). Returns one line per object.
 
+    Then each service of the registry ensures what it needs (``RunnableService.ensure``).
     Raises ``Unreachable`` within seconds when NATS or PostgreSQL cannot be reached.
     """
-    from services.projector.bootstrap import ensure_read_model  # noqa: PLC0415
+    from services.registry import all_services  # noqa: PLC0415
 
     nc = await connect_command(settings.nats_url)
     try:
@@ -52,7 +53,9 @@ async def initialise(settings: Settings) -> list[str]:
     finally:
         await nc.close()
     await _check_postgres(settings.database_url)
-    report.extend(await ensure_read_model(settings))
+    for service in all_services():
+        if service.ensure is not None:
+            report.extend(await service.ensure(settings))
     return report
 
 

@@ -1,9 +1,10 @@
 """``cw dev``: the whole system on this machine, stopped by Ctrl-C.
 
 Finds or starts a NATS and a PostgreSQL (see :mod:`services.devstack.stack`), creates the
-streams and the read model, then runs the services as child processes, their output prefixed
-with their names. Ctrl-C (or SIGTERM) stops the services, then the servers ``cw dev`` started,
-and nothing else.
+streams and the read model (``cw init``), then runs the registry's long-running services
+(:mod:`services.registry`) as child processes, their output prefixed with their names, and
+restarts one that exits (:mod:`services.devstack.supervisor`). Ctrl-C (or SIGTERM) stops the
+services, then the servers ``cw dev`` started, and nothing else.
 """
 
 from __future__ import annotations
@@ -12,21 +13,20 @@ import argparse
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from services import registry
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.devstack.stack import LocalStack, project_root
-from services.devstack.system import LOCALHOST, die_with_parent
+from services.devstack.supervisor import ServiceSpec, run_services
+from services.devstack.system import LOCALHOST, free_port
+from services.registry import METRICS_PORT_SETTING
 
-#: The services ``cw dev`` runs: (name, command).
-SERVICES: list[tuple[str, list[str]]] = [
-    ("projector", [sys.executable, "-m", "services.cli", "run", "projector"]),
-]
 PUBLISH_EXAMPLES = ".venv/bin/cw publish contracts/examples/events.jsonl"
 
 Say = Callable[[str], None]
@@ -39,101 +39,63 @@ def _printer(stream: TextIO) -> Say:
     return say
 
 
-class Service:
-    """One service as a child process in its own process group, output lines prefixed."""
+@dataclass(frozen=True, slots=True)
+class DevService:
+    """A long-running service as ``cw dev`` runs it: its command and its default metrics port."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str], width: int) -> None:
-        self.name = name
-        self.argv = list(argv)
-        self.env = env
-        self.prefix = f"{name:<{width}} | "
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        # Started from the event loop's (main) thread: see die_with_parent.
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            process_group=0,
-            # Only a prctl() call, and Popen runs on the main thread: safe enough.
-            preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509
-        )
-
-    async def finished(self, say: Say) -> int:
-        """Copy the output, prefixed, until the process ends; its exit code."""
-        proc = self.proc
-        assert proc is not None and proc.stdout is not None
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=1 << 20)
-        transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), proc.stdout
-        )
-        try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except ValueError:  # a line longer than the limit: take what is there
-                    line = await reader.read(1 << 20)
-                if not line:
-                    break
-                say(self.prefix + line.decode(errors="replace").rstrip("\n"))
-        finally:
-            transport.close()
-        return await asyncio.to_thread(proc.wait)
-
-    async def stop(self) -> None:
-        """Interrupt, then terminate, then kill: the service's own process, and only it."""
-        proc = self.proc
-        if proc is None:
-            return
-        for sig, grace in ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            if proc.poll() is not None:
-                return
-            proc.send_signal(sig)
-            try:
-                await asyncio.to_thread(proc.wait, grace)
-            except subprocess.TimeoutExpired:
-                continue
+    name: str
+    argv: Sequence[str]
+    metrics_port: int
 
 
-async def run_services(
-    specs: Sequence[tuple[str, Sequence[str]]], envs: Sequence[dict[str, str]], say: Say
-) -> int:
-    """Run the services until one ends (its exit code, or 1 if it was 0) or until cancelled
-    (then stop them all and re-raise)."""
-    width = max((len(name) for name, _ in specs), default=0)
-    services = [
-        Service(name, argv, env, width) for (name, argv), env in zip(specs, envs, strict=True)
+def registered_services() -> list[DevService]:
+    """The registry's long-running services, each as ``cw run NAME`` (:mod:`services.registry`)."""
+    return [
+        DevService(s.name, [sys.executable, "-m", "services.cli", "run", s.name], s.metrics_port)
+        for s in registry.all_services()
     ]
-    watchers: dict[asyncio.Task[int], Service] = {}
-    try:
-        for service in services:
-            service.start()
-            assert service.proc is not None
-            say(f"cw dev: started {service.name} (pid {service.proc.pid})")
-            watchers[asyncio.create_task(service.finished(say))] = service
-        if not watchers:
-            await asyncio.Event().wait()
-        done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
-        first = next(iter(done))
-        code = first.result()
-        say(f"cw dev: {watchers[first].name} exited with code {code}; stopping everything")
-        return code or 1
-    finally:
-        for service in reversed(services):
-            if service.proc is not None and service.proc.poll() is None:
-                say(f"cw dev: stopping {service.name} (pid {service.proc.pid})")
-                await service.stop()
-        # Let the output still in the pipes through.
-        await asyncio.gather(*watchers, return_exceptions=True)
 
 
-def _metrics_envs(count: int, base: int) -> list[dict[str, str]]:
-    """Each service its own metrics port: base, base+1, ... (0: metrics off for all)."""
-    return [{"CW_METRICS_PORT": str(base + i if base else 0)} for i in range(count)]
+@dataclass(frozen=True, slots=True)
+class MetricsPort:
+    port: int
+    """0: off."""
+    taken: int | None = None
+    """The port wanted, when another process had it (``port`` is then a free one)."""
+
+
+def metrics_ports(
+    services: Sequence[DevService], configured: int | None, host: str = LOCALHOST
+) -> list[MetricsPort]:
+    """Each service its own ``/metrics`` port: its default from the registry, or, when
+    ``CW_METRICS_PORT`` is set, that one for the first service and the next ones for the
+    others (0: off for all). A port another process listens on is replaced by a free one."""
+    if configured == 0:
+        return [MetricsPort(0) for _ in services]
+    chosen: list[MetricsPort] = []
+    given: set[int] = set()
+    for i, service in enumerate(services):
+        wanted = service.metrics_port if configured is None else configured + i
+        if not wanted:
+            chosen.append(MetricsPort(0))
+            continue
+        port = wanted if wanted not in given else 0
+        if port:
+            port = free_port(host, prefer=wanted)
+        while not port or port in given:
+            port = free_port(host)
+        given.add(port)
+        chosen.append(MetricsPort(port, None if port == wanted else wanted))
+    return chosen
+
+
+def _metrics_line(name: str, metrics: MetricsPort) -> str:
+    if not metrics.port:
+        return f"  metrics     {name}: off ({METRICS_PORT_SETTING}=0)"
+    where = f"http://{LOCALHOST}:{metrics.port}/metrics"
+    if metrics.taken is None:
+        return f"  metrics     {name}: {where}"
+    return f"  metrics     {name}: {where}  (port {metrics.taken} is taken: a free one instead)"
 
 
 def _publish_hint(env: dict[str, str]) -> str:
@@ -153,10 +115,11 @@ async def dev(
     print_env: bool = False,
     data_dir: Path | None = None,
     project_dir: Path | None = None,
-    services: Sequence[tuple[str, Sequence[str]]] | None = None,
+    services: Sequence[DevService] | None = None,
 ) -> int:
-    """``cw dev``; see the module's documentation. Returns the exit code."""
-    specs = SERVICES if services is None else services
+    """``cw dev``; see the module's documentation. Returns the exit code. ``services``: the
+    registry's when ``None``."""
+    specs = registered_services() if services is None else services
     info = _printer(sys.stderr if print_env else sys.stdout)
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -204,18 +167,26 @@ async def dev(
                 return 2
             for line in lines:
                 info(f"  init: {line}")
-            base_port = Settings().metrics_port
-            metrics = _metrics_envs(len(specs), base_port)
-            for (name, _), extra in zip(specs, metrics, strict=True):
-                port = int(extra["CW_METRICS_PORT"])
-                where = f"http://{LOCALHOST}:{port}/metrics" if port else "off (CW_METRICS_PORT=0)"
-                info(f"  metrics     {name}: {where}")
+            configured = (
+                settings.metrics_port if "metrics_port" in settings.model_fields_set else None
+            )
+            ports = metrics_ports(specs, configured, settings.metrics_host)
+            for service, metrics in zip(specs, ports, strict=True):
+                info(_metrics_line(service.name, metrics))
             info(f"  publish the example events:  {_publish_hint(env)}")
             info("  Ctrl-C stops the services and what cw dev started.")
-            child_envs = [
-                {**os.environ, **env, **extra, "PYTHONUNBUFFERED": "1"} for extra in metrics
-            ]
-            return await run_services(specs, child_envs, info)
+            base_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+            await run_services(
+                [
+                    ServiceSpec(
+                        service.name,
+                        service.argv,
+                        {**base_env, METRICS_PORT_SETTING: str(metrics.port)},
+                    )
+                    for service, metrics in zip(specs, ports, strict=True)
+                ],
+                info,
+            )
     except asyncio.CancelledError:
         if interrupted:
             info("cw dev: stopped")
@@ -245,7 +216,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Use CW_NATS_URL / CW_DATABASE_URL when set, else a NATS on 127.0.0.1:4222 and a"
             " PostgreSQL on 127.0.0.1:5432 when they answer, else start own servers with their"
             " data in .cw/ (reused next time). Then create the streams and the read model and"
-            " run the services. Ctrl-C stops the services and the servers cw dev started."
+            " run the services (" + ", ".join(s.name for s in registered_services()) + "),"
+            " restarting one that exits. Each service's /metrics is on its default port, or on"
+            f" {METRICS_PORT_SETTING} and the next ones when set (0: off); a port that is"
+            " taken is replaced by a free one, and said. Ctrl-C stops the services and the"
+            " servers cw dev started."
         ),
     )
     p.add_argument(

@@ -1,4 +1,5 @@
-"""``cw dev``'s stack with real processes: own servers start, answer, stop, leave nothing."""
+"""``cw dev`` with real processes: own servers start, answer, stop, leave nothing; a service
+that dies is restarted; Ctrl-C stops what it started."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import hashlib
 import os
 import shutil
+import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -13,8 +16,9 @@ import asyncpg
 import nats
 import pytest
 
-from services.devstack.cli import run_services
+from services.devstack.cli import DevService, dev
 from services.devstack.stack import DATABASE, LocalStack
+from services.devstack.supervisor import ServiceSpec, run_services
 from services.devstack.system import LOCALHOST, port_answers
 from tests.support.waiting import eventually
 
@@ -110,34 +114,102 @@ async def test_own_stack_answers_stops_cleanly_and_is_reused(tmp_path: Path) -> 
     assert _fingerprint() == accounts_before
 
 
-async def test_services_output_is_prefixed_and_first_exit_ends_the_run() -> None:
+def _flaky_service(runs: Path, marker: str, dies: int) -> list[str]:
+    """A tiny fake service: its first ``dies`` runs print and exit with status 3, the next
+    one says it is up, with its metrics port, and runs until stopped."""
+    script = f"""
+import os, pathlib, sys, time  # {marker}
+runs = pathlib.Path({str(runs)!r})
+with runs.open("a") as f:
+    f.write("run\\n")
+n = len(runs.read_text().splitlines())
+if n <= {dies}:
+    print(f"run {{n}}: cannot start", flush=True)
+    sys.exit(3)
+print(f"up on metrics port {{os.environ.get('CW_METRICS_PORT')}}", flush=True)
+time.sleep(600)
+"""
+    return [sys.executable, "-c", script]
+
+
+async def test_a_service_that_dies_is_restarted_and_cancelling_stops_everything(
+    tmp_path: Path,
+) -> None:
     lines: list[str] = []
+    marker = f"cw-devstack-flaky-{os.getpid()}"
     specs = [
-        ("quick", [sys.executable, "-c", "print('one'); print('two'); raise SystemExit(3)"]),
-        ("slow", [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]),
+        ServiceSpec("flaky", _flaky_service(tmp_path / "runs", marker, dies=2), dict(os.environ)),
+        ServiceSpec(
+            "sleeper",
+            [
+                sys.executable,
+                "-c",
+                f"import time; print('up', flush=True); time.sleep(600)  # {marker}",
+            ],
+            dict(os.environ),
+        ),
     ]
-    env = dict(os.environ)
-    code = await asyncio.wait_for(run_services(specs, [env, env], lines.append), 30)
-    assert code == 3
-    assert "quick | one" in lines
-    assert "quick | two" in lines
-    assert any("quick exited with code 3" in line for line in lines)
+    task = asyncio.create_task(run_services(specs, lines.append))
 
+    async def up_again() -> bool:
+        return any(line.startswith("flaky   | up on metrics port") for line in lines)
 
-async def test_cancelling_services_stops_them() -> None:
-    lines: list[str] = []
-    marker = f"cw-devstack-test-{os.getpid()}"
-    specs = [("sleeper", [sys.executable, "-c", f"import time; time.sleep(60)  # {marker}"])]
-    task = asyncio.create_task(run_services(specs, [dict(os.environ)], lines.append))
+    await eventually(up_again, within=30, what=lambda: "\n".join(lines), running=[task])
+    assert "flaky   | run 1: cannot start" in lines
+    assert "flaky   | run 2: cannot start" in lines
+    assert sum("flaky exited with status 3; restarting in" in line for line in lines) == 2
+    assert "    run 2: cannot start" in lines  # the exit report repeats the last lines
+    assert "sleeper | up" in lines
+    assert sum("started sleeper" in line for line in lines) == 1  # the others keep running
+    assert len(_processes_mentioning(marker)) == 2
 
-    async def started() -> bool:
-        return bool(_processes_mentioning(marker))
-
-    await eventually(started, within=5, what="the service's process starts", running=[task])
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert _processes_mentioning(marker) == []
+    assert (tmp_path / "runs").read_text().count("run") == 3  # nothing restarted on the way out
+
+
+async def test_cw_dev_restarts_a_service_and_ctrl_c_stops_what_it_started(
+    tmp_path: Path,
+    nats_url: str,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CW_NATS_URL", nats_url)
+    monkeypatch.setenv("CW_DATABASE_URL", database_url)
+    monkeypatch.delenv("CW_METRICS_PORT", raising=False)
+    marker = f"cw-dev-flaky-{os.getpid()}"
+    out: list[str] = []
+
+    def output() -> str:
+        out.append(capsys.readouterr().out)
+        return "".join(out)
+
+    with socket.socket() as busy:  # the service's default metrics port is taken
+        busy.bind((LOCALHOST, 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        fake = DevService("flaky", _flaky_service(tmp_path / "runs", marker, dies=1), taken)
+        task = asyncio.create_task(dev(project_dir=tmp_path, services=[fake]))
+
+        async def up_again() -> bool:
+            return "flaky | up on metrics port" in output()
+
+        await eventually(up_again, within=60, what=output, running=[task])
+        text = output()
+        assert "init: " in text  # cw init ran before the services
+        assert "flaky exited with status 3; restarting in" in text
+        assert f"port {taken} is taken: a free one instead" in text
+        assert f"up on metrics port {taken}" not in text
+        assert len(_processes_mentioning(marker)) == 1
+
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+        assert await asyncio.wait_for(task, 30) == 0
+    assert "cw dev: stopped" in output()
+    assert _processes_mentioning(marker) == []
+    assert not (tmp_path / ".cw").exists()  # configured servers: nothing of its own started
 
 
 async def test_the_database_fixture_gives_an_empty_database(database_url: str) -> None:

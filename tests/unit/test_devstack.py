@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.devstack.cli import _metrics_envs, _publish_hint
+from services.devstack.cli import DevService, _publish_hint, metrics_ports
 from services.devstack.stack import LocalStack
 from services.devstack.system import (
     Account,
@@ -89,8 +89,12 @@ def test_bindir_candidates_are_unique() -> None:
 
 
 def test_metrics_ports_per_service() -> None:
-    assert _metrics_envs(2, 9464) == [{"CW_METRICS_PORT": "9464"}, {"CW_METRICS_PORT": "9465"}]
-    assert _metrics_envs(2, 0) == [{"CW_METRICS_PORT": "0"}, {"CW_METRICS_PORT": "0"}]
+    base = free_port()
+    two = [DevService("a", ["a"], 9464), DevService("b", ["b"], 9465)]
+    ports = [p.port for p in metrics_ports(two, base)]  # CW_METRICS_PORT: base, base + 1, ...
+    assert ports[0] == base
+    assert ports[1] != base
+    assert [p.port for p in metrics_ports(two, 0)] == [0, 0]
 
 
 def test_publish_hint_names_only_what_differs_from_the_defaults() -> None:

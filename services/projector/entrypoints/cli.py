@@ -1,5 +1,6 @@
-"""``cw run projector``, ``cw rebuild``, ``cw venue`` and ``cw audit``: thin shells over the
-bootstrap."""
+"""The projector's entrypoints, thin shells over the bootstrap: its line in the registry of
+services (``cw run projector``, ``cw init``, ``cw dev``), and ``cw rebuild``, ``cw venue`` and
+``cw audit``."""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 from datetime import UTC, datetime
-
-from prometheus_client import start_http_server
 
 from services.common.runtime import run
 from services.common.settings import Settings
@@ -19,6 +17,7 @@ from services.projector import bootstrap
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.ports import Fenced
+from services.registry import RunnableService, start_metrics_server
 
 STATUS_ZH = {"open": "待整改", "rectifying": "整改中", "overdue": "已逾期", "closed": "已銷號"}
 
@@ -29,33 +28,24 @@ def _logging() -> None:
     )
 
 
-async def _serve(settings: Settings) -> None:
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """The projector until ``stop`` is set, with its ``/metrics`` (``CW_METRICS_PORT``)."""
     metrics = ProjectorMetrics()
-    if settings.metrics_port:
-        start_http_server(
-            settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
-        )
-        logging.getLogger("cw.projector").info(
-            "metrics on http://%s:%s/metrics", settings.metrics_host, settings.metrics_port
-        )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    url = start_metrics_server(settings, metrics.registry, "projector")
+    if url is not None:
+        logging.getLogger("cw.projector").info("metrics on %s", url)
     await bootstrap.run_projector(settings, metrics, stop)
 
 
-def _run(args: argparse.Namespace) -> int:
-    _logging()
-    settings = Settings()
-    if args.service == "projector":
-        try:
-            run(_serve(settings))
-        except Fenced as exc:
-            # Another projector holds the write lock now; a restart makes this one its standby.
-            logging.getLogger("cw.projector").error("%s: stopping", exc)
-            return 75  # EX_TEMPFAIL
-    return 0
+PROJECTOR = RunnableService(
+    name="projector",
+    summary="CW_EVENTS into the read model, exactly once",
+    run=serve,
+    ensure=bootstrap.ensure_read_model,
+    metrics_port=9464,
+    # Another projector holds the write lock now; a restart makes this one its standby.
+    exits={Fenced: 75},  # EX_TEMPFAIL
+)
 
 
 def _rebuild(args: argparse.Namespace) -> int:
@@ -133,10 +123,6 @@ def audit_lines(report: AuditReport, subjects_shown: int = 3) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", help="run a service (projector)")
-    p.add_argument("service", choices=["projector"])
-    p.set_defaults(handler=_run)
-
     p = sub.add_parser(
         "rebuild", help="replay CW_EVENTS into a fresh read model, then swap it in atomically"
     )

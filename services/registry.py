@@ -1,0 +1,84 @@
+"""The one registry of long-running services: ``cw run``, ``cw init`` and ``cw dev`` read it.
+
+A service is a folder (the projector's shape: ``domain/``, ``adapters/``, ``bootstrap.py``,
+``entrypoints/``) and one line in :func:`all_services`. Its entrypoint declares a
+:class:`RunnableService`: its name, its runner (the loop, given the settings and a stop event;
+the service sets up its own metrics there, with :func:`start_metrics_server`), what ``cw init``
+must create for it, and the metrics port it uses unless ``CW_METRICS_PORT`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from services.common.settings import Settings
+
+Runner = Callable[[Settings, asyncio.Event], Awaitable[None]]
+"""Runs the service until the event is set (SIGINT/SIGTERM), then returns."""
+Ensure = Callable[[Settings], Awaitable[list[str]]]
+"""``cw init``'s part for the service: creates what is missing; one line per object."""
+
+METRICS_PORT_SETTING = "CW_METRICS_PORT"
+
+
+@dataclass(frozen=True, slots=True)
+class RunnableService:
+    name: str
+    summary: str
+    run: Runner
+    ensure: Ensure | None = None
+    metrics_port: int = 0
+    """The default ``/metrics`` port of ``cw run <name>`` (``CW_METRICS_PORT`` wins; 0: off)."""
+    exits: Mapping[type[Exception], int] = field(default_factory=dict)
+    """Errors that end the service with an exit status of their own, said in one line (the
+    projector's ``Fenced``: 75, another one took over and a restart makes this one standby)."""
+
+
+def all_services() -> tuple[RunnableService, ...]:
+    """Every long-running service, in the order ``cw init`` ensures and ``cw dev`` starts them."""
+    # Imported here: a service's entrypoint imports this module for RunnableService.
+    from services.projector.entrypoints.cli import PROJECTOR  # noqa: PLC0415
+
+    return (PROJECTOR,)
+
+
+def by_name(name: str) -> RunnableService:
+    for service in all_services():
+        if service.name == name:
+            return service
+    raise KeyError(name)
+
+
+def service_settings(service: RunnableService, settings: Settings) -> Settings:
+    """``settings`` with the service's own metrics port, unless ``CW_METRICS_PORT`` was set."""
+    if "metrics_port" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"metrics_port": service.metrics_port})
+
+
+class MetricsPortTaken(Exception):
+    """The ``/metrics`` port is in use by another process."""
+
+
+def start_metrics_server(settings: Settings, registry: CollectorRegistry, name: str) -> str | None:
+    """Serve ``registry`` on ``CW_METRICS_HOST:CW_METRICS_PORT``; its URL, ``None`` when off.
+
+    Raises :class:`MetricsPortTaken`, naming the setting, when the port is in use."""
+    if not settings.metrics_port:
+        return None
+    try:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise MetricsPortTaken(
+            f"the {name}'s metrics port {settings.metrics_host}:{settings.metrics_port} is taken"
+            f" by another process; set {METRICS_PORT_SETTING} to a free port"
+            f" ({METRICS_PORT_SETTING}=0 turns metrics off)"
+        ) from None
+    return f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
