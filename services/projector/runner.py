@@ -1,28 +1,17 @@
-"""The projector's loop: take a batch, dead-letter what is not an event, commit, then ack.
-
-Order of effects, and why it is safe to crash anywhere:
-1. rejected messages are stored in ``CW_DEAD_LETTERS`` (deduplicated by their stream sequence);
-2. the batch's effects and the checkpoint commit in one PostgreSQL transaction;
-3. the last message is acknowledged (``AckAll`` covers the batch).
-A crash before 3 redelivers the batch; the checkpoint and the event ids make it change nothing.
-A fault in 1 or 2 (PostgreSQL down, a timeout, NATS gone) retries the same batch with backoff,
-forever: nothing is acknowledged or terminated because a server was away.
-"""
+"""The projector: the consumer kit's loop (``services.consumer.loop``) applying batches to the
+read model, and how a delivered message becomes an event or a rejection."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from functools import partial
-from typing import TypeVar
 
 from contracts import EventRejected, decode_event
 from services.common.campaign import Campaign
 from services.common.deadletters import ISSUE_VENUE
-from services.common.retry import FOREVER, RetryPolicy, retry
+from services.common.retry import FOREVER, RetryPolicy
+from services.consumer.loop import Consumer
 from services.projector.domain.model import (
     BatchOutcome,
     Changes,
@@ -35,17 +24,14 @@ from services.projector.domain.model import (
 )
 from services.projector.domain.ports import (
     DeadLetters,
-    Fenced,
     Observer,
     ReadModelStore,
     Source,
-    Unstorable,
     Writer,
 )
 from services.projector.service import apply_batch
 
 log = logging.getLogger("cw.projector")
-T = TypeVar("T")
 
 
 def classify(exc: EventRejected) -> str:
@@ -89,142 +75,51 @@ def decode_delivery(d: Delivery, campaign: Campaign) -> Prepared:
     return StreamEvent(d.seq, event, d.data, d.subject, phase, d.headers)
 
 
-class Projector:
+class Projector(Consumer[BatchOutcome]):
+    """The projector: the consumer loop applying batches to the read model."""
+
     def __init__(
         self,
         source: Source,
         store: ReadModelStore,
         campaign: Campaign,
-        metrics: Observer,
+        metrics: Observer[BatchOutcome],
         *,
         dead_letters: DeadLetters | None,
         writer: Writer | None = None,
         fetch_wait: timedelta = timedelta(seconds=1),
         retry_policy: RetryPolicy = FOREVER,
     ) -> None:
-        self.source = source
+        super().__init__(
+            source,
+            metrics,
+            dead_letters=dead_letters,
+            writer=writer,
+            fetch_wait=fetch_wait,
+            retry_policy=retry_policy,
+        )
         self.store = store
         self.campaign = campaign
-        self.metrics = metrics
-        self.dead_letters = dead_letters
-        self.writer = writer
-        self.fetch_wait_s = fetch_wait.total_seconds()
-        self.retry_policy = retry_policy
-        self.stopping = asyncio.Event()
 
-    async def checkpoint(self) -> int:
-        return await self._retry("database", self.store.checkpoint)
+    async def stored_checkpoint(self) -> int:
+        return await self.store.checkpoint()
 
-    async def run(self) -> None:
-        await self._retry("nats", self._start)
-        try:
-            while not self.stopping.is_set():
-                reason = self.source.needs_restart()
-                if reason is not None:
-                    await self._restart(reason)
-                    continue
-                batch = await self.source.next_batch(self.fetch_wait_s)
-                if not batch:
-                    continue
-                if self.writer is not None and await self._retry("database", self.writer.ensure):
-                    # Whoever becomes the writer starts from the checkpoint: another projector
-                    # may have written, and left messages unacknowledged, in between.
-                    self.source.invalidate("writer_regained", "the write lock was taken again")
-                    continue
-                await self.handle(batch)
-        finally:
-            await self.source.stop()
+    async def apply(
+        self, events: Sequence[StreamEvent], through_seq: int, outcomes: Sequence[Outcome]
+    ) -> BatchOutcome:
+        return await apply_batch(
+            self.store, events, through_seq, self.campaign.rebound_window, outcomes=outcomes,
+            refuse=self._refuse,
+        )  # fmt: skip
 
-    async def _start(self) -> None:
-        await self.source.start(await self.checkpoint())
-
-    async def _restart(self, reason: str) -> None:
-        self.metrics.consumer_restarted(reason)
-        checkpoint = await self.checkpoint()
-        log.warning("restarting the consumer at the checkpoint %s (%s)", checkpoint, reason)
-        await self._retry("nats", lambda: self.source.restart(checkpoint))
-
-    async def handle(self, batch: Sequence[Prepared]) -> BatchOutcome:
-        started = time.perf_counter()
-        for r in batch:
-            if type(r) is Rejection:
-                await self._dead_letter(r.delivery, r.reason, r.field, r.kind)
-        outcome = await self._commit(batch)
-        try:
-            await self.source.ack_taken()
-        except Exception as exc:  # the batch is committed: a redelivery will change nothing
-            log.warning("ack after commit failed (%s); the batch will be redelivered", exc)
-        self.metrics.batch_done(outcome, len(batch), time.perf_counter() - started)
-        return outcome
-
-    async def _commit(self, batch: Sequence[Prepared]) -> BatchOutcome:
-        """Commit ``batch`` in one unit; if the store cannot hold it, find the event that it
-        cannot hold by halving the batch (in order), and make that event a dead letter."""
-        events = [p for p in batch if type(p) is StreamEvent]
-        outcomes = [
-            Outcome(p.seq, "dead_lettered", None, p.kind) for p in batch if type(p) is Rejection
-        ]
-        window = self.campaign.rebound_window
-        try:
-            return await self._retry(
-                "database",
-                lambda: apply_batch(
-                    self.store, events, batch[-1].seq, window, outcomes=outcomes,
-                    refuse=self._refuse,
-                ),
-            )  # fmt: skip
-        except Unstorable as exc:
-            if len(batch) > 1:
-                half = len(batch) // 2
-                return _merge(await self._commit(batch[:half]), await self._commit(batch[half:]))
-            (only,) = batch
-            if type(only) is not StreamEvent:
-                raise
-            log.error("event at sequence %s cannot be stored: %s", only.seq, exc)
-            delivery = Delivery(only.seq, only.subject, only.raw, only.headers)
-            await self._dead_letter(delivery, f"the read model cannot store it: {exc}",
-                                    "(event)", "unstorable")  # fmt: skip
-            unstorable = [Outcome(only.seq, "dead_lettered", only.event.event_id, "unstorable")]
-            return await self._retry(
-                "database",
-                lambda: apply_batch(self.store, [], only.seq, window, outcomes=unstorable),
-            )
+    def merge(self, first: BatchOutcome, second: BatchOutcome) -> BatchOutcome:
+        return _merge(first, second)
 
     async def _refuse(self, refusal: Refusal) -> None:
         se = refusal.event
         extra = {ISSUE_VENUE: refusal.issue_venue} if refusal.issue_venue else None
         delivery = Delivery(se.seq, se.subject, se.raw, se.headers)
-        await self._dead_letter(delivery, refusal.reason, refusal.field, refusal.kind, extra)
-
-    async def _dead_letter(
-        self,
-        delivery: Delivery,
-        reason: str,
-        field: str,
-        kind: str,
-        extra: Mapping[str, str] | None = None,
-    ) -> None:
-        # Rejected messages were dead-lettered when they first arrived: a rebuild (no
-        # publisher) only records them.
-        if self.dead_letters is None:
-            return
-        letters = self.dead_letters
-        await self._retry("dead_letters", partial(letters.publish, delivery, reason, field, kind,
-                                                  extra))  # fmt: skip
-        log.warning("dead letter seq=%s (%s): %s: %s", delivery.seq, kind, field, reason)
-        self.metrics.dead_lettered(kind)
-
-    async def _retry(self, stage: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        # Everything but a takeover or data the store cannot hold is retried, not only connection
-        # errors: an unknown failure must stop the line and be seen, never drop an event.
-        return await retry(
-            stage,
-            attempt,
-            policy=self.retry_policy,
-            never=(Fenced, Unstorable),
-            on_retry=lambda _exc, _pause: self.metrics.retried(stage),
-            give_up=self.stopping.is_set,
-        )
+        await self.dead_letter(delivery, refusal.reason, refusal.field, refusal.kind, extra)
 
 
 def _merge(a: BatchOutcome, b: BatchOutcome) -> BatchOutcome:

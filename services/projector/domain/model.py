@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, TypeAlias
-from uuid import UUID
 
-from contracts import Event
+from services.consumer.model import (
+    Delivery,
+    Outcome,
+    OutcomeKind,
+    Prepared,
+    Rejection,
+    StreamEvent,
+)
+
+__all__ = [
+    "BatchOutcome",
+    "Changes",
+    "Delivery",
+    "Issue",
+    "IssueStatus",
+    "Needs",
+    "Outcome",
+    "OutcomeKind",
+    "Prepared",
+    "Refusal",
+    "Rejection",
+    "Snapshot",
+    "StreamEvent",
+    "Venue",
+    "VenuePhaseCounts",
+]
 
 IssueKey: TypeAlias = tuple[str, str]
 """(district, issue_id): issue ids are unique within a district's systems, not across them."""
@@ -20,49 +43,6 @@ ItemAtVenue: TypeAlias = tuple[str, str, str]
 """(district, venue_id, item_code): where a rebound (反復反彈) is looked for."""
 
 IssueStatus: TypeAlias = Literal["open", "rectifying", "overdue", "closed"]
-
-
-@dataclass(slots=True)
-class Delivery:
-    """One message as JetStream delivered it (not ``frozen``: see ``StreamEvent``)."""
-
-    seq: int
-    subject: str
-    data: bytes
-    headers: Mapping[str, str] | None
-
-
-@dataclass(slots=True)
-class StreamEvent:
-    """A valid event and where it sits in ``CW_EVENTS``.
-
-    Treated as immutable, but not ``frozen``: one is built per message on the hot path, and a
-    frozen dataclass costs four times as much to construct.
-    """
-
-    seq: int
-    event: Event
-    raw: bytes
-    subject: str
-    phase: str
-    """The event's own phase, or the one the campaign calendar gives its ``occurred_at``."""
-    headers: Mapping[str, str] | None = None
-    """The message's headers as received (kept for a dead letter, not stored)."""
-
-
-OutcomeKind: TypeAlias = Literal["duplicate", "dead_lettered"]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of a message that is not in the archive (``cw audit`` reads these)."""
-
-    seq: int
-    outcome: OutcomeKind
-    event_id: UUID | None
-    """For a duplicate, the archived event it repeats; for a dead letter, its id if readable."""
-    reason: str | None = None
-    """For a dead letter, the reason's class (``invalid_field``, ``venue_mismatch``, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,24 +156,6 @@ class Changes:
     """Waiting events applied because their issue arrived."""
     refused: list[Refusal] = field(default_factory=list)
     """Events that name another venue than their issue's: dead letters, not effects."""
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A message that is not an event: it goes to the dead letters with its reason."""
-
-    delivery: Delivery
-    reason: str
-    field: str
-    kind: str
-
-    @property
-    def seq(self) -> int:
-        return self.delivery.seq
-
-
-Prepared: TypeAlias = StreamEvent | Rejection
-"""A message as the source hands it out: decoded and validated, or rejected."""
 
 
 @dataclass(frozen=True, slots=True)

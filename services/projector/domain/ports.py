@@ -5,33 +5,31 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
 from uuid import UUID
 
 from contracts import Event
-from services.projector.domain.model import (
-    BatchOutcome,
-    Changes,
-    Delivery,
-    Needs,
-    Outcome,
-    Prepared,
-    Snapshot,
-    StreamEvent,
+from services.consumer.ports import (
+    CheckpointRegression,
+    DeadLetters,
+    Fenced,
+    Observer,
+    Source,
+    Unstorable,
+    Writer,
 )
+from services.projector.domain.model import Changes, Needs, Outcome, Snapshot, StreamEvent
 
-
-class Fenced(RuntimeError):
-    """Another projector took over the read model: this one must stop, not retry."""
-
-
-class CheckpointRegression(RuntimeError):
-    """A checkpoint may only move forward: a lower value means two writers, or a bug."""
-
-
-class Unstorable(RuntimeError):
-    """The store cannot hold what a unit tried to write (a data error, not a lost connection):
-    retrying the same unit can never succeed."""
+__all__ = [
+    "CheckpointRegression",
+    "DeadLetters",
+    "Fenced",
+    "Observer",
+    "ReadModelStore",
+    "ReadModelUnit",
+    "Source",
+    "Unstorable",
+    "Writer",
+]
 
 
 class ReadModelUnit(abc.ABC):
@@ -79,45 +77,3 @@ class ReadModelStore(abc.ABC):
     async def checkpoint(self) -> int:
         async with self.unit() as unit:
             return await unit.checkpoint()
-
-
-class Source(Protocol):
-    """Messages of ``CW_EVENTS`` in stream order, without holes (adapters.jetstream)."""
-
-    async def start(self, after_seq: int) -> None: ...
-    async def restart(self, after_seq: int) -> None: ...
-    def needs_restart(self) -> str | None: ...
-    def invalidate(self, reason: str, detail: str = "") -> None: ...
-    async def next_batch(self, wait_s: float) -> list[Prepared]: ...
-    async def ack_taken(self) -> None: ...
-    async def stop(self) -> None: ...
-
-
-class DeadLetters(Protocol):
-    """Where rejected and refused messages are kept, with their reasons."""
-
-    async def publish(
-        self,
-        delivery: Delivery,
-        reason: str,
-        field: str,
-        kind: str,
-        extra: Mapping[str, str] | None = None,
-    ) -> None: ...
-
-
-class Writer(Protocol):
-    """The single-writer lock."""
-
-    async def ensure(self) -> bool:
-        """Hold the write lock; ``True`` if it had been lost and was taken again."""
-        ...
-
-
-class Observer(Protocol):
-    """What the projector reports as it goes (adapters.metrics: Prometheus)."""
-
-    def batch_done(self, outcome: BatchOutcome, size: int, seconds: float) -> None: ...
-    def retried(self, stage: str) -> None: ...
-    def dead_lettered(self, kind: str) -> None: ...
-    def consumer_restarted(self, reason: str) -> None: ...

@@ -1,0 +1,176 @@
+"""The loop every consumer of a stream runs: take a batch, dead-letter what is not an event,
+commit, then ack.
+
+Order of effects, and why it is safe to crash anywhere:
+1. rejected messages are stored in ``CW_DEAD_LETTERS`` (deduplicated by their stream sequence);
+2. the batch's effects and the checkpoint commit in one transaction (``Consumer.apply``);
+3. the last message is acknowledged (``AckAll`` covers the batch).
+A crash before 3 redelivers the batch; the checkpoint makes it change nothing. A fault in 1 or 2
+(the database down, a timeout, NATS gone) retries the same batch with backoff, forever: nothing
+is acknowledged or terminated because a server was away. Data the store cannot hold is found by
+halving the batch and becomes a dead letter (``unstorable``); a lost delivery, a reconnect, a
+deleted consumer or a regained write lock restarts the source at the stored checkpoint.
+
+A new consumer subclasses ``Consumer``: ``stored_checkpoint``, ``apply`` and ``merge``, and
+wires a ``services.consumer.jetstream.EventSource``, ``DeadLetterPublisher`` and
+``services.consumer.lease.SingleWriter`` with its own durable name.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
+from functools import partial
+from typing import Generic, TypeVar
+
+from services.common.retry import FOREVER, RetryPolicy, retry
+from services.consumer.model import Delivery, Outcome, Prepared, Rejection, StreamEvent
+from services.consumer.ports import DeadLetters, Fenced, Observer, Source, Unstorable, Writer
+
+log = logging.getLogger("cw.consumer")
+T = TypeVar("T")
+Report = TypeVar("Report")
+"""What a committed batch reports (the projector: ``BatchOutcome``)."""
+
+
+class Consumer(abc.ABC, Generic[Report]):
+    """The loop every consumer of a stream runs; a subclass says how a batch is applied."""
+
+    def __init__(
+        self,
+        source: Source,
+        metrics: Observer[Report],
+        *,
+        dead_letters: DeadLetters | None,
+        writer: Writer | None = None,
+        fetch_wait: timedelta = timedelta(seconds=1),
+        retry_policy: RetryPolicy = FOREVER,
+    ) -> None:
+        self.source = source
+        self.metrics = metrics
+        self.dead_letters = dead_letters
+        self.writer = writer
+        self.fetch_wait_s = fetch_wait.total_seconds()
+        self.retry_policy = retry_policy
+        self.stopping = asyncio.Event()
+
+    @abc.abstractmethod
+    async def stored_checkpoint(self) -> int:
+        """The last sequence whose effects are committed, from the consumer's own store."""
+
+    @abc.abstractmethod
+    async def apply(
+        self, events: Sequence[StreamEvent], through_seq: int, outcomes: Sequence[Outcome]
+    ) -> Report:
+        """Apply ``events``, record ``outcomes`` and move the checkpoint to ``through_seq`` in
+        one transaction. Raise ``Unstorable`` when the store cannot hold the data."""
+
+    @abc.abstractmethod
+    def merge(self, first: Report, second: Report) -> Report:
+        """What two committed halves of a batch report together."""
+
+    async def checkpoint(self) -> int:
+        return await self._retry("database", self.stored_checkpoint)
+
+    async def run(self) -> None:
+        await self._retry("nats", self._start)
+        try:
+            while not self.stopping.is_set():
+                reason = self.source.needs_restart()
+                if reason is not None:
+                    await self._restart(reason)
+                    continue
+                batch = await self.source.next_batch(self.fetch_wait_s)
+                if not batch:
+                    continue
+                if self.writer is not None and await self._retry("database", self.writer.ensure):
+                    # Whoever becomes the writer starts from the checkpoint: another process
+                    # may have written, and left messages unacknowledged, in between.
+                    self.source.invalidate("writer_regained", "the write lock was taken again")
+                    continue
+                await self.handle(batch)
+        finally:
+            await self.source.stop()
+
+    async def _start(self) -> None:
+        await self.source.start(await self.checkpoint())
+
+    async def _restart(self, reason: str) -> None:
+        self.metrics.consumer_restarted(reason)
+        checkpoint = await self.checkpoint()
+        log.warning("restarting the consumer at the checkpoint %s (%s)", checkpoint, reason)
+        await self._retry("nats", lambda: self.source.restart(checkpoint))
+
+    async def handle(self, batch: Sequence[Prepared]) -> Report:
+        started = time.perf_counter()
+        for r in batch:
+            if type(r) is Rejection:
+                await self.dead_letter(r.delivery, r.reason, r.field, r.kind)
+        outcome = await self._commit(batch)
+        try:
+            await self.source.ack_taken()
+        except Exception as exc:  # the batch is committed: a redelivery will change nothing
+            log.warning("ack after commit failed (%s); the batch will be redelivered", exc)
+        self.metrics.batch_done(outcome, len(batch), time.perf_counter() - started)
+        return outcome
+
+    async def _commit(self, batch: Sequence[Prepared]) -> Report:
+        """Commit ``batch`` in one unit; if the store cannot hold it, find the event that it
+        cannot hold by halving the batch (in order), and make that event a dead letter."""
+        events = [p for p in batch if type(p) is StreamEvent]
+        outcomes = [
+            Outcome(p.seq, "dead_lettered", None, p.kind) for p in batch if type(p) is Rejection
+        ]
+        try:
+            return await self._retry(
+                "database", lambda: self.apply(events, batch[-1].seq, outcomes)
+            )
+        except Unstorable as exc:
+            if len(batch) > 1:
+                half = len(batch) // 2
+                return self.merge(
+                    await self._commit(batch[:half]), await self._commit(batch[half:])
+                )
+            (only,) = batch
+            if type(only) is not StreamEvent:
+                raise
+            log.error("event at sequence %s cannot be stored: %s", only.seq, exc)
+            delivery = Delivery(only.seq, only.subject, only.raw, only.headers)
+            await self.dead_letter(delivery, f"the read model cannot store it: {exc}",
+                                    "(event)", "unstorable")  # fmt: skip
+            unstorable = [Outcome(only.seq, "dead_lettered", only.event.event_id, "unstorable")]
+            return await self._retry("database", lambda: self.apply([], only.seq, unstorable))
+
+    async def dead_letter(
+        self,
+        delivery: Delivery,
+        reason: str,
+        field: str,
+        kind: str,
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        # A replay of messages dead-lettered when they first arrived (a rebuild) has no
+        # publisher: it only records them.
+        if self.dead_letters is None:
+            return
+        letters = self.dead_letters
+        await self._retry("dead_letters", partial(letters.publish, delivery, reason, field, kind,
+                                                  extra))  # fmt: skip
+        log.warning("dead letter seq=%s (%s): %s: %s", delivery.seq, kind, field, reason)
+        self.metrics.dead_lettered(kind)
+
+    async def _retry(self, stage: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        # Everything but a takeover or data the store cannot hold is retried, not only connection
+        # errors: an unknown failure must stop the line and be seen, never drop an event.
+        return await retry(
+            stage,
+            attempt,
+            policy=self.retry_policy,
+            never=(Fenced, Unstorable),
+            on_retry=lambda _exc, _pause: self.metrics.retried(stage),
+            give_up=self.stopping.is_set,
+        )

@@ -1,0 +1,72 @@
+"""What every consumer of a stream handles: messages as delivered, events, rejections, and
+what became of messages that are not applied. Pure data: no driver is imported here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+from uuid import UUID
+
+from contracts import Event
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message as JetStream delivered it (not ``frozen``: see ``StreamEvent``)."""
+
+    seq: int
+    subject: str
+    data: bytes
+    headers: Mapping[str, str] | None
+
+
+@dataclass(slots=True)
+class StreamEvent:
+    """A valid event and where it sits in ``CW_EVENTS``.
+
+    Treated as immutable, but not ``frozen``: one is built per message on the hot path, and a
+    frozen dataclass costs four times as much to construct.
+    """
+
+    seq: int
+    event: Event
+    raw: bytes
+    subject: str
+    phase: str
+    """The event's own phase, or the one the campaign calendar gives its ``occurred_at``."""
+    headers: Mapping[str, str] | None = None
+    """The message's headers as received (kept for a dead letter, not stored)."""
+
+
+OutcomeKind: TypeAlias = Literal["duplicate", "dead_lettered"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a message that is not in the archive (``cw audit`` reads these)."""
+
+    seq: int
+    outcome: OutcomeKind
+    event_id: UUID | None
+    """For a duplicate, the archived event it repeats; for a dead letter, its id if readable."""
+    reason: str | None = None
+    """For a dead letter, the reason's class (``invalid_field``, ``venue_mismatch``, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message that is not an event: it goes to the dead letters with its reason."""
+
+    delivery: Delivery
+    reason: str
+    field: str
+    kind: str
+
+    @property
+    def seq(self) -> int:
+        return self.delivery.seq
+
+
+Prepared: TypeAlias = StreamEvent | Rejection
+"""A message as the source hands it out: decoded and validated, or rejected."""
