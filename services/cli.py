@@ -19,7 +19,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 def _registrations() -> list[Register]:
     # Imported here so that `cw --help` does not pay for every service's imports.
     from services.common.entrypoints import register as register_common  # noqa: PLC0415
-    from services.deadletters.cli import register as register_dlq  # noqa: PLC0415
+    from services.deadletters.entrypoints.cli import register as register_dlq  # noqa: PLC0415
     from services.devstack.cli import register as register_dev  # noqa: PLC0415
     from services.intake.entrypoints.cli import register as register_intake  # noqa: PLC0415
     from services.projector.entrypoints.cli import register as register_projector  # noqa: PLC0415

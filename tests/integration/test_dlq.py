@@ -27,7 +27,7 @@ from services.common.streams import (
     dead_letter_subject,
 )
 from services.deadletters.adapters.jetstream import DeadLetterStore
-from services.deadletters.cli import (
+from services.deadletters.entrypoints.cli import (
     delete_command,
     list_command,
     register,

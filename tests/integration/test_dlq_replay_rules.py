@@ -23,8 +23,13 @@ from services.common.deadletters import ISSUE_VENUE, DeadLetter, dead_letter_hea
 from services.common.streams import EVENTS_STREAM, dead_letter_subject
 from services.deadletters.adapters.jetstream import DeadLetterStore
 from services.deadletters.adapters.postgres import ActionLog
-from services.deadletters.cli import delete_command, register, replay_command, show_command
-from services.deadletters.domain import Action
+from services.deadletters.domain.rules import Action
+from services.deadletters.entrypoints.cli import (
+    delete_command,
+    register,
+    replay_command,
+    show_command,
+)
 from services.intake.entrypoints.cli import publish_command
 from tests import factories as f
 from tests.integration.conftest import Harness

@@ -14,7 +14,7 @@ from contracts.generate import CONTRACTS_DIR
 from services.common.deadletters import dead_letter_headers
 from services.common.streams import EVENTS_STREAM, dead_letter_subject
 from services.deadletters.adapters.jetstream import DeadLetterStore
-from services.deadletters.cli import replay_command, show_command
+from services.deadletters.entrypoints.cli import replay_command, show_command
 from tests.integration.conftest import Harness
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import pytest
 
 from contracts import encode_event
 from services.common.deadletters import ISSUE_VENUE, DeadLetter, dead_letter_headers
-from services.deadletters.domain import (
+from services.deadletters.domain.rules import (
     Candidate,
     StoredMessage,
     identity_problems,

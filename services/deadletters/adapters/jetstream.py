@@ -18,7 +18,7 @@ from services.common.streams import (
     EVENTS_STREAM,
     dead_letter_subject,
 )
-from services.deadletters.domain import StoredMessage
+from services.deadletters.domain.rules import StoredMessage
 
 log = logging.getLogger(__name__)
 

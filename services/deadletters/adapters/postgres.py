@@ -11,7 +11,7 @@ from typing import cast
 import asyncpg
 
 from services.common.deadletters import DeadLetter
-from services.deadletters.domain import Action, ActionName, ArchivedEvent, acted_since
+from services.deadletters.domain.rules import Action, ActionName, ArchivedEvent, acted_since
 
 ARCHIVED = (
     "SELECT stream_seq, subject, payload::text AS payload FROM public.event_archive "

@@ -4,14 +4,10 @@ them go with a recorded reason."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-import asyncpg
-import nats.errors
 import orjson
-from nats.js import JetStreamContext
 from rich.console import Console
 from rich.table import Table
 
@@ -23,60 +19,14 @@ from services.common.deadletters import DeadLetter, header_text
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.common.streams import DEAD_LETTERS_STREAM
-from services.deadletters.adapters.jetstream import (
-    DeadLetterStore,
-    EventStream,
-    StreamMissing,
-    connect,
-)
-from services.deadletters.adapters.postgres import ActionLog, Archive, RecordsMissing
-from services.deadletters.domain import candidate, identity_problems
-from services.deadletters.replay import Outcome, delete, replay
+from services.deadletters.adapters.jetstream import DeadLetterStore, EventStream
+from services.deadletters.adapters.postgres import ActionLog, Archive
+from services.deadletters.bootstrap import Unavailable, jetstream, postgres
+from services.deadletters.domain.rules import candidate, identity_problems
+from services.deadletters.service import Outcome, delete, replay
 
 SHOW_BYTES = 4096
 """An event is a few hundred bytes; more than this of a payload is noise on a terminal."""
-
-
-class Unavailable(Exception):
-    """NATS or a stream is not there; the message says what to do."""
-
-
-@asynccontextmanager
-async def _jetstream(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    try:
-        nc = await connect(nats_url)
-    except (TimeoutError, OSError, nats.errors.Error) as exc:
-        raise Unavailable(str(exc)) from None
-    try:
-        yield nc.jetstream()
-    except StreamMissing as exc:
-        raise Unavailable(str(exc)) from None
-    finally:
-        await nc.close()
-
-
-@asynccontextmanager
-async def _postgres(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    try:
-        conn = await asyncpg.connect(database_url, timeout=5)
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        raise Unavailable(
-            f"cannot connect to PostgreSQL at {_without_password(database_url)}: {exc}"
-        ) from None
-    try:
-        yield conn
-    except RecordsMissing as exc:
-        raise Unavailable(str(exc)) from None
-    finally:
-        await conn.close()
-
-
-def _without_password(dsn: str) -> str:
-    scheme, sep, rest = dsn.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return dsn
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def _say(console: Console, text: str) -> None:
@@ -97,7 +47,7 @@ async def list_command(
     nats_url: str, *, stage: str | None, limit: int, as_json: bool, console: Console
 ) -> int:
     try:
-        async with _jetstream(nats_url) as js:
+        async with jetstream(nats_url) as js:
             store = DeadLetterStore(js)
             counts = await store.counts()
             letters = await store.list(stage=stage, limit=limit)
@@ -153,7 +103,7 @@ def _summary(letter: DeadLetter) -> dict[str, object]:
 
 async def show_command(nats_url: str, seq: int, *, console: Console) -> int:
     try:
-        async with _jetstream(nats_url) as js:
+        async with jetstream(nats_url) as js:
             letter = await DeadLetterStore(js).get(seq)
     except Unavailable as exc:
         _say(console, str(exc))
@@ -218,7 +168,7 @@ async def replay_command(
     """Replay each dead letter; ``fixed`` replaces the payload (of one dead letter)."""
     failed = 0
     try:
-        async with _jetstream(nats_url) as js, _postgres(database_url) as conn:
+        async with jetstream(nats_url) as js, postgres(database_url) as conn:
             store, events = DeadLetterStore(js), EventStream(js)
             archive, actions = Archive(conn), ActionLog(conn)
             await store.counts()  # says "run cw init" when the stream is missing
@@ -239,7 +189,7 @@ async def delete_command(
     """Record each dead letter as deleted with ``reason``, then remove it."""
     failed = 0
     try:
-        async with _jetstream(nats_url) as js, _postgres(database_url) as conn:
+        async with jetstream(nats_url) as js, postgres(database_url) as conn:
             store = DeadLetterStore(js)
             await store.counts()
             for seq in seqs:

@@ -33,7 +33,7 @@ from nats.js.api import PubAck
 from contracts import EventRejected
 from services.common.deadletters import DeadLetter
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM
-from services.deadletters.domain import (
+from services.deadletters.domain.rules import (
     Action,
     ArchivedEvent,
     StoredMessage,

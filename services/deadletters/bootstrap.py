@@ -1,0 +1,49 @@
+"""``cw dlq``'s composition root: the connections its commands open, and what they say when a
+server or the records are not there."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import nats.errors
+from nats.js import JetStreamContext
+
+from services.common.connect import mask_url
+from services.deadletters.adapters.jetstream import StreamMissing, connect
+from services.deadletters.adapters.postgres import RecordsMissing
+
+
+class Unavailable(Exception):
+    """NATS or a stream is not there; the message says what to do."""
+
+
+@asynccontextmanager
+async def jetstream(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    try:
+        nc = await connect(nats_url)
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
+        raise Unavailable(str(exc)) from None
+    try:
+        yield nc.jetstream()
+    except StreamMissing as exc:
+        raise Unavailable(str(exc)) from None
+    finally:
+        await nc.close()
+
+
+@asynccontextmanager
+async def postgres(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    try:
+        conn = await asyncpg.connect(database_url, timeout=5)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        raise Unavailable(
+            f"cannot connect to PostgreSQL at {mask_url(database_url)}: {exc}"
+        ) from None
+    try:
+        yield conn
+    except RecordsMissing as exc:
+        raise Unavailable(str(exc)) from None
+    finally:
+        await conn.close()

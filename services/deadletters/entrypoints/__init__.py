@@ -1,0 +1,1 @@
+"""`cw dlq`: the command line."""
