@@ -6,7 +6,6 @@ import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import nats.errors
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -18,17 +17,15 @@ from rich.progress import (
 
 from contracts.wire import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
 from services.common.cliargs import positive_int
+from services.common.connect import Unreachable
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.intake.adapters.files import STDIN, batches, open_input, read_lines
 from services.intake.adapters.jetstream import (
     STAGE,
-    AsyncPublisher,
-    JetStreamIntake,
     StreamsMissing,
-    check_streams,
-    connect,
 )
+from services.intake.bootstrap import intake
 from services.intake.domain.lines import IntakeReport, Line, Rejected
 from services.intake.service import publish_lines
 
@@ -60,32 +57,26 @@ async def publish_command(
 ) -> int:
     """Run ``cw publish``; print to ``console``; return the exit status."""
     try:
-        nc = await connect(nats_url)
-    except (TimeoutError, OSError, nats.errors.Error) as exc:
-        _say(console, str(exc) or type(exc).__name__)
+        async with intake(nats_url, in_flight=in_flight) as sink_for:
+            with (
+                open_input(path) as (stream, total, name),
+                _progress_bar(console, total, enabled=progress) as advance,
+            ):
+                report = await publish_lines(
+                    batches(read_lines(stream)),
+                    sink_for(name),
+                    on_line=advance,
+                    on_rejected=lambda r: _say(console, _rejection(r)),
+                )
+    except StreamsMissing as exc:
+        _say(console, str(exc))
         return 2
-    try:
-        js = nc.jetstream()
-        try:
-            await check_streams(js)
-            with open_input(path) as (stream, total, name):
-                publishing = nc.jetstream(publish_async_max_pending=in_flight)
-                sink = JetStreamIntake(AsyncPublisher(publishing), file_name=name)
-                with _progress_bar(console, total, enabled=progress) as advance:
-                    report = await publish_lines(
-                        batches(read_lines(stream)),
-                        sink,
-                        on_line=advance,
-                        on_rejected=lambda r: _say(console, _rejection(r)),
-                    )
-        except StreamsMissing as exc:
-            _say(console, str(exc))
-            return 2
-        except OSError as exc:
-            _say(console, f"cannot read {path}: {exc.strerror or exc}")
-            return 2
-    finally:
-        await nc.close()
+    except Unreachable as exc:
+        _say(console, str(exc))
+        return 2
+    except OSError as exc:
+        _say(console, f"cannot read {path}: {exc.strerror or exc}")
+        return 2
     for line in summary(report):
         _say(console, line)
     return report.exit_code
