@@ -19,18 +19,19 @@ from services.common.connect import connect_command, connect_service
 from services.common.migrations import migrate
 from services.common.retry import RetryPolicy, retry
 from services.common.settings import Settings
+from services.projector import usecases
 from services.projector.adapters import audit as audit_adapter
 from services.projector.adapters import postgres
 from services.projector.adapters.jetstream import (
     DeadLetterPublisher,
     EventSource,
     NatsConnection,
-    stream_last_seq,
 )
 from services.projector.adapters.metrics import ProjectorMetrics
+from services.projector.adapters.rebuilds import JetStreamEnd, PostgresGenerations
 from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.model import Issue, IssueStatus
-from services.projector.domain.projection import issues_as_of
+from services.projector.domain.ports import ReadModelStore
 from services.projector.runner import Projector, decode_delivery
 
 log = logging.getLogger("cw.projector")
@@ -185,82 +186,36 @@ async def audit(settings: Settings, since: int = 1) -> AuditReport:
 
 
 async def rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
-    """Replay ``CW_EVENTS`` into a new generation beside the live one, then swap atomically."""
+    """``cw rebuild``: wire the use case (``usecases.rebuild``) to PostgreSQL and JetStream."""
     async with projector_parts(settings) as (nc, pool, campaign):
-        js = nc.jetstream()
-        async with pool.acquire() as conn:
-            schema, generation = await postgres.create_generation(conn)
-        report = [f"rebuild: building generation {generation} ({schema})"]
         source = EventSource(
             nc, None, partial(decode_delivery, campaign=campaign), batch=settings.projector_batch
         )
-        # Rejected messages were dead-lettered when they first arrived: not again.
-        builder = Projector(
-            source,
-            postgres.PostgresReadModel(pool, schema),
-            campaign,
-            metrics,
-            dead_letters=None,
-            fetch_wait=settings.projector_fetch_wait,
+
+        async def build(store: ReadModelStore) -> Projector:
+            builder = Projector(
+                source, store, campaign, metrics,
+                dead_letters=None, fetch_wait=settings.projector_fetch_wait,
+            )  # fmt: skip
+            await source.start(0)
+            return builder
+
+        return await usecases.rebuild(
+            PostgresGenerations(pool),
+            build,
+            JetStreamEnd(nc.jetstream(), source),
+            wait_s=min(settings.projector_fetch_wait.total_seconds(), 0.5),
         )
-        await source.start(0)
-        try:
-            await _catch_up(builder, js, settings)
-            async with pool.acquire() as conn, conn.transaction():
-                # Live batches wait here; readers keep reading the old generation until commit.
-                await conn.execute(postgres.LOCK_EXCLUSIVE, postgres.READ_MODEL_LOCK)
-                builder.store = postgres.ConnectionReadModel(conn, schema)
-                await _catch_up(builder, js, settings)
-                old = await postgres.active_schema(conn)
-                # Every partition's projector goes on from where the new generation stands.
-                await postgres.carry_checkpoints(
-                    conn, old, schema, await builder.store.checkpoint()
-                )
-                await postgres.activate(conn, schema, generation)
-            checkpoint = await postgres.PostgresReadModel(pool, schema).checkpoint()
-        except BaseException:
-            async with pool.acquire() as conn:
-                await postgres.drop_generation(conn, schema)
-            raise
-        finally:
-            await source.stop()
-        async with pool.acquire() as conn:
-            await postgres.drop_generation(conn, old)
-        report.append(
-            f"rebuild: generation {generation} is live at stream sequence {checkpoint}; "
-            f"dropped {old}"
-        )
-        return report
-
-
-async def _catch_up(builder: Projector, js: nats.js.JetStreamContext, settings: Settings) -> None:
-    wait = min(settings.projector_fetch_wait.total_seconds(), 0.5)
-    while True:
-        target = await stream_last_seq(js)
-        done = await builder.store.checkpoint()
-        if done >= target:
-            return
-        batch = await builder.source.next_batch(wait)
-        if batch:
-            await builder.handle(batch)
-        elif not await _has_more(builder):
-            return  # the stream's tail was deleted: nothing more will come
-
-
-async def _has_more(builder: Projector) -> bool:
-    source = builder.source
-    assert isinstance(source, EventSource)
-    return await source.pending() > 0
 
 
 async def venue_as_of(
     settings: Settings, venue_id: str, district: str | None, as_of: datetime
 ) -> list[tuple[Issue, IssueStatus]]:
-    """A venue's issues as they stood at ``as_of``, replayed from the archive (not from NATS)."""
+    """``cw venue``: the venue's archived events, read here, replayed by the use case."""
     campaign = load_campaign(settings.campaign_file)
     conn = await asyncpg.connect(settings.database_url)
     try:
         history = await postgres.venue_history(conn, venue_id, district, as_of)
     finally:
         await conn.close()
-    return issues_as_of(history, as_of, campaign.rebound_window)
+    return usecases.venue_as_of(history, as_of, campaign.rebound_window)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
 from uuid import UUID
 
 from contracts import Event
@@ -23,10 +25,14 @@ __all__ = [
     "CheckpointRegression",
     "DeadLetters",
     "Fenced",
+    "Generation",
+    "Generations",
     "Observer",
     "ReadModelStore",
     "ReadModelUnit",
     "Source",
+    "StreamEnd",
+    "Swap",
     "Unstorable",
     "Writer",
 ]
@@ -77,3 +83,48 @@ class ReadModelStore(abc.ABC):
     async def checkpoint(self) -> int:
         async with self.unit() as unit:
             return await unit.checkpoint()
+
+
+class Swap(abc.ABC):
+    """A rebuild's swap in progress: live batches wait, readers still see the old generation."""
+
+    store: ReadModelStore
+    """The new generation, written on the swap's own transaction."""
+
+    @abc.abstractmethod
+    async def commit_to(self, through: int) -> str:
+        """Carry every consumer's and partition's checkpoint to ``through``, point the views at
+        the new generation; return the generation it replaced."""
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    name: str
+    number: int
+
+
+class Generations(abc.ABC):
+    """The read model's generations: built beside the live one, then swapped in atomically."""
+
+    @abc.abstractmethod
+    async def create(self) -> Generation:
+        """A new, empty generation that is not live."""
+
+    @abc.abstractmethod
+    def store(self, generation: str) -> ReadModelStore:
+        """Write to ``generation`` (being built) through its own connections."""
+
+    @abc.abstractmethod
+    def swapping(self, generation: str) -> AbstractAsyncContextManager[Swap]:
+        """Hold every live writer off while the last events go in and the swap commits."""
+
+    @abc.abstractmethod
+    async def drop(self, generation: str) -> None:
+        """Drop a generation that is not live."""
+
+
+class StreamEnd(Protocol):
+    """Where the stream ends now, and whether a consumer still has messages coming."""
+
+    async def last_seq(self) -> int: ...
+    async def pending(self) -> int: ...

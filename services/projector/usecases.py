@@ -1,0 +1,68 @@
+"""The projector's use cases beside the live loop: a rebuild with no downtime, and a venue as it
+stood at a past moment. Service layer: ports only, no driver."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+
+from services.projector.domain.model import Issue, IssueStatus, StreamEvent
+from services.projector.domain.ports import Generations, ReadModelStore, StreamEnd
+from services.projector.domain.projection import issues_as_of
+from services.projector.runner import Projector
+
+
+async def rebuild(
+    generations: Generations,
+    build: Callable[[ReadModelStore], Awaitable[Projector]],
+    stream: StreamEnd,
+    *,
+    wait_s: float,
+) -> list[str]:
+    """Replay the stream into a new generation beside the live one, then swap it in atomically.
+
+    ``build`` starts a projector that writes to the store it is given, from the start of the
+    stream, with no dead-letter publisher (rejected messages were dead-lettered when they
+    first arrived: they are only recorded again).
+    """
+    generation = await generations.create()
+    report = [f"rebuild: building generation {generation.number} ({generation.name})"]
+    builder = await build(generations.store(generation.name))
+    try:
+        await catch_up(builder, stream, wait_s)
+        async with generations.swapping(generation.name) as swap:
+            builder.store = swap.store
+            await catch_up(builder, stream, wait_s)
+            through = await swap.store.checkpoint()
+            old = await swap.commit_to(through)
+    except BaseException:
+        await generations.drop(generation.name)
+        raise
+    finally:
+        await builder.source.stop()
+    await generations.drop(old)
+    report.append(
+        f"rebuild: generation {generation.number} is live at stream sequence {through}; "
+        f"dropped {old}"
+    )
+    return report
+
+
+async def catch_up(builder: Projector, stream: StreamEnd, wait_s: float) -> None:
+    """Apply batches until the builder's checkpoint reaches the stream's end as it is now."""
+    while True:
+        target = await stream.last_seq()
+        if await builder.store.checkpoint() >= target:
+            return
+        batch = await builder.source.next_batch(wait_s)
+        if batch:
+            await builder.handle(batch)
+        elif await stream.pending() == 0:
+            return  # the stream's tail was deleted: nothing more will come
+
+
+def venue_as_of(
+    history: Sequence[StreamEvent], moment: datetime, rebound_window: timedelta
+) -> list[tuple[Issue, IssueStatus]]:
+    """A venue's issues as they stood at ``moment``: its archived events replayed."""
+    return issues_as_of(history, moment, rebound_window)
