@@ -96,7 +96,7 @@ def register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cw", description="chuangwei 創衛: sanitary-inspection campaign tracking"
+        prog="cw", description="chuangwei 创卫: sanitary-inspection campaign tracking"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in _registrations():

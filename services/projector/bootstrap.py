@@ -19,14 +19,14 @@ from services.common.connect import connect_command, connect_service
 from services.common.migrations import migrate
 from services.common.retry import RetryPolicy, retry
 from services.common.settings import Settings
-from services.projector import usecases
-from services.projector.adapters import audit as audit_adapter
-from services.projector.adapters import postgres
-from services.projector.adapters.jetstream import (
+from services.consumer.jetstream import (
     DeadLetterPublisher,
     EventSource,
     NatsConnection,
 )
+from services.projector import usecases
+from services.projector.adapters import audit as audit_adapter
+from services.projector.adapters import postgres
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.adapters.rebuilds import JetStreamEnd, PostgresGenerations
 from services.projector.domain.audit import AuditReport, AuditUnavailable

@@ -16,7 +16,7 @@ from services.common.campaign import Campaign
 from services.common.deadletters import DeadLetter
 from services.common.settings import Settings
 from services.common.streams import DEAD_LETTERS_STREAM
-from services.projector.adapters.jetstream import EventSource
+from services.consumer.jetstream import EventSource
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.bootstrap import build_projector, projector_parts, venue_as_of
 from services.projector.domain.model import Prepared

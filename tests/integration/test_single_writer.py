@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 
 from services.common.settings import Settings
+from services.consumer.lease import SingleWriter
 from services.projector.adapters.read_model import PostgresReadModel
-from services.projector.adapters.writer_lease import SingleWriter
 from services.projector.bootstrap import ensure_read_model
 from services.projector.domain.ports import Fenced
 from tests.support.nothing_lost import WRITE_LOCKS

@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
-from services.projector.adapters.jetstream import EventSource
+from services.consumer.jetstream import EventSource
 from services.projector.domain.model import Delivery
 
 pytestmark = pytest.mark.unit

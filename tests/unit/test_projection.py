@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.upcasting import register_upcaster, unregister_upcaster
-from services.projector.adapters.jetstream import stream_seq
+from services.consumer.jetstream import stream_seq
 from services.projector.adapters.memory import MemoryReadModel
 from services.projector.domain.model import Delivery, Rejection
 from services.projector.domain.projection import issues_as_of

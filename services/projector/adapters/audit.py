@@ -26,8 +26,8 @@ from nats.js.errors import NotFoundError
 
 from services.common.deadletters import STREAM_SEQ
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
+from services.consumer.jetstream import stream_seq
 from services.projector.adapters.generations import PROJECTION, Conn, active_schema, check_schema
-from services.projector.adapters.jetstream import stream_seq
 from services.projector.domain.audit import (
     DUPLICATE,
     AuditReport,

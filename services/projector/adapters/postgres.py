@@ -4,11 +4,12 @@
   its named statements, and the translation of data failures into ``Unstorable``;
 - ``generations``: the schema of a generation (``sql/*.sql``) and its lifecycle (create,
   activate, upgrade, drop), the head and the read-model lock;
-- ``writer_lease``: ``SingleWriter``, one projector per durable at a time.
+- ``services.consumer.lease``: ``SingleWriter``, one writer per durable at a time.
 
 ``postgres.X`` keeps working for every public name; new code may import from those modules.
 """
 
+from services.consumer.lease import LEASE_EPOCH, TAKE_LEASE, SingleWriter
 from services.projector.adapters.generations import (
     DROP_GENERATION,
     GENERATION_DDL,
@@ -56,7 +57,6 @@ from services.projector.adapters.read_model import (
     PostgresUnit,
     venue_history,
 )
-from services.projector.adapters.writer_lease import LEASE_EPOCH, TAKE_LEASE, SingleWriter
 
 __all__ = [
     "ADD_COUNTS",

@@ -18,6 +18,7 @@ import asyncpg.exceptions._base as asyncpg_client
 import orjson
 
 from contracts import Event, decode_event
+from services.consumer.lease import SingleWriter
 from services.projector.adapters.generations import (
     LOCK_SHARED,
     PROJECTION,
@@ -26,7 +27,6 @@ from services.projector.adapters.generations import (
     active_schema,
     check_schema,
 )
-from services.projector.adapters.writer_lease import SingleWriter
 from services.projector.domain.model import (
     Changes,
     Issue,
