@@ -1,4 +1,4 @@
-# chuangwei 創衛: `make run` runs everything locally, `make test` is what CI runs.
+# chuangwei 创卫: `make run` runs everything locally, `make test` is what CI runs.
 
 PYTHON ?= python3
 VENV := .venv

@@ -114,17 +114,17 @@ def campaign_events(n: int, venues: int) -> list[tuple[str, bytes, str]]:
                                     "inspector": "李明", "items_checked": 24, "items_failed": 1}),
             ("IssueFound", {"issue_id": issue, "inspection_id": f"INS-{i:07d}",
                             "item_code": "FM-3F", "category": "FM", "severity": "major",
-                            "description": "熟食區未設防蠅設施，冷櫃門封條破損"}),
+                            "description": "熟食区未设防蝇设施，冷柜门封条破损"}),
             ("RectificationDue", {"issue_id": issue, "order_no": f"LY-ZG-{i:07d}",
                                   "due_at": (t + timedelta(days=7)).isoformat(),
-                                  "assignee": "市場管理辦"}),
+                                  "assignee": "市场管理办"}),
             ("RecheckPassed", {"issue_id": issue, "inspection_id": f"RC-{i:07d}",
-                               "note": "已加裝紗窗"}),
+                               "note": "已加装纱窗"}),
         ]  # fmt: skip
         if i < venues:
             bodies.insert(0, ("VenueRegistered", {
-                "name": f"連雲區第{i}號農貿市場", "kind": "farmers_market", "street": "海州灣街道",
-                "first_responsible": {"name": "王建國", "phone": "13800000000"}}))  # fmt: skip
+                "name": f"连云区第{i}号农贸市场", "kind": "farmers_market", "street": "海州湾街道",
+                "first_responsible": {"name": "王建国", "phone": "13800000000"}}))  # fmt: skip
         for event_type, data in bodies:
             event_id = str(uuid.uuid4())
             envelope: dict[str, Any] = {

@@ -88,7 +88,7 @@ class ContractModel(BaseModel):
 class Person(ContractModel):
     """A person the bureau can call: a venue's first responsible person or an officer."""
 
-    name: Text64 = Field(description="Full name.", examples=["王建國"])
+    name: Text64 = Field(description="Full name.", examples=["王建国"])
     phone: Phone | None = Field(
         default=None, description="Phone number, digits and + ( ) - only.", examples=["13800000000"]
     )
@@ -97,14 +97,14 @@ class Person(ContractModel):
 class VenueRegisteredData(ContractModel):
     """A venue enters the campaign, or its registration changes (the latest one wins)."""
 
-    name: Text128 = Field(description="The venue's name.", examples=["連雲區海連路農貿市場"])
+    name: Text128 = Field(description="The venue's name.", examples=["连云区海连路农贸市场"])
     kind: VenueKind = Field(
         description="Which point standard applies.", examples=["farmers_market"]
     )
     street: Text64 | None = Field(default=None, description="Street office (街道).")
     address: Text256 | None = Field(default=None, description="Postal address.")
     first_responsible: Person = Field(
-        description="The legal representative, first responsible person (第一責任人)."
+        description="The legal representative, first responsible person (第一责任人)."
     )
     officer: Person | None = Field(
         default=None, description="The bureau officer in charge of this venue."
@@ -116,7 +116,7 @@ class InspectionRecordedData(ContractModel):
 
     inspection_id: Identifier = Field(description="Unique per inspection.", examples=["INS-00017"])
     kind: InspectionKind = Field(
-        description="self_check by the venue, supervision by the bureau, look_back (回頭看) "
+        description="self_check by the venue, supervision by the bureau, look_back (回头看) "
         "after a deadline, re_review by the state.",
         examples=["supervision"],
     )
@@ -145,10 +145,10 @@ class IssueFoundData(ContractModel):
 
 
 class RectificationDueData(ContractModel):
-    """A rectification order (問題整改交辦單) sets or extends an issue's deadline."""
+    """A rectification order (问题整改交办单) sets or extends an issue's deadline."""
 
     issue_id: Identifier = Field(description="The issue to rectify.", examples=["ISS-00042"])
-    order_no: Text64 = Field(description="Order number (交辦單號).", examples=["LY-ZG-2023-031"])
+    order_no: Text64 = Field(description="Order number (交办单号).", examples=["LY-ZG-2023-031"])
     due_at: Moment = Field(
         description=f"Deadline, RFC 3339 with offset. A later order replaces it. {INSTANT_RULE}",
         examples=["2023-03-30T17:30:00+08:00"],
@@ -166,7 +166,7 @@ class RecheckFailedData(ContractModel):
 
 
 class RecheckPassedData(ContractModel):
-    """A recheck found the issue fixed; the issue is closed (銷號)."""
+    """A recheck found the issue fixed; the issue is closed (销号)."""
 
     issue_id: Identifier = Field(description="The issue rechecked.", examples=["ISS-00042"])
     inspection_id: Identifier | None = Field(default=None, description="The recheck visit.")

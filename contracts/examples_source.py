@@ -1,19 +1,19 @@
 """The example campaign in ``contracts/examples/events.jsonl``, written out as a story.
 
-Lianyun District (320703) commerce bureau, 創衛復審 2023, following the seed plan: ten venues
-register, check themselves in February (動員自查), are supervised and looked back on from March to
-May (復審迎檢, with the state re-review in May), and stay under routine supervision from June
-(長效管理). Every id is a uuid5 of a stable name and every timestamp is written out, so the file is
+Lianyun District (320703) commerce bureau, 创卫复审 2023, following the seed plan: ten venues
+register, check themselves in February (动员自查), are supervised and looked back on from March to
+May (复审迎检, with the state re-review in May), and stay under routine supervision from June
+(长效管理). Every id is a uuid5 of a stable name and every timestamp is written out, so the file is
 byte-for-byte the same on every run and a publisher can diff against it.
 
 The story deliberately contains each case a reader must handle:
 
 - a deadline extended by a second ``RectificationDue`` (金海岸超市, MALL-AED);
-- a ``RecheckFailed`` followed by a ``RecheckPassed`` (猴嘴惠民購物廣場, MALL-PH);
-- an issue closed after its deadline (中云百匯超市, MALL-PSA);
-- a rebound: 墟溝農貿市場 FM-3F is closed on 2023-03-22 and found again on 2023-06-13;
-- an issue still open past its deadline at the end of the file (猴嘴農貿市場, FM-3F);
-- events without ``phase`` (from the market-supervision system, 板橋農貿市場), whose phase a reader
+- a ``RecheckFailed`` followed by a ``RecheckPassed`` (猴嘴惠民购物广场, MALL-PH);
+- an issue closed after its deadline (中云百汇超市, MALL-PSA);
+- a rebound: 墟沟农贸市场 FM-3F is closed on 2023-03-22 and found again on 2023-06-13;
+- an issue still open past its deadline at the end of the file (猴嘴农贸市场, FM-3F);
+- events without ``phase`` (from the market-supervision system, 板桥农贸市场), whose phase a reader
   derives from ``occurred_at`` by the campaign calendar.
 """
 
@@ -33,7 +33,7 @@ BUREAU_APP = "ly-inspection-app"
 """The bureau's inspection app: registrations, supervision, look-backs, orders."""
 MARKET_SUPERVISION = "ly-market-supervision"
 """The market-supervision system; it does not know the campaign calendar and sends no phase."""
-STATE_TEAM = "國家衛生城市復審組"
+STATE_TEAM = "国家卫生城市复审组"
 
 # The seed plan's calendar; the services read the same dates from their campaign TOML.
 _PHASES = (
@@ -71,10 +71,10 @@ class Venue:
 
 
 OFFICERS = {
-    "張偉": "0518-82310101",
+    "张伟": "0518-82310101",
     "李娜": "0518-82310102",
-    "劉洋": "0518-82310103",
-    "陳靜": "0518-82310104",
+    "刘洋": "0518-82310103",
+    "陈静": "0518-82310104",
 }
 
 
@@ -82,16 +82,16 @@ MALL, MARKET = "mall_supermarket", "farmers_market"
 
 # venue_id, name, kind, street (街道), address, first responsible person, officer
 _VENUE_ROWS = (
-    ("LY-MALL-001", "墟溝海濱購物中心", MALL, "墟溝街道", "連雲區海棠北路88號", "周志強", "張偉"),
-    ("LY-MALL-002", "金海岸超市連島店", MALL, "連島街道", "連雲區海濱大道16號", "吳麗華", "張偉"),
-    ("LY-MALL-003", "猴嘴惠民購物廣場", MALL, "猴嘴街道", "連雲區猴嘴東路26號", "鄭國棟", "李娜"),
-    ("LY-MALL-004", "中云百匯超市", MALL, "中云街道", "連雲區中云臺路105號", "孫曉梅", "李娜"),
-    ("LY-FM-001", "墟溝農貿市場", MARKET, "墟溝街道", "連雲區中山中路203號", "王建國", "劉洋"),
-    ("LY-FM-002", "連雲新城農貿市場", MARKET, "連雲街道", "連雲區港城大道7號", "趙德勝", "劉洋"),
-    ("LY-FM-003", "猴嘴農貿市場", MARKET, "猴嘴街道", "連雲區鹽坨路12號", "錢玉蘭", "陳靜"),
-    ("LY-FM-004", "板橋農貿市場", MARKET, "板橋街道", "連雲區富強路3號", "馬文斌", "陳靜"),
-    ("LY-FM-005", "宿城農貿市場", MARKET, "宿城街道", "連雲區留雲路9號", "胡海燕", "張偉"),
-    ("LY-FM-006", "朝陽農貿市場", MARKET, "朝陽街道", "連雲區朝陽中路66號", "黃立新", "李娜"),
+    ("LY-MALL-001", "墟沟海滨购物中心", MALL, "墟沟街道", "连云区海棠北路88号", "周志强", "张伟"),
+    ("LY-MALL-002", "金海岸超市连岛店", MALL, "连岛街道", "连云区海滨大道16号", "吴丽华", "张伟"),
+    ("LY-MALL-003", "猴嘴惠民购物广场", MALL, "猴嘴街道", "连云区猴嘴东路26号", "郑国栋", "李娜"),
+    ("LY-MALL-004", "中云百汇超市", MALL, "中云街道", "连云区中云台路105号", "孙晓梅", "李娜"),
+    ("LY-FM-001", "墟沟农贸市场", MARKET, "墟沟街道", "连云区中山中路203号", "王建国", "刘洋"),
+    ("LY-FM-002", "连云新城农贸市场", MARKET, "连云街道", "连云区港城大道7号", "赵德胜", "刘洋"),
+    ("LY-FM-003", "猴嘴农贸市场", MARKET, "猴嘴街道", "连云区盐坨路12号", "钱玉兰", "陈静"),
+    ("LY-FM-004", "板桥农贸市场", MARKET, "板桥街道", "连云区富强路3号", "马文斌", "陈静"),
+    ("LY-FM-005", "宿城农贸市场", MARKET, "宿城街道", "连云区留云路9号", "胡海燕", "张伟"),
+    ("LY-FM-006", "朝阳农贸市场", MARKET, "朝阳街道", "连云区朝阳中路66号", "黄立新", "李娜"),
 )
 VENUES = tuple(
     # Phone numbers are made up: 13800000001, 13800000002, ...
@@ -264,8 +264,8 @@ def _t(day: str, clock: str) -> str:
     return f"2023-{day}T{clock}:00+08:00"
 
 
-SELF_FIXED = "自查發現後已整改到位，拍照留存備查。"
-ORDER_REASON = "督查發現問題，按《問題整改交辦單》限期整改。"
+SELF_FIXED = "自查发现后已整改到位，拍照留存备查。"
+ORDER_REASON = "督查发现问题，按《问题整改交办单》限期整改。"
 
 
 def _registration(c: ExampleCampaign) -> None:
@@ -276,9 +276,9 @@ def _registration(c: ExampleCampaign) -> None:
 def _haibin(c: ExampleCampaign, v: Venue = HAIBIN) -> None:
     ins = c.inspect(v, _t("02-14", "10:00"), "self_check", 1)
     aed = c.issue(
-        v, _t("02-14", "10:20"), "MALL-AED", "minor", "AED未按月自檢，缺少檢查記錄。", found_in=ins
+        v, _t("02-14", "10:20"), "MALL-AED", "minor", "AED未按月自检，缺少检查记录。", found_in=ins
     )
-    c.recheck(v, _t("02-21", "15:00"), aed, None, "已補建AED月檢記錄並張貼於設備旁。")
+    c.recheck(v, _t("02-21", "15:00"), aed, None, "已补建AED月检记录并张贴于设备旁。")
 
     ins = c.inspect(v, _t("03-08", "09:30"), "supervision", 2)
     psa = c.issue(
@@ -286,7 +286,7 @@ def _haibin(c: ExampleCampaign, v: Venue = HAIBIN) -> None:
         _t("03-08", "09:50"),
         "MALL-PSA",
         "major",
-        "一樓總服務台及各樓層服務台未張貼創衛宣傳海報，外牆無創衛公益廣告。",
+        "一楼总服务台及各楼层服务台未张贴创卫宣传海报，外墙无创卫公益广告。",
         photos=3,
         found_in=ins,
     )
@@ -295,14 +295,14 @@ def _haibin(c: ExampleCampaign, v: Venue = HAIBIN) -> None:
         _t("03-08", "10:05"),
         "MALL-TOB",
         "minor",
-        "三樓消防通道發現煙頭，未配備控煙勸阻員。",
+        "三楼消防通道发现烟头，未配备控烟劝阻员。",
         found_in=ins,
     )
     c.order(v, _t("03-09", "09:00"), psa, "2023-03-24", ORDER_REASON)
     c.order(v, _t("03-09", "09:05"), tob, "2023-03-24", ORDER_REASON)
     ins = c.inspect(v, _t("03-23", "14:00"), "look_back")
-    c.recheck(v, _t("03-23", "14:20"), psa, ins, "各服務台已張貼宣傳海報，外牆公益廣告已上刊。")
-    c.recheck(v, _t("03-23", "14:25"), tob, ins, "已設控煙勸阻員兩名，消防通道已清理。")
+    c.recheck(v, _t("03-23", "14:20"), psa, ins, "各服务台已张贴宣传海报，外墙公益广告已上刊。")
+    c.recheck(v, _t("03-23", "14:25"), tob, ins, "已设控烟劝阻员两名，消防通道已清理。")
 
     c.inspect(v, _t("05-16", "10:00"), "re_review", inspector=STATE_TEAM)
     c.inspect(v, _t("07-12", "15:00"), "supervision")
@@ -317,25 +317,25 @@ def _jinhaian(c: ExampleCampaign, v: Venue = JINHAIAN) -> None:
         _t("03-09", "14:20"),
         "MALL-AED",
         "critical",
-        "未配置AED，急救箱內藥品已過期。",
+        "未配置AED，急救箱内药品已过期。",
         found_in=ins,
     )
     he = c.issue(
-        v, _t("03-09", "14:30"), "MALL-HE", "minor", "健康教育宣傳欄內容未按月更新。", found_in=ins
+        v, _t("03-09", "14:30"), "MALL-HE", "minor", "健康教育宣传栏内容未按月更新。", found_in=ins
     )
     c.order(v, _t("03-10", "09:00"), aed, "2023-03-31", ORDER_REASON)
     c.order(v, _t("03-10", "09:05"), he, "2023-03-24", ORDER_REASON)
     ins = c.inspect(v, _t("03-24", "10:00"), "look_back")
-    c.recheck(v, _t("03-24", "10:15"), he, ins, "宣傳欄已更新為三月份內容。")
+    c.recheck(v, _t("03-24", "10:15"), he, ins, "宣传栏已更新为三月份内容。")
     c.order(
         v,
         _t("03-30", "11:00"),
         aed,
         "2023-04-20",
-        "AED設備採購需履行招標程序，企業申請延期至4月20日，急救箱已先行補齊。",
+        "AED设备采购需履行招标程序，企业申请延期至4月20日，急救箱已先行补齐。",
     )
     ins = c.inspect(v, _t("04-19", "10:00"), "look_back")
-    c.recheck(v, _t("04-19", "10:20"), aed, ins, "AED已安裝於一樓服務台旁，員工已完成使用培訓。")
+    c.recheck(v, _t("04-19", "10:20"), aed, ins, "AED已安装于一楼服务台旁，员工已完成使用培训。")
 
     c.inspect(v, _t("06-14", "10:00"), "supervision")
 
@@ -343,7 +343,7 @@ def _jinhaian(c: ExampleCampaign, v: Venue = JINHAIAN) -> None:
 def _huimin(c: ExampleCampaign, v: Venue = HUIMIN) -> None:
     ins = c.inspect(v, _t("02-16", "09:30"), "self_check", 1)
     tob = c.issue(
-        v, _t("02-16", "09:45"), "MALL-TOB", "minor", "室內禁煙標識數量不足。", found_in=ins
+        v, _t("02-16", "09:45"), "MALL-TOB", "minor", "室内禁烟标识数量不足。", found_in=ins
     )
     c.recheck(v, _t("02-23", "16:00"), tob, None, SELF_FIXED)
 
@@ -353,7 +353,7 @@ def _huimin(c: ExampleCampaign, v: Venue = HUIMIN) -> None:
         _t("03-14", "09:50"),
         "MALL-PH",
         "major",
-        "部分從業人員健康證過期，衛生許可證未公示。",
+        "部分从业人员健康证过期，卫生许可证未公示。",
         found_in=ins,
     )
     c.order(v, _t("03-15", "09:00"), ph, "2023-03-29", ORDER_REASON)
@@ -363,21 +363,21 @@ def _huimin(c: ExampleCampaign, v: Venue = HUIMIN) -> None:
         _t("03-29", "10:20"),
         ph,
         ins,
-        "衛生許可證已公示，仍有2名員工健康證未辦理。",
+        "卫生许可证已公示，仍有2名员工健康证未办理。",
         passed=False,
     )
-    c.order(v, _t("03-30", "09:00"), ph, "2023-04-10", "回頭看未通過，重新限期整改。")
+    c.order(v, _t("03-30", "09:00"), ph, "2023-04-10", "回头看未通过，重新限期整改。")
     ins = c.inspect(v, _t("04-10", "15:00"), "look_back")
-    c.recheck(v, _t("04-10", "15:10"), ph, ins, "全部從業人員已持有效健康證上崗。")
+    c.recheck(v, _t("04-10", "15:10"), ph, ins, "全部从业人员已持有效健康证上岗。")
 
     c.inspect(v, _t("05-17", "10:00"), "re_review", inspector=STATE_TEAM)
     ins = c.inspect(v, _t("08-09", "10:00"), "supervision", 1)
     psa = c.issue(
-        v, _t("08-09", "10:15"), "MALL-PSA", "minor", "誠信經營公益廣告少於兩處。", found_in=ins
+        v, _t("08-09", "10:15"), "MALL-PSA", "minor", "诚信经营公益广告少于两处。", found_in=ins
     )
     c.order(v, _t("08-09", "16:00"), psa, "2023-08-24", ORDER_REASON)
     ins = c.inspect(v, _t("08-23", "09:30"), "look_back")
-    c.recheck(v, _t("08-23", "09:40"), psa, ins, "已增設「圖說我們的價值觀」及誠信經營廣告各一處。")
+    c.recheck(v, _t("08-23", "09:40"), psa, ins, "已增设「图说我们的价值观」及诚信经营广告各一处。")
 
 
 def _baihui(c: ExampleCampaign, v: Venue = BAIHUI) -> None:
@@ -389,14 +389,14 @@ def _baihui(c: ExampleCampaign, v: Venue = BAIHUI) -> None:
         _t("03-15", "14:20"),
         "MALL-PSA",
         "major",
-        "外牆及入口處無創衛宣傳標語，廣告位未刊播「圖說我們的價值觀」公益廣告。",
+        "外墙及入口处无创卫宣传标语，广告位未刊播「图说我们的价值观」公益广告。",
         photos=2,
         found_in=ins,
     )
     c.order(v, _t("03-16", "09:00"), psa, "2023-03-31", ORDER_REASON)
     # No look-back by the deadline; the fix is confirmed twelve days late.
     ins = c.inspect(v, _t("04-12", "10:00"), "look_back")
-    c.recheck(v, _t("04-12", "10:15"), psa, ins, "逾期後整改到位，宣傳標語及公益廣告已上牆。")
+    c.recheck(v, _t("04-12", "10:15"), psa, ins, "逾期后整改到位，宣传标语及公益广告已上墙。")
 
     c.inspect(v, _t("07-19", "10:00"), "supervision")
 
@@ -408,11 +408,11 @@ def _xugou(c: ExampleCampaign, v: Venue = XUGOU) -> None:
         _t("02-13", "08:45"),
         "FM-PUB",
         "minor",
-        "入口公示欄未公示當日農藥殘留檢測結果。",
+        "入口公示栏未公示当日农药残留检测结果。",
         found_in=ins,
     )
     waste = c.issue(
-        v, _t("02-13", "08:50"), "FM-WASTE", "minor", "市場內垃圾桶未加蓋。", found_in=ins
+        v, _t("02-13", "08:50"), "FM-WASTE", "minor", "市场内垃圾桶未加盖。", found_in=ins
     )
     c.recheck(v, _t("02-20", "09:00"), pub, None, SELF_FIXED)
     c.recheck(v, _t("02-20", "09:05"), waste, None, SELF_FIXED)
@@ -423,7 +423,7 @@ def _xugou(c: ExampleCampaign, v: Venue = XUGOU) -> None:
         _t("03-07", "09:20"),
         "FM-3F",
         "major",
-        "排水溝防鼠網孔徑過大，大門門縫超過0.6厘米，熟食區未設防蠅設施。",
+        "排水沟防鼠网孔径过大，大门门缝超过0.6厘米，熟食区未设防蝇设施。",
         photos=3,
         found_in=ins,
     )
@@ -432,7 +432,7 @@ def _xugou(c: ExampleCampaign, v: Venue = XUGOU) -> None:
         _t("03-07", "09:35"),
         "FM-ZONE",
         "major",
-        "水產區與蔬菜區混雜，未做到劃行歸市。",
+        "水产区与蔬菜区混杂，未做到划行归市。",
         found_in=ins,
     )
     cert = c.issue(
@@ -440,42 +440,42 @@ def _xugou(c: ExampleCampaign, v: Venue = XUGOU) -> None:
         _t("03-07", "09:50"),
         "FM-CERT",
         "minor",
-        "熟食攤位從業人員未持健康證，未穿工作服。",
+        "熟食摊位从业人员未持健康证，未穿工作服。",
         found_in=ins,
     )
     for minute, issue_id in enumerate((three_f, zone, cert)):
         c.order(v, _t("03-08", f"09:0{minute}"), issue_id, "2023-03-22", ORDER_REASON)
     ins = c.inspect(v, _t("03-22", "14:00"), "look_back")
     c.recheck(
-        v, _t("03-22", "14:10"), three_f, ins, "已更換防鼠網，門縫加裝擋鼠板，熟食區加裝紗罩。"
+        v, _t("03-22", "14:10"), three_f, ins, "已更换防鼠网，门缝加装挡鼠板，熟食区加装纱罩。"
     )
-    c.recheck(v, _t("03-22", "14:15"), zone, ins, "水產區已遷至東側獨立區域。")
-    c.recheck(v, _t("03-22", "14:20"), cert, ins, "熟食攤位人員已辦理健康證並統一著裝。")
+    c.recheck(v, _t("03-22", "14:15"), zone, ins, "水产区已迁至东侧独立区域。")
+    c.recheck(v, _t("03-22", "14:20"), cert, ins, "熟食摊位人员已办理健康证并统一着装。")
 
     c.inspect(v, _t("05-18", "09:00"), "re_review", inspector=STATE_TEAM)
 
-    # 83 days after FM-3F was closed: a rebound (反復反彈), ordered for priority supervision.
+    # 83 days after FM-3F was closed: a rebound (反复反弹), ordered for priority supervision.
     ins = c.inspect(v, _t("06-13", "09:30"), "supervision", 1)
     again = c.issue(
         v,
         _t("06-13", "09:45"),
         "FM-3F",
         "major",
-        "防蠅門簾損壞，熟食直接暴露，市場內未設滅鼠毒餌站。",
+        "防蝇门帘损坏，熟食直接暴露，市场内未设灭鼠毒饵站。",
         photos=2,
         found_in=ins,
     )
-    c.order(v, _t("06-14", "09:00"), again, "2023-06-28", "反復反彈問題，列入重點督辦。")
+    c.order(v, _t("06-14", "09:00"), again, "2023-06-28", "反复反弹问题，列入重点督办。")
     ins = c.inspect(v, _t("06-28", "10:00"), "look_back")
-    c.recheck(v, _t("06-28", "10:10"), again, ins, "已更換門簾，增設毒餌站12個並建立巡查台賬。")
+    c.recheck(v, _t("06-28", "10:10"), again, ins, "已更换门帘，增设毒饵站12个并建立巡查台账。")
 
     ins = c.inspect(v, _t("09-12", "09:00"), "supervision", 1)
     wc = c.issue(
-        v, _t("09-12", "09:20"), "FM-WC", "minor", "公廁異味明顯，洗手設施損壞。", found_in=ins
+        v, _t("09-12", "09:20"), "FM-WC", "minor", "公厕异味明显，洗手设施损坏。", found_in=ins
     )
     c.order(v, _t("09-13", "09:00"), wc, "2023-09-27", ORDER_REASON)
     ins = c.inspect(v, _t("09-26", "15:00"), "look_back")
-    c.recheck(v, _t("09-26", "15:10"), wc, ins, "已維修洗手設施，安排專人每日保潔。")
+    c.recheck(v, _t("09-26", "15:10"), wc, ins, "已维修洗手设施，安排专人每日保洁。")
 
 
 def _xincheng(c: ExampleCampaign, v: Venue = XINCHENG) -> None:
@@ -485,10 +485,10 @@ def _xincheng(c: ExampleCampaign, v: Venue = XINCHENG) -> None:
         _t("02-14", "14:10"),
         "FM-VEC",
         "minor",
-        "病媒生物防制無專人負責，無消殺記錄。",
+        "病媒生物防制无专人负责，无消杀记录。",
         found_in=ins,
     )
-    c.recheck(v, _t("02-22", "10:00"), vec, None, "已指定專人負責並建立消殺台賬。")
+    c.recheck(v, _t("02-22", "10:00"), vec, None, "已指定专人负责并建立消杀台账。")
 
     ins = c.inspect(v, _t("03-10", "09:00"), "supervision", 2)
     poul = c.issue(
@@ -496,7 +496,7 @@ def _xincheng(c: ExampleCampaign, v: Venue = XINCHENG) -> None:
         _t("03-10", "09:20"),
         "FM-POUL",
         "critical",
-        "活禽宰殺未與銷售區隔離，未落實休市消毒制度。",
+        "活禽宰杀未与销售区隔离，未落实休市消毒制度。",
         photos=2,
         found_in=ins,
     )
@@ -505,23 +505,23 @@ def _xincheng(c: ExampleCampaign, v: Venue = XINCHENG) -> None:
         _t("03-10", "09:40"),
         "FM-STALL",
         "minor",
-        "部分攤位未配置垃圾桶，存在店外經營。",
+        "部分摊位未配置垃圾桶，存在店外经营。",
         found_in=ins,
     )
     c.order(v, _t("03-11", "09:00"), poul, "2023-04-10", ORDER_REASON)
     c.order(v, _t("03-11", "09:05"), stall, "2023-03-25", ORDER_REASON)
     ins = c.inspect(v, _t("03-24", "10:00"), "look_back")
-    c.recheck(v, _t("03-24", "10:10"), stall, ins, "已為每個攤位配置垃圾桶，店外經營已清理。")
+    c.recheck(v, _t("03-24", "10:10"), stall, ins, "已为每个摊位配置垃圾桶，店外经营已清理。")
     ins = c.inspect(v, _t("04-07", "10:00"), "look_back")
-    c.recheck(v, _t("04-07", "10:15"), poul, ins, "活禽宰殺間已封閉隔離，每周三休市消毒。")
+    c.recheck(v, _t("04-07", "10:15"), poul, ins, "活禽宰杀间已封闭隔离，每周三休市消毒。")
 
     ins = c.inspect(v, _t("05-18", "14:00"), "re_review", 1, inspector=STATE_TEAM)
     drain = c.issue(
-        v, _t("05-18", "14:20"), "FM-STALL", "minor", "水產區無排水設施，地面積水。", found_in=ins
+        v, _t("05-18", "14:20"), "FM-STALL", "minor", "水产区无排水设施，地面积水。", found_in=ins
     )
-    c.order(v, _t("05-19", "09:00"), drain, "2023-05-26", "國家復審組現場反饋問題，立行立改。")
+    c.order(v, _t("05-19", "09:00"), drain, "2023-05-26", "国家复审组现场反馈问题，立行立改。")
     ins = c.inspect(v, _t("05-25", "10:00"), "look_back")
-    c.recheck(v, _t("05-25", "10:10"), drain, ins, "水產區已鋪設排水溝並加裝篦子。")
+    c.recheck(v, _t("05-25", "10:10"), drain, ins, "水产区已铺设排水沟并加装篦子。")
 
     c.inspect(v, _t("07-05", "09:30"), "supervision")
 
@@ -535,7 +535,7 @@ def _houzui(c: ExampleCampaign, v: Venue = HOUZUI) -> None:
         _t("03-16", "09:15"),
         "FM-PUB",
         "minor",
-        "健康教育宣傳欄未按月更新，入口無禁煙標識。",
+        "健康教育宣传栏未按月更新，入口无禁烟标识。",
         found_in=ins,
     )
     waste = c.issue(
@@ -543,15 +543,15 @@ def _houzui(c: ExampleCampaign, v: Venue = HOUZUI) -> None:
         _t("03-16", "09:30"),
         "FM-WASTE",
         "major",
-        "垃圾收集點未每日清運，滲濾液外溢。",
+        "垃圾收集点未每日清运，渗滤液外溢。",
         found_in=ins,
     )
     c.order(v, _t("03-17", "09:00"), pub, "2023-03-31", ORDER_REASON)
     c.order(v, _t("03-17", "09:05"), waste, "2023-03-24", ORDER_REASON)
     ins = c.inspect(v, _t("03-23", "15:00"), "look_back")
-    c.recheck(v, _t("03-23", "15:10"), waste, ins, "已與環衛所簽訂日清協議，收集點已沖洗消毒。")
+    c.recheck(v, _t("03-23", "15:10"), waste, ins, "已与环卫所签订日清协议，收集点已冲洗消毒。")
     ins = c.inspect(v, _t("03-30", "15:00"), "look_back")
-    c.recheck(v, _t("03-30", "15:10"), pub, ins, "宣傳欄已更新，入口張貼禁煙標識。")
+    c.recheck(v, _t("03-30", "15:10"), pub, ins, "宣传栏已更新，入口张贴禁烟标识。")
 
     ins = c.inspect(v, _t("08-16", "09:00"), "supervision", 1)
     three_f = c.issue(
@@ -559,7 +559,7 @@ def _houzui(c: ExampleCampaign, v: Venue = HOUZUI) -> None:
         _t("08-16", "09:20"),
         "FM-3F",
         "major",
-        "冷鮮肉攤位防蠅罩缺失，下水道口無防鼠網。",
+        "冷鲜肉摊位防蝇罩缺失，下水道口无防鼠网。",
         found_in=ins,
     )
     # Ordered with a deadline of 08-31 and never rechecked: open past its deadline.
@@ -569,31 +569,31 @@ def _houzui(c: ExampleCampaign, v: Venue = HOUZUI) -> None:
 def _banqiao(c: ExampleCampaign, v: Venue = BANQIAO) -> None:
     ins = c.inspect(v, _t("02-16", "14:00"), "self_check", 1)
     cert = c.issue(
-        v, _t("02-16", "14:10"), "FM-CERT", "minor", "部分經營戶未亮照經營。", found_in=ins
+        v, _t("02-16", "14:10"), "FM-CERT", "minor", "部分经营户未亮照经营。", found_in=ins
     )
     c.recheck(v, _t("02-24", "09:00"), cert, None, SELF_FIXED)
 
     ins = c.inspect(v, _t("03-21", "09:00"), "supervision", 1)
     zone = c.issue(
-        v, _t("03-21", "09:20"), "FM-ZONE", "major", "熟食與生鮮混合擺放。", found_in=ins
+        v, _t("03-21", "09:20"), "FM-ZONE", "major", "熟食与生鲜混合摆放。", found_in=ins
     )
     c.order(v, _t("03-22", "09:00"), zone, "2023-04-05", ORDER_REASON)
     ins = c.inspect(v, _t("04-04", "10:00"), "look_back")
-    c.recheck(v, _t("04-04", "10:10"), zone, ins, "熟食區已單獨設置並加裝隔斷。")
+    c.recheck(v, _t("04-04", "10:10"), zone, ins, "熟食区已单独设置并加装隔断。")
 
     # The market-supervision system reports its own visit; it sends no phase.
     with c.reported_by(MARKET_SUPERVISION, with_phase=False):
-        ins = c.inspect(v, _t("06-20", "10:00"), "supervision", 1, inspector="連雲區市場監管局")
+        ins = c.inspect(v, _t("06-20", "10:00"), "supervision", 1, inspector="连云区市场监管局")
         cert = c.issue(
             v,
             _t("06-20", "10:10"),
             "FM-CERT",
             "minor",
-            "兩名熟食經營人員健康證過期。",
+            "两名熟食经营人员健康证过期。",
             found_in=ins,
         )
         c.order(v, _t("06-21", "09:00"), cert, "2023-07-05", ORDER_REASON)
-        c.recheck(v, _t("07-04", "10:00"), cert, None, "已補辦健康證。")
+        c.recheck(v, _t("07-04", "10:00"), cert, None, "已补办健康证。")
 
 
 def _sucheng(c: ExampleCampaign, v: Venue = SUCHENG) -> None:
@@ -601,18 +601,18 @@ def _sucheng(c: ExampleCampaign, v: Venue = SUCHENG) -> None:
 
     ins = c.inspect(v, _t("03-22", "09:30"), "supervision", 2)
     wc = c.issue(
-        v, _t("03-22", "09:45"), "FM-WC", "major", "公廁蹲位損壞，無專人保潔。", found_in=ins
+        v, _t("03-22", "09:45"), "FM-WC", "major", "公厕蹲位损坏，无专人保洁。", found_in=ins
     )
-    three_f = c.issue(v, _t("03-22", "09:55"), "FM-3F", "minor", "蔬菜區無防蠅設施。", found_in=ins)
+    three_f = c.issue(v, _t("03-22", "09:55"), "FM-3F", "minor", "蔬菜区无防蝇设施。", found_in=ins)
     c.order(v, _t("03-23", "09:00"), wc, "2023-04-07", ORDER_REASON)
     c.order(v, _t("03-23", "09:05"), three_f, "2023-04-07", ORDER_REASON)
     ins = c.inspect(v, _t("04-06", "14:00"), "look_back")
-    c.recheck(v, _t("04-06", "14:10"), wc, ins, "公廁已維修並安排專人保潔。")
-    c.recheck(v, _t("04-06", "14:15"), three_f, ins, "蔬菜區已加裝滅蠅燈和紗罩。")
+    c.recheck(v, _t("04-06", "14:10"), wc, ins, "公厕已维修并安排专人保洁。")
+    c.recheck(v, _t("04-06", "14:15"), three_f, ins, "蔬菜区已加装灭蝇灯和纱罩。")
 
     ins = c.inspect(v, _t("09-20", "09:30"), "supervision", 1)
     stall = c.issue(
-        v, _t("09-20", "09:45"), "FM-STALL", "minor", "水產攤位污水外溢，地面濕滑。", found_in=ins
+        v, _t("09-20", "09:45"), "FM-STALL", "minor", "水产摊位污水外溢，地面湿滑。", found_in=ins
     )
     # Still open at the end of the file, but not yet due.
     c.order(v, _t("09-21", "09:00"), stall, "2023-10-10", ORDER_REASON)
@@ -621,17 +621,17 @@ def _sucheng(c: ExampleCampaign, v: Venue = SUCHENG) -> None:
 def _chaoyang(c: ExampleCampaign, v: Venue = CHAOYANG) -> None:
     ins = c.inspect(v, _t("02-20", "09:00"), "self_check", 1)
     poul = c.issue(
-        v, _t("02-20", "09:15"), "FM-POUL", "major", "活禽區未落實每周休市消毒。", found_in=ins
+        v, _t("02-20", "09:15"), "FM-POUL", "major", "活禽区未落实每周休市消毒。", found_in=ins
     )
-    c.recheck(v, _t("02-27", "09:00"), poul, None, "已建立每周三休市消毒制度並記錄。")
+    c.recheck(v, _t("02-27", "09:00"), poul, None, "已建立每周三休市消毒制度并记录。")
 
     ins = c.inspect(v, _t("04-11", "09:00"), "supervision", 1)
     vec = c.issue(
-        v, _t("04-11", "09:15"), "FM-VEC", "minor", "消殺記錄不全，缺3月下旬記錄。", found_in=ins
+        v, _t("04-11", "09:15"), "FM-VEC", "minor", "消杀记录不全，缺3月下旬记录。", found_in=ins
     )
     c.order(v, _t("04-12", "09:00"), vec, "2023-04-26", ORDER_REASON)
     ins = c.inspect(v, _t("04-25", "10:00"), "look_back")
-    c.recheck(v, _t("04-25", "10:10"), vec, ins, "消殺台賬已補全，由專人每周記錄。")
+    c.recheck(v, _t("04-25", "10:10"), vec, ins, "消杀台账已补全，由专人每周记录。")
 
     c.inspect(v, _t("05-19", "09:00"), "re_review", inspector=STATE_TEAM)
 
@@ -641,15 +641,15 @@ def _chaoyang(c: ExampleCampaign, v: Venue = CHAOYANG) -> None:
         _t("07-26", "09:15"),
         "FM-PUB",
         "minor",
-        "公示欄未公示市場平面分區圖及衛生管理制度。",
+        "公示栏未公示市场平面分区图及卫生管理制度。",
         found_in=ins,
     )
     c.order(v, _t("07-27", "09:00"), pub, "2023-08-10", ORDER_REASON)
     ins = c.inspect(v, _t("08-09", "10:00"), "look_back", 1)
-    c.recheck(v, _t("08-09", "10:10"), pub, ins, "平面分區圖仍未上牆。", passed=False)
+    c.recheck(v, _t("08-09", "10:10"), pub, ins, "平面分区图仍未上墙。", passed=False)
     # Closed after the deadline of 08-10, without a new order.
     ins = c.inspect(v, _t("08-16", "10:00"), "look_back")
-    c.recheck(v, _t("08-16", "10:10"), pub, ins, "平面分區圖及衛生管理制度已公示。")
+    c.recheck(v, _t("08-16", "10:10"), pub, ins, "平面分区图及卫生管理制度已公示。")
 
 
 def example_events() -> list[dict[str, Any]]:

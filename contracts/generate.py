@@ -155,10 +155,10 @@ def asyncapi_document(examples: list[Json]) -> Json:
     return {
         "asyncapi": "3.0.0",
         "info": {
-            "title": "chuangwei 創衛 events",
+            "title": "chuangwei 创卫 events",
             "version": f"{SCHEMA_VERSION}.0.0",
             "description": "The events district systems publish about the sanitary-city "
-            "re-review campaign (創衛復審): venues, inspections, issues, rectification orders and "
+            "re-review campaign (创卫复审): venues, inspections, issues, rectification orders and "
             "rechecks. Generated from contracts/events.py; see contracts/README.md.",
         },
         "defaultContentType": "application/json",

@@ -46,8 +46,8 @@ def event(
 
 def venue(venue_id: str, when: datetime, kind: str = "farmers_market", name: str | None = None,
           **kw: Any) -> Event:  # fmt: skip
-    data = {"name": name or f"測試場所 {venue_id}", "kind": kind,
-            "first_responsible": {"name": "王建國", "phone": "13800000000"}}  # fmt: skip
+    data = {"name": name or f"测试场所 {venue_id}", "kind": kind,
+            "first_responsible": {"name": "王建国", "phone": "13800000000"}}  # fmt: skip
     return event("VenueRegistered", venue_id, when, data, **kw)
 
 
@@ -60,7 +60,7 @@ def issue(venue_id: str, issue_id: str, when: datetime, item_code: str = "FM-3F"
           severity: str = "major", **kw: Any) -> Event:  # fmt: skip
     data = {"issue_id": issue_id, "item_code": item_code, "severity": severity,
             "category": item_code.split("-", maxsplit=1)[0],
-            "description": "熟食區未設防蠅設施"}  # fmt: skip
+            "description": "熟食区未设防蝇设施"}  # fmt: skip
     return event("IssueFound", venue_id, when, data, **kw)
 
 

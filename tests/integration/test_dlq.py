@@ -54,7 +54,7 @@ def _event(**changes: Any) -> dict[str, Any]:
 
 GOOD = _event(event_id="0b6f1c55-0000-4000-8000-000000000001")
 NAIVE = _event(event_id="0b6f1c55-0000-4000-8000-000000000002", occurred_at="2023-03-15T10:05:00")
-EXTRA = _event(event_id="0b6f1c55-0000-4000-8000-000000000003", data__顏色="紅")
+EXTRA = _event(event_id="0b6f1c55-0000-4000-8000-000000000003", data__颜色="红")
 
 
 @pytest.fixture
@@ -96,8 +96,8 @@ async def test_list_shows_each_dead_letter_with_stage_origin_and_reason(
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r["seq"] for r in rows] == dead_letters
     assert [r["from"] for r in rows] == ["line 2 of district.jsonl", "line 3 of district.jsonl"]
-    assert [r["field"] for r in rows] == ["occurred_at", "data.顏色"]
-    assert rows[1]["reason"] == "data.顏色: unknown field (not in the contract)"
+    assert [r["field"] for r in rows] == ["occurred_at", "data.颜色"]
+    assert rows[1]["reason"] == "data.颜色: unknown field (not in the contract)"
 
     console, out = _console()
     assert await list_command(nats_url, stage=None, limit=1, as_json=False, console=console) == 0
@@ -135,11 +135,11 @@ async def test_show_prints_reason_headers_and_the_original_payload(
     console, out = _console()
     assert await show_command(nats_url, dead_letters[1], console=console) == 0
     text = out.getvalue()
-    assert "reason:      data.顏色: unknown field (not in the contract)" in text
+    assert "reason:      data.颜色: unknown field (not in the contract)" in text
     assert "from:        line 3 of district.jsonl" in text
     assert "Cw-Dlq-Line: 3" in text
     assert "Cw-Dlq-Stage: intake" in text
-    assert '"顏色": "紅"' in text  # the payload, indented
+    assert '"颜色": "红"' in text  # the payload, indented
     assert f"cw dlq replay {dead_letters[1]} --file FIXED.json" in text
 
     console, out = _console()
@@ -184,7 +184,7 @@ async def test_replaying_an_unfixed_dead_letter_keeps_it(
     assert await replay_command(nats_url, db_url, dead_letters, fixed=None, console=console) == 1
     text = out.getvalue()
     assert f"dead letter {dead_letters[0]}: kept: still invalid: occurred_at: " in text
-    assert f"dead letter {dead_letters[1]}: kept: still invalid: data.顏色: " in text
+    assert f"dead letter {dead_letters[1]}: kept: still invalid: data.颜色: " in text
     assert await _events_count(nc) == before
     store = DeadLetterStore(nc.jetstream())
     assert [d.seq for d in await store.list(stage=None, limit=10)] == dead_letters

@@ -269,7 +269,7 @@ async def test_an_event_id_already_projected_with_other_content_is_kept(
     ev = f.venue("LY-FM-007", f.at("2023-03-01 09:00"))
     await h.publish([ev])
     await h.project()
-    renamed = orjson.dumps(_body(ev, data={**_body(ev)["data"], "name": "改名的場所"}))
+    renamed = orjson.dumps(_body(ev, data={**_body(ev)["data"], "name": "改名的场所"}))
     seq = await _by_hand(h, renamed, subject=ev.subject, stream_seq=2)
 
     code, text = await _replay(h, seq)

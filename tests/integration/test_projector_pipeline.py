@@ -61,7 +61,7 @@ async def test_summary_counts_issues_in_the_phase_they_were_found(harness: Harne
     )
     assert phase[0]["venues_inspected"] == 1 and phase[0]["issues_overdue"] == 1
     venues = await harness.rows("SELECT * FROM venues")
-    assert venues[0]["first_responsible_name"] == "王建國"
+    assert venues[0]["first_responsible_name"] == "王建国"
 
 
 async def test_bad_messages_go_to_the_dead_letter_stream_and_the_rest_applies(

@@ -126,11 +126,11 @@ def _bad_lines() -> dict[str, tuple[bytes, str]]:
         "malformed": (b'{"event_id": "x", ', "(event)"),
         "unknown type": (bad("event_type", "IssueClosed"), "event_type"),
         "missing": (bad("data.severity", ...), "data.severity"),
-        "extra": (bad("data.顏色", "紅"), "data.顏色"),
+        "extra": (bad("data.颜色", "红"), "data.颜色"),
         "wrong type": (bad("data.evidence", "IMG-1.jpg"), "data.evidence"),
         "naive": (bad("occurred_at", "2023-03-15T10:05:00"), "occurred_at"),
         "unsafe venue": (bad("venue_id", "LY.FM.*"), "venue_id"),
-        "oversized": (bad("data.description", "問" * 2001), "data.description"),
+        "oversized": (bad("data.description", "问" * 2001), "data.description"),
         "2 MB": (bad("data.description", "x" * 2_000_000), "(event)"),
     }
 

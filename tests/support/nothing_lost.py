@@ -26,9 +26,9 @@ from tests.support.waiting import NotInTime, eventually
 log = logging.getLogger("tests.nothing_lost")
 
 # 2,000 Chinese characters, the most ``IssueFound.data.description`` allows: about 6 KB of UTF-8.
-LONG_DESCRIPTION = ("熟食區未設防蠅設施，操作間地面積水，冷藏櫃溫度記錄缺失。" * 80)[:2000]
+LONG_DESCRIPTION = ("熟食区未设防蝇设施，操作间地面积水，冷藏柜温度记录缺失。" * 80)[:2000]
 # 256 characters, the most an evidence reference allows (768 bytes of UTF-8).
-LONG_EVIDENCE = ("照片編號現場檢查記錄" * 30)[:256]
+LONG_EVIDENCE = ("照片编号现场检查记录" * 30)[:256]
 START = f.at("2023-03-01 09:00")
 
 WRITE_LOCKS = """

@@ -91,7 +91,7 @@ ACCEPTED: list[tuple[str, bytes]] = [
     ("lower-case z", _with(GOOD, "occurred_at", "2023-03-15T02:05:00z")),
     ("due_at at the end", _with(ORDER, "data.due_at", "2099-12-31T18:59:59-05:00")),
     ("control characters in a description", _with(GOOD, "data.description", "\x01\x1f\x7f\u2028")),
-    ("emoji in a name", _with(VENUE, "data.name", "市場 \U0001f600")),
+    ("emoji in a name", _with(VENUE, "data.name", "市场 \U0001f600")),
     ("a counted inspection", _with(INSPECTION, "data.items_checked", 100_000)),
 ]  # fmt: skip
 
@@ -112,7 +112,7 @@ REJECTED: list[tuple[str, bytes]] = [
     ("NUL in description", _with(GOOD, "data.description", "\x00")),
     ("NUL in evidence", _with(GOOD, "data.evidence", ["IMG\x00.jpg"])),
     ("NUL in a person's name", _with(VENUE, "data.first_responsible.name", "王\x00")),
-    ("NUL in an officer's name", _with(VENUE, "data.officer", {"name": "張\x00"})),
+    ("NUL in an officer's name", _with(VENUE, "data.officer", {"name": "张\x00"})),
     ("NUL in an issue id", _with(GOOD, "data.issue_id", "ISS\x00")),
     ("NUL in an order number", _with(ORDER, "data.order_no", "\x00LY")),
     ("NUL in a reason", _with(ORDER, "data.reason", "extended\x00")),

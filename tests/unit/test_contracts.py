@@ -262,7 +262,7 @@ ORDER: dict[str, Any] = {
 VENUE: dict[str, Any] = {
     **GOOD,
     "event_type": "VenueRegistered",
-    "data": {"name": "墟溝農貿市場", "kind": "farmers_market", "first_responsible": {"name": "王"}},
+    "data": {"name": "墟沟农贸市场", "kind": "farmers_market", "first_responsible": {"name": "王"}},
 }
 INSPECTION: dict[str, Any] = {
     **GOOD,
@@ -325,14 +325,14 @@ BAD_EVENTS: list[tuple[str, bytes, str, str]] = [
     ("venue_id a wildcard", _with(GOOD, "venue_id", ">"), "venue_id", "subject token"),
     ("venue_id a star", _with(GOOD, "venue_id", "*"), "venue_id", "subject token"),
     ("venue_id empty", _with(GOOD, "venue_id", ""), "venue_id", "1 to 64"),
-    ("venue_id Chinese", _with(GOOD, "venue_id", "墟溝市場"), "venue_id", "letters A-Z"),
+    ("venue_id Chinese", _with(GOOD, "venue_id", "墟沟市场"), "venue_id", "letters A-Z"),
     ("venue_id too long", _with(GOOD, "venue_id", "V" * 65), "venue_id", "1 to 64"),
     ("district 5 digits", _with(GOOD, "district", "32070"), "district", "6-digit"),
     ("unknown phase", _with(GOOD, "phase", "rectification"), "phase", "self_check"),
     ("item_code lower case", _with(GOOD, "data.item_code", "fm-3f"), "data.item_code",
      "capital letters"),
     ("source too long", _with(GOOD, "source", "s" * 65), "source", "at most 64"),
-    ("description too long", _with(GOOD, "data.description", "問" * 2001),
+    ("description too long", _with(GOOD, "data.description", "问" * 2001),
      "data.description", "at most 2000"),
     ("venue name too long", _with(VENUE, "data.name", "市" * 129), "data.name", "at most 128"),
     ("too much evidence", _with(GOOD, "data.evidence", ["IMG.jpg"] * 51),

@@ -40,7 +40,7 @@ VenueKey: TypeAlias = tuple[str, str]
 VenuePhaseKey: TypeAlias = tuple[str, str, str]
 """(district, venue_id, phase)."""
 ItemAtVenue: TypeAlias = tuple[str, str, str]
-"""(district, venue_id, item_code): where a rebound (反復反彈) is looked for."""
+"""(district, venue_id, item_code): where a rebound (反复反弹) is looked for."""
 
 IssueStatus: TypeAlias = Literal["open", "rectifying", "overdue", "closed"]
 

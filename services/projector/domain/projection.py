@@ -180,7 +180,7 @@ class Projection:
     def _apply_to_issue(self, issue: Issue, se: StreamEvent) -> None:
         ev = se.event
         if issue.closed_at is not None:
-            # A closed issue (銷號) stays closed; a problem that comes back is a new issue.
+            # A closed issue (销号) stays closed; a problem that comes back is a new issue.
             return
         kind = type(ev)
         if kind is RectificationDue:

@@ -19,7 +19,7 @@ from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.ports import Fenced
 from services.registry import RunnableService, start_metrics_server
 
-STATUS_ZH = {"open": "待整改", "rectifying": "整改中", "overdue": "已逾期", "closed": "已銷號"}
+STATUS_ZH = {"open": "待整改", "rectifying": "整改中", "overdue": "已逾期", "closed": "已销号"}
 
 
 def _logging() -> None:
@@ -65,7 +65,7 @@ def _parse_moment(text: str) -> datetime:
 def _venue(args: argparse.Namespace) -> int:
     as_of: datetime = args.as_of or datetime.now(UTC)
     rows = run(bootstrap.venue_as_of(Settings(), args.venue_id, args.district, as_of))
-    print(f"場所 {args.venue_id} 截至 {as_of.isoformat()}: {len(rows)} 個問題")
+    print(f"场所 {args.venue_id} 截至 {as_of.isoformat()}: {len(rows)} 个问题")
     if not rows:
         return 0
     header = ("issue_id", "phase", "item_code", "severity", "status", "found_at", "due_at",
@@ -80,7 +80,7 @@ def _venue(args: argparse.Namespace) -> int:
                     f"{status}({STATUS_ZH[status]})", issue.found_at.isoformat(),
                     issue.due_at.isoformat() if issue.due_at else "-",
                     issue.closed_at.isoformat() if issue.closed_at else "-",
-                    "反彈" if issue.rebound else "-",
+                    "反弹" if issue.rebound else "-",
                 )
             )
         )  # fmt: skip
