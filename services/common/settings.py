@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.durations import parse_duration
@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     )
     audit_window: int = Field(
         default=10_000, ge=1, description="How many sequences up to the checkpoint it checks."
+    )
+    reader_role: str = Field(
+        default="cw_reader",
+        description="The read-only PostgreSQL role cw init creates for Grafana and reports.",
+    )
+    reader_password: SecretStr | None = Field(
+        default=None,
+        description="Its password; without one, cw init does not create the role.",
     )
 
     @field_validator("projector_partition")

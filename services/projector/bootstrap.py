@@ -28,6 +28,7 @@ from services.projector import usecases
 from services.projector.adapters import audit as audit_adapter
 from services.projector.adapters import postgres
 from services.projector.adapters.metrics import ProjectorMetrics
+from services.projector.adapters.reader_role import ensure_reader_role
 from services.projector.adapters.rebuilds import JetStreamEnd, PostgresGenerations
 from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.model import Issue, IssueStatus
@@ -62,6 +63,12 @@ async def ensure_read_model(settings: Settings) -> list[str]:
     try:
         report = await migrate(conn)
         report.append(await postgres.ensure_read_model(conn))
+        password = settings.reader_password
+        report.append(
+            await ensure_reader_role(
+                conn, settings.reader_role, password.get_secret_value() if password else None
+            )
+        )
     finally:
         await conn.close()
     return report
