@@ -77,6 +77,10 @@ class SingleWriter:
             return True
         return False
 
+    def holds(self) -> bool:
+        """Whether this process holds the lock now (as far as its connection knows)."""
+        return self._conn is not None and not self._conn.is_closed()
+
     async def release(self) -> None:
         if self._conn is not None and not self._conn.is_closed():
             await self._conn.close()

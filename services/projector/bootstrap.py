@@ -27,6 +27,7 @@ from services.consumer.jetstream import (
 from services.projector import usecases
 from services.projector.adapters import audit as audit_adapter
 from services.projector.adapters import postgres
+from services.projector.adapters.gauges import DomainGauges
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.adapters.reader_role import ensure_reader_role
 from services.projector.adapters.rebuilds import JetStreamEnd, PostgresGenerations
@@ -125,6 +126,9 @@ async def run_projector(settings: Settings, metrics: ProjectorMetrics, stop: asy
         guard = postgres.SingleWriter(settings.database_url, settings.projector_durable)
         await _until_up("PostgreSQL", guard.acquire)
         projector = build_projector(settings, nc, pool, campaign, metrics, writer=guard)
+        # Only now, holding the lock: a standby serves no domain gauges, so sums never double.
+        gauges = DomainGauges(pool, asyncio.get_running_loop(), serving=guard.holds)
+        metrics.registry.register(gauges)
         watcher = asyncio.create_task(_watch_lag(projector, metrics))
         auditor = asyncio.create_task(_audit_periodically(settings, nc, pool, metrics))
         stopper = asyncio.create_task(_stop_when(stop, projector))
@@ -134,6 +138,7 @@ async def run_projector(settings: Settings, metrics: ProjectorMetrics, stop: asy
             watcher.cancel()
             auditor.cancel()
             stopper.cancel()
+            metrics.registry.unregister(gauges)
             await guard.release()
 
 

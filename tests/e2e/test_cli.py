@@ -119,6 +119,10 @@ async def test_init_publish_project_and_inspect(
 
     metrics = await asyncio.to_thread(scrape, f"http://127.0.0.1:{env['CW_METRICS_PORT']}/metrics")
     assert 'cw_projector_events_applied_total{event_type="IssueFound"}' in metrics
+    # The writer serves the bureau's numbers, and they add up to the views' own.
+    issues = [line for line in metrics.splitlines() if line.startswith("cw_issues{")]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in issues) == counts["IssueFound"]
+    assert 'cw_venues{district="320703",venue_kind="farmers_market"}' in metrics
     assert "LY-" not in metrics, "a venue id leaked into a metric label"
 
     venue = await db.fetchval("SELECT venue_id FROM issue_status ORDER BY found_at LIMIT 1")

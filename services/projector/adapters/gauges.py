@@ -1,0 +1,131 @@
+"""The bureau's numbers as Prometheus gauges, read from the public views at scrape time.
+
+Served by the projector that holds the write lock only: a hot standby yields no series, so a
+sum over every projector never counts an issue twice. A scrape reads the views at most once per
+``max_age`` (15 s); scrapes in between get the cached figures. The status of an issue is the
+views' own (``issue_status.status`` against the database clock), so Grafana's tables and these
+gauges agree. Labels are district, phase, venue kind, status and inspection kind: never a venue,
+issue, order or person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("cw.projector.gauges")
+
+ISSUES = """
+SELECT i.district, i.phase, COALESCE(v.kind, 'unregistered') AS venue_kind, i.status,
+       count(*)::bigint AS issues,
+       (count(*) FILTER (WHERE i.status = 'closed' AND i.closed_on_time))::bigint AS on_time,
+       (count(*) FILTER (WHERE i.rebound))::bigint AS rebounds
+FROM public.issue_status i
+LEFT JOIN public.venues v ON v.district = i.district AND v.venue_id = i.venue_id
+GROUP BY 1, 2, 3, 4
+"""
+# A venue counts once: registered with its kind, or seen in a phase before its registration.
+VENUES = """
+SELECT district, venue_kind, count(*)::bigint AS venues
+FROM (
+    SELECT district, venue_id, kind AS venue_kind FROM public.venues
+    UNION
+    SELECT DISTINCT district, venue_id, venue_kind FROM public.venue_phase_summary
+    WHERE venue_kind = 'unregistered'
+) known
+GROUP BY 1, 2
+"""
+PLACE = ("district", "phase", "venue_kind")
+
+
+@dataclass(frozen=True)
+class Figures:
+    issues: Sequence[asyncpg.Record]
+    venues: Sequence[asyncpg.Record]
+
+
+async def read_figures(pool: asyncpg.Pool) -> Figures:
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        return Figures(await conn.fetch(ISSUES), await conn.fetch(VENUES))
+
+
+def families(figures: Figures) -> list[GaugeMetricFamily]:
+    issues = GaugeMetricFamily(
+        "cw_issues",
+        "Issues by district, phase, venue kind and status (open, rectifying, overdue, closed), "
+        "as the issue_status view computes them now.",
+        labels=[*PLACE, "status"],
+    )
+    on_time = GaugeMetricFamily(
+        "cw_issues_closed_on_time",
+        "Closed issues whose recheck passed by the deadline in force at that moment.",
+        labels=list(PLACE),
+    )
+    rebounds = GaugeMetricFamily(
+        "cw_rebounds", "Issues marked as rebounds (反复反弹).", labels=list(PLACE)
+    )
+    venues = GaugeMetricFamily(
+        "cw_venues", "Venues known, by district and kind.", labels=["district", "venue_kind"]
+    )
+    closed: dict[tuple[str, ...], float] = {}
+    rebound: dict[tuple[str, ...], float] = {}
+    for row in figures.issues:
+        place: tuple[str, ...] = (row["district"], row["phase"], row["venue_kind"])
+        issues.add_metric([*place, row["status"]], row["issues"])
+        closed[place] = closed.get(place, 0) + row["on_time"]
+        rebound[place] = rebound.get(place, 0) + row["rebounds"]
+    for place, count in sorted(closed.items()):
+        on_time.add_metric(list(place), count)
+    for place, count in sorted(rebound.items()):
+        rebounds.add_metric(list(place), count)
+    for row in figures.venues:
+        venues.add_metric([row["district"], row["venue_kind"]], row["venues"])
+    return [issues, on_time, rebounds, venues]
+
+
+class DomainGauges(Collector):
+    """A collector for the metrics registry; ``collect`` runs in the metrics server's thread and
+    reads through the service's own event loop and pool."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        serving: Callable[[], bool],
+        max_age_s: float = 15.0,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._pool = pool
+        self._loop = loop
+        self._serving = serving
+        self._max_age_s = max_age_s
+        self._timeout_s = timeout_s
+        self._figures: Figures | None = None
+        self._read_at = -float("inf")
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        # Registering must not query the database.
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if not self._serving():
+            return iter(())
+        if time.monotonic() - self._read_at >= self._max_age_s:
+            future = asyncio.run_coroutine_threadsafe(read_figures(self._pool), self._loop)
+            try:
+                self._figures = future.result(self._timeout_s)
+            except Exception:
+                future.cancel()
+                # Stale figures are worse than none: a gap in the graph shows the outage.
+                log.warning("domain gauges: the read model could not be read", exc_info=True)
+                self._figures = None
+            self._read_at = time.monotonic()
+        return iter(families(self._figures) if self._figures is not None else ())
