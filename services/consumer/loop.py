@@ -89,8 +89,10 @@ class Consumer(abc.ABC, Generic[Report]):
                     continue
                 if self.writer is not None and await self._retry("database", self.writer.ensure):
                     # Whoever becomes the writer starts from the checkpoint: another process
-                    # may have written, and left messages unacknowledged, in between.
-                    self.source.invalidate("writer_regained", "the write lock was taken again")
+                    # may have written, and left messages unacknowledged, in between. Restart
+                    # now, not once the buffer is handed out: the batch in hand is dropped, and
+                    # a later one committed before the restart would skip it for good.
+                    await self._restart("writer_regained")
                     continue
                 await self.handle(batch)
         finally:

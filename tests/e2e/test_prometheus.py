@@ -1,0 +1,148 @@
+"""The alerts on a real Prometheus, scraping the real projector: PostgreSQL is cut under a backlog,
+and CwConsumerStalled fires through Prometheus's HTTP API; PostgreSQL comes back, the backlog is
+projected and the alert resolves. The rules are the shipped ones with durations 30 times shorter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import nats
+import pytest
+
+from contracts import Event, encode_event
+from services.devstack.system import free_port
+from tests import factories as f
+from tests.support.processes import ProjectorProcess, cw
+from tests.support.prometheus import PrometheusServer
+from tests.support.tcp_proxy import FaultyProxy
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+def _via(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))
+
+
+@pytest.fixture
+async def proxy(database_url: str) -> AsyncIterator[FaultyProxy]:
+    parts = urlsplit(database_url)
+    p = FaultyProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture
+def env(nats_url: str, database_url: str, proxy: FaultyProxy) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CW_NATS_URL": nats_url,
+        "CW_DATABASE_URL": _via(database_url, proxy.port),
+        "CW_METRICS_PORT": str(free_port()),
+        "CW_PROJECTOR_FETCH_WAIT": "200ms",
+    }
+
+
+@pytest.fixture
+def projector(env: dict[str, str], tmp_path: Path) -> Iterator[ProjectorProcess]:
+    p = ProjectorProcess(env, tmp_path / "projector.log")
+    yield p
+    p.ensure_gone()
+
+
+@pytest.fixture
+def prometheus(env: dict[str, str], tmp_path: Path) -> Iterator[PrometheusServer]:
+    server = PrometheusServer(
+        tmp_path / "prometheus", {"cw-projector": f"127.0.0.1:{env['CW_METRICS_PORT']}"}
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+async def _firing(prometheus: PrometheusServer, name: str) -> bool:
+    alerts = await asyncio.to_thread(prometheus.alerts)
+    return any(a["labels"]["alertname"] == name and a["state"] == "firing" for a in alerts)
+
+
+async def _value(prometheus: PrometheusServer, expr: str) -> float | None:
+    result = await asyncio.to_thread(prometheus.query, expr)
+    return float(result[0]["value"][1]) if result else None
+
+
+async def test_a_stalled_projector_fires_the_alert_and_recovers(
+    env: dict[str, str],
+    database_url: str,
+    proxy: FaultyProxy,
+    projector: ProjectorProcess,
+    prometheus: PrometheusServer,
+) -> None:
+    # In a thread: the proxy between cw and PostgreSQL runs on this test's event loop.
+    assert (await asyncio.to_thread(cw, env, "init")).returncode == 0
+    projector.start()
+    start = f.at("2023-03-01 09:00")
+    nc = await nats.connect(env["CW_NATS_URL"])
+    js = nc.jetstream()
+    try:
+        await js.publish(*_wire(f.venue("LY-FM-001", start)))
+        for i in range(20):
+            await js.publish(*_wire(f.issue("LY-FM-001", f"I{i}", start + timedelta(minutes=i))))
+
+        async def scraped_and_projected() -> bool:
+            return await _value(prometheus, 'sum(cw_issues{district="320703"})') == 20
+
+        await eventually(
+            scraped_and_projected,
+            within=60,
+            what=lambda: "Prometheus sees the 20 issues\n" + prometheus.log_tail(),
+        )
+        assert not await _firing(prometheus, "CwConsumerStalled")
+
+        await proxy.cut()
+        for i in range(20, 520):
+            await js.publish(*_wire(f.issue("LY-FM-001", f"I{i}", start + timedelta(minutes=i))))
+
+        async def stalled() -> bool:
+            return await _firing(prometheus, "CwConsumerStalled")
+
+        await eventually(
+            stalled, within=90, what=lambda: "CwConsumerStalled fires\n" + projector.tail()
+        )
+
+        await proxy.restore()
+
+        async def recovered() -> bool:
+            projected = await _value(prometheus, 'sum(cw_issues{district="320703"})') == 520
+            return projected and not await _firing(prometheus, "CwConsumerStalled")
+
+        await eventually(
+            recovered,
+            within=90,
+            what=lambda: "the backlog is projected and the alert resolves\n" + projector.tail(),
+        )
+    finally:
+        await nc.close()
+    db = await asyncpg.connect(database_url)
+    try:
+        assert await db.fetchval("SELECT count(*) FROM issue_status") == 520
+        # Nothing of the backlog was skipped while the write lock was taken again.
+        audit = await asyncio.to_thread(cw, env, "audit")
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+    finally:
+        await db.close()
+    # In a thread, like cw init: closing its connections goes through the proxy.
+    assert await asyncio.to_thread(projector.stop) == 0
+
+
+def _wire(event: Event) -> tuple[str, bytes]:
+    return event.subject, encode_event(event)
