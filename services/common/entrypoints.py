@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "init",
         help="create the streams and apply the database migrations",
+        description="Create CW_EVENTS, CW_REMINDERS and CW_DEAD_LETTERS if they are missing, "
+        "apply the database migrations and create the read model. A stream that exists is left "
+        "as it is (settings that differ are reported). Safe to run again.",
         epilog="exit status: 0 done; 2 NATS or PostgreSQL cannot be reached (said in one line)",
     )
     p.set_defaults(handler=_init)

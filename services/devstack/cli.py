@@ -222,6 +222,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             " taken is replaced by a free one, and said. Ctrl-C stops the services and the"
             " servers cw dev started."
         ),
+        epilog="exit status: 0 stopped by Ctrl-C or SIGTERM; 2 NATS or PostgreSQL could not be"
+        " reached",
     )
     p.add_argument(
         "--stack-only",
@@ -242,6 +244,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--data-dir",
         type=Path,
         default=None,
+        metavar="DIR",
         help="where own servers keep their data (default: .cw/ in the project)",
     )
     p.set_defaults(handler=_dev)
