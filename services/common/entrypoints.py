@@ -6,15 +6,7 @@ import argparse
 import logging
 import sys
 
-import asyncpg
-
-from services.common.connect import (
-    CONNECT_TIMEOUT_S,
-    Unreachable,
-    connect_command,
-    failure_text,
-    mask_url,
-)
+from services.common.connect import Unreachable, connect_command, connect_postgres_command
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.common.streams import ensure_streams, stream_plans
@@ -25,13 +17,7 @@ EXIT_UNREACHABLE = 2
 
 
 async def _check_postgres(url: str) -> None:
-    try:
-        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise Unreachable(
-            f"cannot reach PostgreSQL at {mask_url(url)} ({failure_text(exc)}); "
-            "is it running, and is CW_DATABASE_URL right?"
-        ) from None
+    conn = await connect_postgres_command(url)
     await conn.close()
 
 

@@ -50,7 +50,12 @@ PROJECTOR = RunnableService(
 
 def _rebuild(args: argparse.Namespace) -> int:
     _logging()
-    for line in run(bootstrap.rebuild(Settings(), ProjectorMetrics())):
+    try:
+        lines = run(bootstrap.rebuild(Settings(), ProjectorMetrics()))
+    except bootstrap.RebuildUnavailable as exc:
+        print(f"cw rebuild: {exc}", file=sys.stderr)
+        return 2
+    for line in lines:
         print(line)
     return 0
 
@@ -91,7 +96,7 @@ def _audit(args: argparse.Namespace) -> int:
     try:
         report = run(bootstrap.audit(Settings(), since=args.since))
     except AuditUnavailable as exc:
-        print(f"cw audit: could not audit: {exc}", file=sys.stderr)
+        print(f"cw audit: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
