@@ -14,6 +14,7 @@ events are published all the same and the report says so.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from uuid import UUID
@@ -34,6 +35,8 @@ from services.intake.domain.ports import (
     OnAck,
     ReadModelArchive,
 )
+
+Judged = list[tuple[Line, Accepted | Rejected | None]]
 
 NOT_ASKED = "no database given"
 """``archive_unavailable`` when the caller gave no read model to ask."""
@@ -66,38 +69,59 @@ async def publish_lines(
         del duplicate
         report.dead_lettered += 1
 
+    async def ask(events: list[Accepted]) -> Mapping[UUID, bytes]:
+        nonlocal archive
+        if archive is None or not events:
+            return {}
+        try:
+            return await archive.held([a.event.event_id for a in events])
+        except ArchiveUnavailable as exc:
+            report.archive_unavailable = str(exc)
+            archive = None
+            return {}
+
+    async def send(verdicts: Judged, held: Mapping[UUID, bytes]) -> None:
+        nonlocal sent
+        for line, verdict in verdicts:
+            if verdict is None:
+                report.blank += 1
+            elif isinstance(verdict, Accepted):
+                prior = prior_of(verdict, held.get(verdict.event.event_id))
+                await sink.publish(verdict, event_acked(prior))
+                report.sent += 1
+                sent += 1
+            else:
+                report.rejected += 1
+                on_rejected(verdict)
+                await sink.dead_letter(verdict, dead_letter_acked)
+                sent += 1
+            report.lines_read = line.number
+            on_line(line)
+
+    # The archive is asked about the next batch while this one is sent, so that its answer
+    # costs no time of its own; one question at a time (one connection).
+    ahead: tuple[Judged, asyncio.Task[Mapping[UUID, bytes]]] | None = None
     try:
         async for batch in batches:
             verdicts = [(line, judge(line)) for line in batch]
             events = [v for _, v in verdicts if isinstance(v, Accepted)]
-            held: Mapping[UUID, bytes] = {}
-            if archive is not None and events:
-                try:
-                    held = await archive.held([a.event.event_id for a in events])
-                except ArchiveUnavailable as exc:
-                    report.archive_unavailable = str(exc)
-                    archive = None
-            for line, verdict in verdicts:
-                if verdict is None:
-                    report.blank += 1
-                elif isinstance(verdict, Accepted):
-                    prior = prior_of(verdict, held.get(verdict.event.event_id))
-                    await sink.publish(verdict, event_acked(prior))
-                    report.sent += 1
-                    sent += 1
-                else:
-                    report.rejected += 1
-                    on_rejected(verdict)
-                    await sink.dead_letter(verdict, dead_letter_acked)
-                    sent += 1
-                report.lines_read = line.number
-                on_line(line)
+            previous, ahead = ahead, None
+            held = await previous[1] if previous is not None else {}
+            ahead = (verdicts, asyncio.create_task(ask(events)))
+            if previous is not None:
+                await send(previous[0], held)
+        if ahead is not None:
+            previous, ahead = ahead, None
+            await send(previous[0], await previous[1])
         await sink.drain()
     except NotConfirmed as exc:
         report.failure = str(exc)
         # The failure is reported already; the others in flight are only waited for.
         with contextlib.suppress(NotConfirmed):
             await sink.drain()
+    finally:
+        if ahead is not None:
+            ahead[1].cancel()
     confirmed = report.new + report.held + report.reused + report.dead_lettered
     report.unconfirmed = sent - confirmed
     return report

@@ -8,6 +8,7 @@ model's archive.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
@@ -64,11 +65,16 @@ class FakeArchive(ReadModelArchive):
         self.payloads = dict(payloads or {})
         self.away = away
         self.asked: list[int] = []
+        self.asking = self.most_at_once = 0
 
     async def held(self, event_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, bytes]:
         if self.away:
             raise ArchiveUnavailable(self.away)
         self.asked.append(len(event_ids))
+        self.asking += 1
+        self.most_at_once = max(self.most_at_once, self.asking)
+        await asyncio.sleep(0)  # a real answer takes a while: let the publishing go on
+        self.asking -= 1
         return {i: self.payloads[i] for i in event_ids if i in self.payloads}
 
 
@@ -168,3 +174,19 @@ async def test_rejected_and_blank_lines_are_counted_as_lines() -> None:
     [event] = _events(1)
     said = await _report([event, b"", b"{not json"], FakeStream(), FakeArchive())
     assert said[0] == "1 event sent: 1 new, 0 already held; 1 line rejected (1 blank line skipped)"
+
+
+async def test_every_batch_is_asked_about_once_and_one_at_a_time() -> None:
+    events = _events(10)
+    archive = FakeArchive({_id(e): e for e in events[3:5]})
+
+    async def batches() -> AsyncIterator[list[Line]]:
+        for start in range(0, 10, 4):
+            yield [Line(i + 1, events[i], len(events[i])) for i in range(start, min(start + 4, 10))]
+
+    report = await publish_lines(batches(), FakeStream(), archive=archive)
+
+    assert archive.asked == [4, 4, 2]
+    assert archive.most_at_once == 1  # one connection: never two questions on it at once
+    assert (report.sent, report.new, report.already_projected) == (10, 8, 2)
+    assert report.lines_read == 10
