@@ -233,7 +233,9 @@ async def rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
     await _rebuild_preflight(settings)
     try:
         return await _rebuild(settings, metrics)
-    except (LookupError, asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+    except LookupError as exc:  # says "run `cw init` first" itself
+        raise RebuildUnavailable(str(exc)) from exc
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
         raise RebuildUnavailable(f"{exc}: run `cw init` first") from exc
 
 

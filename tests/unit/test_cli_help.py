@@ -7,6 +7,7 @@ import argparse
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,8 @@ def test_cw_help_works_as_a_person_types_it() -> None:
         timeout=60,
     )
     assert "CW_AUDIT_WINDOW" in done.stdout
+
+
+def test_the_readme_names_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert [name for name, _, _ in described_settings() if f"`{name}`" not in readme] == []
