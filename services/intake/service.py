@@ -6,10 +6,10 @@ confirm a message; the report then says how far it got, and running the same fil
 safe because nothing is doubled.
 
 What the report calls new is checked against the read model's archive when it can be asked,
-one query per batch before the batch is sent: ``CW_EVENTS`` drops a repeat only within its
-duplicate window, and the projector skips a later one by event_id, which only the archive
-knows. The read model is a courtesy here, never a condition: when it cannot be asked, the
-events are published all the same and the report says so.
+one query per batch, asked while the batch before it is sent: ``CW_EVENTS`` drops a repeat
+only within its duplicate window, and the projector skips a later one by event_id, which only
+the archive knows. The read model is a courtesy here, never a condition: when it cannot be
+asked, the events are published all the same and the report says so.
 """
 
 from __future__ import annotations
