@@ -135,7 +135,7 @@ async def publish_file(url: str, path: Path, make: MakePublisher, window: int) -
         await nc.close()
     if report.failure is not None or report.rejected:
         raise SystemExit(f"publish failed: {report}")
-    return report.published / elapsed, report.published
+    return report.new / elapsed, report.new
 
 
 async def main() -> None:

@@ -9,10 +9,11 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 
 from services import registry
-from services.common.settings import Settings
+from services.common.settings import Settings, described_settings
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -94,11 +95,41 @@ def register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(handler=_run)
 
 
+def settings_epilog(width: int = 79) -> str:
+    """The ``CW_*`` settings, each with its default and meaning, from the settings class itself
+    (so that ``cw --help`` cannot drift from what the commands read)."""
+    lines = [
+        "settings (environment variables, read by every command; durations read like 5s, 2m, 72h):"
+    ]
+    for name, default, meaning in described_settings():
+        lines.append(f"  {name}  (default: {default})")
+        lines.extend(
+            textwrap.wrap(meaning, width, initial_indent=" " * 6, subsequent_indent=" " * 6)
+        )
+    lines.append("")
+    lines.append("cw COMMAND --help tells more about a command, its arguments and exit statuses.")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cw", description="chuangwei 创卫: sanitary-inspection campaign tracking"
+        prog="cw",
+        description=textwrap.fill(
+            "chuangwei 创卫: sanitary-inspection campaign tracking. District systems publish "
+            "events to NATS JetStream (CW_EVENTS); the projector keeps the read model in "
+            "PostgreSQL, which operators and reports read.",
+            79,
+        ),
+        epilog=settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        title="commands",
+        help="cw COMMAND --help says more",
+    )
     for register in _registrations():
         register(sub)
     return parser

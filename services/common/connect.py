@@ -3,6 +3,7 @@
 - ``connect_command``: for a command a person runs (``cw init``, ``cw publish``, ``cw dlq``,
   ``cw audit``): fails within seconds, in one line, with the URL's secrets masked; once
   connected, it rides out a server restart of up to a minute.
+- ``connect_postgres_command``: the same for PostgreSQL.
 - ``connect_service``: for a long-running service: waits for a server that is not up yet (the
   one retry policy), then reconnects for ever.
 """
@@ -13,6 +14,7 @@ import asyncio
 import logging
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import asyncpg
 import nats
 import nats.errors
 from nats.aio.client import Client
@@ -111,3 +113,16 @@ async def connect_service(url: str, *, name: str) -> Client:
         ),
         policy=RetryPolicy(first_s=0.2),
     )
+
+
+async def connect_postgres_command(
+    url: str, *, within_s: float = CONNECT_TIMEOUT_S
+) -> asyncpg.Connection:
+    """Connect to PostgreSQL for a command: fail within ``within_s`` with ``Unreachable``."""
+    try:
+        return await asyncpg.connect(url, timeout=within_s)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise Unreachable(
+            f"cannot reach PostgreSQL at {mask_url(url)} ({failure_text(exc)}); "
+            "is it running, and is CW_DATABASE_URL right?"
+        ) from None

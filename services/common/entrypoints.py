@@ -6,15 +6,7 @@ import argparse
 import logging
 import sys
 
-import asyncpg
-
-from services.common.connect import (
-    CONNECT_TIMEOUT_S,
-    Unreachable,
-    connect_command,
-    failure_text,
-    mask_url,
-)
+from services.common.connect import Unreachable, connect_command, connect_postgres_command
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.common.streams import ensure_streams, stream_plans
@@ -25,13 +17,7 @@ EXIT_UNREACHABLE = 2
 
 
 async def _check_postgres(url: str) -> None:
-    try:
-        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise Unreachable(
-            f"cannot reach PostgreSQL at {mask_url(url)} ({failure_text(exc)}); "
-            "is it running, and is CW_DATABASE_URL right?"
-        ) from None
+    conn = await connect_postgres_command(url)
     await conn.close()
 
 
@@ -74,6 +60,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "init",
         help="create the streams and apply the database migrations",
+        description="Create CW_EVENTS, CW_REMINDERS and CW_DEAD_LETTERS if they are missing, "
+        "apply the database migrations and create the read model. A stream that exists is left "
+        "as it is (settings that differ are reported). Safe to run again.",
         epilog="exit status: 0 done; 2 NATS or PostgreSQL cannot be reached (said in one line)",
     )
     p.set_defaults(handler=_init)

@@ -8,31 +8,43 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.durations import parse_duration
+from services.common.durations import format_duration, parse_duration
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CW_", frozen=True, extra="ignore")
 
-    nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS server URL(s).")
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        description="NATS server URL (several: comma-separated); a token or password in it is "
+        "never printed.",
+    )
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/chuangwei",
-        description="PostgreSQL DSN of the read model.",
+        description="PostgreSQL URL of the read model (and cw.dead_letter_actions).",
     )
     campaign_file: Path | None = Field(
-        default=None, description="Campaign TOML; default: the shipped Lianyun 2023 campaign."
+        default=None,
+        description="Campaign TOML: phases and rebound_window (unset: the shipped Lianyun 2023 "
+        "campaign).",
     )
-    metrics_port: int = Field(default=9464, description="Prometheus /metrics port (0: off).")
+    metrics_port: int = Field(
+        default=9464,
+        description="Prometheus /metrics port of cw run (default: the service's own; 0: off).",
+    )
     metrics_host: str = Field(
         default="127.0.0.1", description="Address /metrics listens on (0.0.0.0 in a container)."
     )
 
-    projector_durable: str = Field(default="projector", description="JetStream durable name.")
+    projector_durable: str = Field(
+        default="projector",
+        description="The projector's JetStream durable consumer and write lease.",
+    )
     projector_partition: str = Field(
         default="",
         description="A subject filter within cw.events.> (e.g. cw.events.320703.>) for one of "
         "several projectors, each with its own CW_PROJECTOR_DURABLE (its consumer and write "
-        "lease) and checkpoint; empty: the whole stream.",
+        "lease) and checkpoint; unset: the whole stream.",
     )
     projector_batch: int = Field(
         default=8000, ge=1, le=20_000, description="Most events per batch (one transaction)."
@@ -41,18 +53,27 @@ class Settings(BaseSettings):
         default=timedelta(seconds=1),
         description="How long a pull waits for a batch to fill before taking what is there.",
     )
-    projector_ack_wait: timedelta = Field(default=timedelta(seconds=60))
+    projector_ack_wait: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="JetStream ack_wait of the projector's consumer.",
+    )
     projector_pull_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=2 * 1024 * 1024,
         description="Most bytes requested from JetStream and not yet taken: keep it well under "
         "the server's max_pending (64 MiB by default), or the server cuts the projector off.",
     )
-    events_duplicate_window: timedelta = Field(default=timedelta(minutes=5))
-    dead_letter_duplicate_window: timedelta = Field(default=timedelta(hours=24))
+    events_duplicate_window: timedelta = Field(
+        default=timedelta(minutes=5),
+        description="CW_EVENTS's duplicate window (Nats-Msg-Id), when cw init creates it.",
+    )
+    dead_letter_duplicate_window: timedelta = Field(
+        default=timedelta(hours=24),
+        description="CW_DEAD_LETTERS's duplicate window, when cw init creates it.",
+    )
     audit_every: timedelta = Field(
         default=timedelta(seconds=60),
-        description="How often the projector audits its last CW_AUDIT_WINDOW sequences.",
+        description="How often the projector audits its last CW_AUDIT_WINDOW sequences (0s: off).",
     )
     audit_window: int = Field(
         default=10_000, ge=1, description="How many sequences up to the checkpoint it checks."
@@ -86,3 +107,20 @@ class Settings(BaseSettings):
         if isinstance(value, (str, int, float, timedelta)):
             return parse_duration(value)
         raise ValueError("expected a duration such as 5s or 2m")
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if value is None or value == "":
+        return "unset"
+    return str(value)
+
+
+def described_settings() -> list[tuple[str, str, str]]:
+    """Every setting as (environment variable, default, meaning): what ``cw --help`` lists."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    return [
+        (f"{prefix}{name}".upper(), _shown(field.default), field.description or "")
+        for name, field in Settings.model_fields.items()
+    ]

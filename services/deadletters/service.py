@@ -207,6 +207,11 @@ def _recorded(action: Action, new: bool) -> str:
 async def _gone(seq: int, actions: Actions, wanted: Literal["replayed", "deleted"]) -> Outcome:
     last = await actions.last_of_seq(seq)
     if last is None:
-        return Outcome(seq, False, f"no dead letter {seq} in {DEAD_LETTERS_STREAM}")
+        # Said after "dead letter SEQ: ", so the sequence is not repeated here.
+        return Outcome(
+            seq,
+            False,
+            f"not in {DEAD_LETTERS_STREAM}, and no replay or delete of it is recorded",
+        )
     done = wanted == "deleted" or last.action == "replayed"
     return Outcome(seq, done, f"no longer in {DEAD_LETTERS_STREAM}: {last.describe()}")

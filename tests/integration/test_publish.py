@@ -11,9 +11,11 @@ import argparse
 import asyncio
 import io
 import json
+import re
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +39,11 @@ from services.intake.adapters.jetstream import (
     JetStreamIntake,
     Outgoing,
 )
-from services.intake.domain.ports import NotConfirmed
+from services.intake.adapters.postgres import PostgresArchive
+from services.intake.domain.ports import ArchiveUnavailable, NotConfirmed
 from services.intake.entrypoints.cli import publish_command, register, summary
 from services.intake.service import publish_lines
+from tests.integration.conftest import Harness
 
 EXAMPLES = CONTRACTS_DIR / "examples" / "events.jsonl"
 
@@ -84,11 +88,16 @@ async def test_the_examples_are_stored_exactly_once_even_when_published_twice(
 
     code, out = await publish(nats_url, EXAMPLES)
     assert code == 0, out
-    assert f"published {len(lines)}, duplicate 0, rejected 0" in out
+    n = len(lines)
+    assert out.splitlines()[0] == f"{n} events sent: {n} new, 0 already held; 0 lines rejected"
 
     code, out = await publish(nats_url, EXAMPLES)
     assert code == 0, out
-    assert f"published 0, duplicate {len(lines)}, rejected 0" in out
+    assert out.splitlines() == [
+        f"{n} events sent: 0 new, {n} already held; 0 lines rejected",
+        f"  {n} already in CW_EVENTS: sent again within its 5m duplicate window, so NATS "
+        "stored no second copy",
+    ]
 
     messages = await stored(nc, EVENTS_STREAM)
     assert len(messages) == len(lines)
@@ -158,7 +167,10 @@ async def test_bad_lines_are_reported_and_dead_lettered_and_the_good_ones_publis
     code, out = await publish(nats_url, path)
 
     assert code == 1, out
-    assert f"published {len(good)}, duplicate 0, rejected {len(bad)}" in out
+    assert (
+        f"{len(good)} events sent: {len(good)} new, 0 already held; {len(bad)} lines rejected "
+        "(1 blank line skipped)\n"
+    ) in out
     for number, (_, field) in expected.items():
         assert f"line {number}: rejected: {field}: " in out
     assert len(await stored(nc, EVENTS_STREAM)) == len(good)
@@ -183,7 +195,10 @@ async def test_bad_lines_are_reported_and_dead_lettered_and_the_good_ones_publis
     # A second run stores nothing new: events and dead letters are both deduplicated.
     code, out = await publish(nats_url, path)
     assert code == 1
-    assert f"published 0, duplicate {len(good)}, rejected {len(bad)}" in out
+    assert (
+        f"{len(good)} events sent: 0 new, {len(good)} already held; {len(bad)} lines rejected "
+        "(1 blank line skipped)\n"
+    ) in out
     assert len(await stored(nc, DEAD_LETTERS_STREAM)) == len(bad)
 
 
@@ -205,7 +220,7 @@ async def test_a_nan_line_in_the_middle_is_reported_and_every_valid_line_publish
     code, out = await publish(nats_url, path)
 
     assert code == 1, out  # the README: 1 means some lines were rejected, the rest published
-    assert "published 1000, duplicate 0, rejected 1" in out
+    assert "1000 events sent: 1000 new, 0 already held; 1 line rejected\n" in out
     assert "line 501: rejected: (event): malformed JSON" in out
     assert "NaN" in out
     assert "Traceback" not in out
@@ -254,7 +269,7 @@ def test_cw_publish_reads_stdin(
     out = capsys.readouterr().out
     complete = data.count(b"\n")
     assert code == 1, out
-    assert f"published {complete}, duplicate 0, rejected 1" in out
+    assert f"{complete} events sent: {complete} new, 0 already held; 1 line rejected\n" in out
     assert f"line {complete + 1}: rejected: (event): malformed JSON" in out
 
 
@@ -381,7 +396,48 @@ async def test_when_nats_gives_up_the_report_says_how_far_it_got_and_exits_2() -
     assert report.exit_code == 2
     assert report.unconfirmed >= 1
     assert report.failure is not None
-    assert report.published + report.unconfirmed <= len(lines)
-    text = "\n".join(summary(report))
+    assert report.new + report.unconfirmed == report.sent <= len(lines)
+    text = "\n".join(summary(report, timedelta(minutes=5)))
     assert f"stopped after line {report.lines_read}" in text
     assert "run the same command again" in text
+
+
+# --- the read model's archive, as cw publish asks it --------------------------------------------
+
+
+@pytest.mark.integration
+async def test_the_archive_answers_with_what_the_projector_archived(harness: Harness) -> None:
+    lines = EXAMPLES.read_bytes().splitlines()[:5]
+    events = [orjson.loads(line) for line in lines]
+    code, _ = await publish(harness.settings.nats_url, EXAMPLES)
+    assert code == 0
+    await harness.project()
+    archive = PostgresArchive(harness.settings.database_url)
+    try:
+        unknown = uuid.uuid4()
+        held = await archive.held([uuid.UUID(e["event_id"]) for e in events] + [unknown])
+    finally:
+        await archive.close()
+    assert unknown not in held
+    by_id = {
+        uuid.UUID(e["event_id"]): line
+        for e, line in zip(events, EXAMPLES.read_bytes().splitlines(), strict=False)
+    }
+    assert held == by_id  # the publisher's bytes, as archived
+
+
+@pytest.mark.integration
+async def test_an_archive_that_cannot_be_asked_says_why(database_url: str) -> None:
+    for url, why in [
+        (database_url, "the read model does not exist yet (cw init)"),
+        (
+            "postgresql://postgres@127.0.0.1:1/x",
+            "cannot reach PostgreSQL at postgresql://postgres@127.0.0.1:1/x",
+        ),
+    ]:
+        archive = PostgresArchive(url)
+        try:
+            with pytest.raises(ArchiveUnavailable, match=re.escape(why)):
+                await archive.held([uuid.uuid4()])
+        finally:
+            await archive.close()

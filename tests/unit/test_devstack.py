@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.devstack.cli import DevService, _publish_hint, metrics_ports
+from services.devstack.cli import DevService, _publish_hint, metrics_ports, psql_command
 from services.devstack.stack import LocalStack
 from services.devstack.system import (
     Account,
@@ -108,9 +108,16 @@ def test_publish_hint_names_only_what_differs_from_the_defaults() -> None:
 
 
 async def test_configured_urls_are_used_as_they_are(tmp_path: Path) -> None:
-    environ = {"CW_NATS_URL": "nats://nats.example:4222", "CW_DATABASE_URL": "postgresql://db/x"}
+    environ = {
+        "CW_NATS_URL": "nats://nats.example:4222",
+        "CW_DATABASE_URL": "postgresql://cw:secret@db/x",
+    }
     async with LocalStack(tmp_path, environ=environ) as stack:
         assert stack.env == environ
+        # The psql line names the variable: the password stays out of the output.
+        assert psql_command(stack).endswith(
+            """ "$CW_DATABASE_URL" -c 'select * from phase_summary'"""
+        )
         assert stack.nats is None
         assert stack.postgres is None
     assert not (tmp_path / ".cw").exists()

@@ -26,6 +26,10 @@ STREAM_NOT_FOUND = 10059
 """JetStream's error code for a missing stream (a missing message is 10037)."""
 
 
+def _missing(stream: str) -> str:
+    return f"stream {stream} does not exist: run `cw init` first"
+
+
 class StreamMissing(RuntimeError):
     """``CW_DEAD_LETTERS`` or ``CW_EVENTS`` does not exist."""
 
@@ -52,9 +56,7 @@ class DeadLetterStore:
         try:
             info = await self._js.stream_info(self._stream, subjects_filter=DEAD_LETTERS_SUBJECTS)
         except NotFoundError:
-            raise StreamMissing(
-                f"stream {self._stream} does not exist: run `cw init` first"
-            ) from None
+            raise StreamMissing(_missing(self._stream)) from None
         return DeadLetterCounts(info.state.messages, dict(info.state.subjects or {}))
 
     async def list(self, *, stage: str | None, limit: int, after: int = 0) -> list[DeadLetter]:
@@ -67,7 +69,7 @@ class DeadLetterStore:
                 raw = await self._js.get_msg(self._stream, seq=seq, subject=subject, next=True)
             except NotFoundError as exc:
                 if exc.err_code == STREAM_NOT_FOUND:
-                    raise StreamMissing(f"stream {self._stream} does not exist") from None
+                    raise StreamMissing(_missing(self._stream)) from None
                 break  # no more
             letter = _letter(raw.seq, raw.subject, raw.data, raw.headers)
             out.append(letter)
@@ -79,7 +81,7 @@ class DeadLetterStore:
             raw = await self._js.get_msg(self._stream, seq=seq)
         except NotFoundError as exc:
             if exc.err_code == STREAM_NOT_FOUND:
-                raise StreamMissing(f"stream {self._stream} does not exist") from None
+                raise StreamMissing(_missing(self._stream)) from None
             return None
         return _letter(raw.seq, raw.subject, raw.data, raw.headers)
 

@@ -280,9 +280,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "reason. Every removal is recorded in cw.dead_letter_actions (PostgreSQL, "
         "CW_DATABASE_URL).",
     )
-    commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    commands = dlq.add_subparsers(
+        dest="dlq_command",
+        required=True,
+        metavar="COMMAND",
+        title="commands",
+        help="cw dlq COMMAND --help says more",
+    )
 
-    p = commands.add_parser("list", help="the oldest dead letters, with stage and reason")
+    p = commands.add_parser(
+        "list",
+        help="the oldest dead letters, with stage and reason",
+        description=f"How many dead letters {DEAD_LETTERS_STREAM} holds, per stage, then the "
+        "oldest ones: sequence, stage, when and where from they were rejected, and why.",
+        epilog=f"exit status: 0 listed; 2 NATS or {DEAD_LETTERS_STREAM} could not be reached",
+    )
     p.add_argument("--stage", metavar="S", help="only this stage (intake, projector, ...)")
     p.add_argument(
         "--limit", type=positive_int, default=50, metavar="N", help="show at most N (default: 50)"
@@ -290,7 +302,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(handler=_list)
 
-    p = commands.add_parser("show", help="reason, headers and the original payload of one")
+    p = commands.add_parser(
+        "show",
+        help="reason, headers and the original payload of one",
+        description="One dead letter in full: why it was rejected, whether it is valid now "
+        "(and how to replay it), its headers and the original payload.",
+        epilog=f"exit status: 0 shown; 1 no such dead letter; 2 NATS or {DEAD_LETTERS_STREAM} "
+        "could not be reached",
+    )
     p.add_argument("seq", type=positive_int, metavar="SEQ", help="its sequence, from cw dlq list")
     p.set_defaults(handler=_show)
 
@@ -304,8 +323,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "removed only when the event is in CW_EVENTS on its subject and the projector will "
         "project it (or already did); the replay is recorded in cw.dead_letter_actions first. "
         "One that cannot be put back is kept, and the reason printed. Running it again is "
-        "harmless. Exit status: 0 when every one was replayed, 1 when some were kept, 2 when "
-        "NATS or PostgreSQL could not be reached.",
+        "harmless.",
+        epilog="exit status: 0 every one was replayed; 1 some were kept (or did not exist); 2 "
+        "NATS or PostgreSQL could not be reached",
     )
     p.add_argument(
         "seq", type=positive_int, nargs="+", metavar="SEQ", help="dead letters, from cw dlq list"
@@ -329,8 +349,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="remove dead letters without replaying them, recording why",
         description="Record each dead letter as deleted, with the reason, in "
         "cw.dead_letter_actions, then remove it from CW_DEAD_LETTERS. For input that cannot or "
-        "should not be put back (malformed JSON, a test message). Exit status: 0 when every one "
-        "is gone, 1 when some did not exist, 2 when NATS or PostgreSQL could not be reached.",
+        "should not be put back (malformed JSON, a test message). cw audit then counts the "
+        "rejected message as deleted.",
+        epilog="exit status: 0 every one is gone; 1 some did not exist; 2 NATS or PostgreSQL "
+        "could not be reached",
     )
     p.add_argument(
         "seq", type=positive_int, nargs="+", metavar="SEQ", help="dead letters, from cw dlq list"

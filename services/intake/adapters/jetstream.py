@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 import nats
@@ -70,12 +71,17 @@ async def connect(url: str) -> Client:
     return await connect_command(url, name="cw-publish")
 
 
-async def check_streams(js: JetStreamContext) -> None:
+async def check_streams(js: JetStreamContext) -> timedelta:
+    """Check that the streams exist; return ``CW_EVENTS``'s duplicate window (within it a
+    repeated ``Nats-Msg-Id`` is dropped; after it, only the projector knows a repeat)."""
+    windows: dict[str, timedelta] = {}
     for name in (EVENTS_STREAM, DEAD_LETTERS_STREAM):
         try:
-            await js.stream_info(name)
+            info = await js.stream_info(name)
         except NotFoundError:
             raise StreamsMissing(f"stream {name} does not exist: run `cw init` first") from None
+        windows[name] = timedelta(seconds=info.config.duplicate_window or 0)
+    return windows[EVENTS_STREAM]
 
 
 class Publisher(Protocol):

@@ -7,6 +7,7 @@ Pure: no files, no NATS. A line is judged with exactly the validation the servic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from contracts import MAX_EVENT_BYTES, Event, EventRejected, FieldError, decode_event
 
@@ -78,19 +79,63 @@ def judge(line: Line) -> Accepted | Rejected | None:
     return Accepted(line.number, event, raw)
 
 
+Prior = Literal["same", "other"]
+"""What the read model's archive holds under an event's id: this event, or another one."""
+
+
+def prior_of(accepted: Accepted, archived: bytes | None) -> Prior | None:
+    """Whether the archive holds ``accepted`` already, decided as the projector decides it (the
+    decoded events compared, so a re-serialised copy is still the same event)."""
+    if archived is None:
+        return None
+    if archived == accepted.payload:
+        return "same"
+    try:
+        return "same" if decode_event(archived) == accepted.event else "other"
+    except EventRejected:
+        return "other"  # not readable today: not provably the same
+
+
 @dataclass(slots=True)
 class IntakeReport:
     """What became of a file, in counts: a rejected line is reported as it is met, not kept
-    (a file of a million bad lines must not fill the memory)."""
+    (a file of a million bad lines must not fill the memory).
 
-    published: int = 0
+    Every event sent is counted once: ``new``; ``duplicate`` (``CW_EVENTS`` dropped it: sent
+    again within its duplicate window); ``already_projected`` (stored again, but the read model
+    holds it and the projector skips it by event_id); ``reused`` (its event_id is held with
+    other content: the projector will dead-letter it as ``event_id_reused``); or unconfirmed.
+    """
+
+    sent: int = 0
+    """Events sent to ``CW_EVENTS`` (rejected lines are not events)."""
+    new: int = 0
     duplicate: int = 0
+    already_projected: int = 0
+    reused: int = 0
+    archive_unavailable: str | None = None
+    """Why the read model was not asked; then ``new`` may hold events it already has."""
     blank: int = 0
     rejected: int = 0
     dead_lettered: int = 0
     lines_read: int = 0
     unconfirmed: int = 0
     failure: str | None = None
+
+    @property
+    def held(self) -> int:
+        """Events the system had already: in the duplicate window, or in the read model."""
+        return self.duplicate + self.already_projected
+
+    def count_ack(self, duplicate: bool, prior: Prior | None) -> None:
+        if duplicate:
+            self.duplicate += 1
+        elif prior == "same":
+            self.already_projected += 1
+        elif prior == "other":
+            self.reused += 1
+        else:
+            self.new += 1
 
     @property
     def exit_code(self) -> int:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
+from uuid import UUID
 
 from services.intake.domain.lines import Accepted, Rejected
 
@@ -26,3 +27,19 @@ class IntakeSink(Protocol):
 
     async def drain(self) -> None:
         """Wait until every message sent is confirmed; raise ``NotConfirmed`` if one was not."""
+
+
+class ArchiveUnavailable(RuntimeError):
+    """The read model could not be asked (not reachable, not initialised, or it failed)."""
+
+
+class ReadModelArchive(Protocol):
+    """The read model's archive of the events the projector applied (``event_archive``).
+
+    Asked which events of a file it holds already: an event sent again after the stream's
+    duplicate window is stored again in ``CW_EVENTS``, and only the archive can tell that the
+    projector will skip it."""
+
+    async def held(self, event_ids: Sequence[UUID]) -> Mapping[UUID, bytes]:
+        """The archived payload of each of ``event_ids`` the read model holds; raise
+        ``ArchiveUnavailable`` when it cannot be asked."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from rich.console import Console
 from rich.progress import (
@@ -18,6 +19,7 @@ from rich.progress import (
 from contracts.wire import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
 from services.common.cliargs import positive_int
 from services.common.connect import Unreachable
+from services.common.durations import format_duration
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.intake.adapters.files import STDIN, batches, open_input, read_lines
@@ -31,19 +33,26 @@ from services.intake.service import publish_lines
 
 EXIT_CODES = """\
 exit status:
-  0  every line was published (or was already there: a duplicate) or blank
+  0  every line was published (or was held already) or blank
   1  some lines were rejected; every valid line was still published, the rejected
      ones are listed above the summary and kept in CW_DEAD_LETTERS (cw dlq list)
   2  NATS could not be reached or did not confirm some events; run the same
-     command again: events already stored come back as duplicates, not copies
+     command again: nothing is doubled
 """
 
 DESCRIPTION = """\
 Validate each line of a JSON Lines file against the event contract (contracts/README.md) and
 publish the valid events into CW_EVENTS on cw.events.<district>.<venue_id>.<event_type>, with
-the header Nats-Msg-Id set to event_id so that a repeated event is stored once. Many events are
-in flight at once. Each rejected line is reported with its line number, field and reason and
-sent to the dead-letter stream on cw.dlq.intake. Blank lines are skipped.
+the header Nats-Msg-Id set to event_id. Many events are in flight at once. Each rejected line
+is reported with its line number, field and reason and sent to the dead-letter stream on
+cw.dlq.intake. Blank lines are skipped.
+
+The summary counts each event once: new; already held, either by CW_EVENTS (sent again within
+its duplicate window, so NATS stored no second copy) or by the read model (sent again later:
+stored again, and the projector skips it by event_id); or reusing an event_id the read model
+holds with other content (the projector dead-letters it). The read model is asked at
+CW_DATABASE_URL when it answers within 2 s; without it, events are still published, and the
+summary says that repeats older than the duplicate window are counted as new.
 """
 
 
@@ -52,19 +61,22 @@ async def publish_command(
     path: str,
     *,
     console: Console,
+    database_url: str | None = None,
     progress: bool = True,
     in_flight: int = 256,
 ) -> int:
-    """Run ``cw publish``; print to ``console``; return the exit status."""
+    """Run ``cw publish``; print to ``console``; return the exit status. ``database_url``: the
+    read model to ask which events it holds (``None``: not asked)."""
     try:
-        async with intake(nats_url, in_flight=in_flight) as sink_for:
+        async with intake(nats_url, in_flight=in_flight, database_url=database_url) as wired:
             with (
                 open_input(path) as (stream, total, name),
                 _progress_bar(console, total, enabled=progress) as advance,
             ):
                 report = await publish_lines(
                     batches(read_lines(stream)),
-                    sink_for(name),
+                    wired.sink_for(name),
+                    archive=wired.archive,
                     on_line=advance,
                     on_rejected=lambda r: _say(console, _rejection(r)),
                 )
@@ -77,7 +89,7 @@ async def publish_command(
     except OSError as exc:
         _say(console, f"cannot read {path}: {exc.strerror or exc}")
         return 2
-    for line in summary(report):
+    for line in summary(report, wired.duplicate_window):
         _say(console, line)
     return report.exit_code
 
@@ -86,26 +98,56 @@ def _rejection(rejected: Rejected) -> str:
     return f"line {rejected.line}: rejected: {rejected.reason}"
 
 
-def summary(report: IntakeReport) -> list[str]:
-    rejected = report.rejected
-    lines = [
-        f"published {report.published}, duplicate {report.duplicate}, rejected {rejected}"
-        + (f" (blank lines skipped: {report.blank})" if report.blank else "")
-    ]
-    if rejected:
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summary(report: IntakeReport, duplicate_window: timedelta) -> list[str]:
+    """What became of the file, each event counted once; a line of explanation per kind of
+    repeat, so that a count never says more than happened."""
+    r = report
+    window = format_duration(duplicate_window)
+    first = f"{_count(r.sent, 'event')} sent: {r.new} new, {r.held} already held"
+    if r.reused:
+        first += f", {r.reused} reusing an event_id"
+    first += f"; {_count(r.rejected, 'line')} rejected"
+    if r.blank:
+        first += f" ({_count(r.blank, 'blank line')} skipped)"
+    lines = [first]
+    if r.duplicate:
+        lines.append(
+            f"  {r.duplicate} already in {EVENTS_STREAM}: sent again within its {window} "
+            "duplicate window, so NATS stored no second copy"
+        )
+    if r.already_projected:
+        lines.append(
+            f"  {r.already_projected} already in the read model: sent again after "
+            f"{EVENTS_STREAM}'s {window} duplicate window, so stored there again; the projector "
+            "skips them by event_id, nothing is doubled"
+        )
+    if r.reused:
+        lines.append(
+            f"  {r.reused} reuse an event_id the read model holds with other content: the "
+            "projector dead-letters them as event_id_reused (cw dlq list --stage projector); "
+            "a changed event needs a new event_id"
+        )
+    if r.archive_unavailable is not None and r.new:
+        lines.append(
+            f"  note: the read model was not asked ({r.archive_unavailable}), so new means not "
+            f"seen within {EVENTS_STREAM}'s {window} duplicate window; an event sent before "
+            "that is only recognised by the projector, which skips it by event_id"
+        )
+    if r.rejected:
         lines.append(
             f"rejected lines are kept in {DEAD_LETTERS_STREAM} on {dead_letter_subject(STAGE)}: "
             f"cw dlq list --stage {STAGE}; fix and cw dlq replay SEQ --file FIXED.json"
         )
-    if report.failure is not None:
+    if r.failure is not None:
         lines.append(
-            f"stopped after line {report.lines_read}: {EVENTS_STREAM} did not confirm "
-            f"{report.unconfirmed} message(s): {report.failure}"
+            f"stopped after line {r.lines_read}: {EVENTS_STREAM} did not confirm "
+            f"{_count(r.unconfirmed, 'message')}: {r.failure}"
         )
-        lines.append(
-            "nothing confirmed is lost; run the same command again "
-            "(events already stored come back as duplicates)"
-        )
+        lines.append("nothing confirmed is lost; run the same command again (nothing is doubled)")
     return lines
 
 
@@ -140,11 +182,13 @@ def _progress_bar(
 
 def _publish(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
+    settings = Settings()
     return run(
         publish_command(
-            Settings().nats_url,
+            settings.nats_url,
             args.file,
             console=console,
+            database_url=settings.database_url,
             progress=not args.no_progress,
             in_flight=args.in_flight,
         )

@@ -150,7 +150,8 @@ async def dead_letter_stream_seqs(nc: Client, stage: str = STAGE) -> set[int]:
     try:
         info = await js.stream_info(DEAD_LETTERS_STREAM, subjects_filter=subject)
     except NotFoundError:
-        raise LookupError(f"stream {DEAD_LETTERS_STREAM} does not exist: run `cw init`") from None
+        missing = f"stream {DEAD_LETTERS_STREAM} does not exist: run `cw init` first"
+        raise LookupError(missing) from None
     if not (info.state.subjects or {}).get(subject):
         return set()
 
@@ -275,4 +276,4 @@ async def _pull_all(
     try:
         return await _Pull(nc, stream, first, last, subject=subject, keep=keep).run()
     except NotFoundError:
-        raise LookupError(f"stream {stream} does not exist: run `cw init`") from None
+        raise LookupError(f"stream {stream} does not exist: run `cw init` first") from None

@@ -58,7 +58,7 @@ def check_schema(schema: str) -> str:
 async def active_schema(conn: Conn, projection: str = PROJECTION) -> str:
     row = await conn.fetchrow(HEAD, projection)
     if row is None:
-        raise LookupError("the read model is not initialised: run `cw init`")
+        raise LookupError("the read model is not initialised: run `cw init` first")
     return check_schema(row["active_schema"])
 
 

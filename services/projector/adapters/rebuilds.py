@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
+from contracts.wire import EVENTS_STREAM
 from services.consumer.jetstream import EventSource, stream_last_seq
 from services.projector.adapters.generations import (
     LOCK_EXCLUSIVE,
@@ -24,6 +26,20 @@ from services.projector.adapters.generations import (
 from services.projector.adapters.read_model import ConnectionReadModel, PostgresReadModel
 from services.projector.domain.model import Prepared
 from services.projector.domain.ports import Generation, Generations, ReadModelStore, Swap
+
+READ_MODEL_INITIALISED = "SELECT to_regclass('cw.read_model_head') IS NOT NULL"
+
+
+async def read_model_initialised(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval(READ_MODEL_INITIALISED))
+
+
+async def events_stream_exists(js: JetStreamContext) -> bool:
+    try:
+        await js.stream_info(EVENTS_STREAM)
+    except NotFoundError:
+        return False
+    return True
 
 
 class PostgresGenerations(Generations):

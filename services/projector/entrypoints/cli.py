@@ -50,7 +50,12 @@ PROJECTOR = RunnableService(
 
 def _rebuild(args: argparse.Namespace) -> int:
     _logging()
-    for line in run(bootstrap.rebuild(Settings(), ProjectorMetrics())):
+    try:
+        lines = run(bootstrap.rebuild(Settings(), ProjectorMetrics()))
+    except bootstrap.RebuildUnavailable as exc:
+        print(f"cw rebuild: {exc}", file=sys.stderr)
+        return 2
+    for line in lines:
         print(line)
     return 0
 
@@ -91,7 +96,7 @@ def _audit(args: argparse.Namespace) -> int:
     try:
         report = run(bootstrap.audit(Settings(), since=args.since))
     except AuditUnavailable as exc:
-        print(f"cw audit: could not audit: {exc}", file=sys.stderr)
+        print(f"cw audit: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
@@ -124,12 +129,24 @@ def audit_lines(report: AuditReport, subjects_shown: int = 3) -> list[str]:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "rebuild", help="replay CW_EVENTS into a fresh read model, then swap it in atomically"
+        "rebuild",
+        help="replay CW_EVENTS into a fresh read model, then swap it in atomically",
+        description="Build a new generation of the read model from CW_EVENTS beside the live "
+        "one (the projector keeps running), catch up to the stream's end, then swap the public "
+        "views to it in one transaction and drop the old one. Readers see the old or the new "
+        "model, never a half-built one.",
+        epilog="exit status: 0 the new generation is live; 2 NATS or PostgreSQL could not be "
+        "reached, or the read model does not exist yet (cw init)",
     )
     p.set_defaults(handler=_rebuild)
 
-    p = sub.add_parser("venue", help="a venue's issues, now or as they stood at a past moment")
-    p.add_argument("venue_id")
+    p = sub.add_parser(
+        "venue",
+        help="a venue's issues, now or as they stood at a past moment",
+        description="A venue's issues, replayed from the read model's event archive (not from "
+        "NATS): now, or as they stood at --as-of.",
+    )
+    p.add_argument("venue_id", metavar="VENUE_ID", help="the venue, e.g. LY-MALL-001")
     p.add_argument("--district", help="district code, when venue ids repeat across districts")
     p.add_argument(
         "--as-of", type=_parse_moment, help="RFC 3339 moment, e.g. 2023-04-01T00:00+08:00"
@@ -139,6 +156,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "audit",
         help="check that every message of CW_EVENTS up to the checkpoint is accounted for",
+        description="Account for every message of CW_EVENTS up to the projector's checkpoint: "
+        "its event is in the archive, or it is a recorded duplicate of an archived event, or it "
+        "was dead-lettered and the dead letter is still kept or an operator's replay or delete "
+        "is recorded (cw.dead_letter_actions). Prints a summary and what is unaccounted for.",
+        epilog="exit status: 0 everything is accounted for; 1 something is not; 2 NATS or "
+        "PostgreSQL could not be read",
     )
     p.add_argument("--since", type=int, default=1, metavar="SEQ", help="first stream sequence")
     p.add_argument("--json", action="store_true", help="one JSON document, for programs")
