@@ -8,6 +8,7 @@ import sys
 
 import asyncpg
 
+from services.common.campaign import load_campaign
 from services.common.connect import (
     CONNECT_TIMEOUT_S,
     Unreachable,
@@ -15,6 +16,7 @@ from services.common.connect import (
     failure_text,
     mask_url,
 )
+from services.common.database_zone import ensure_database_zone
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.common.streams import ensure_streams, stream_plans
@@ -35,6 +37,16 @@ async def _check_postgres(url: str) -> None:
     await conn.close()
 
 
+async def _database_zone(settings: Settings) -> list[str]:
+    """Plain sessions (psql) show times in the campaign's zone."""
+    zone = load_campaign(settings.campaign_file).timezone
+    conn = await asyncpg.connect(settings.database_url, timeout=CONNECT_TIMEOUT_S)
+    try:
+        return await ensure_database_zone(conn, zone)
+    finally:
+        await conn.close()
+
+
 async def initialise(settings: Settings) -> list[str]:
     """Create what is missing; change nothing an operator chose (but a ``max_msg_size`` that
     would not leave room for dead-letter headers). Returns one line per object.
@@ -53,6 +65,7 @@ async def initialise(settings: Settings) -> list[str]:
     finally:
         await nc.close()
     await _check_postgres(settings.database_url)
+    report.extend(await _database_zone(settings))
     for service in all_services():
         if service.ensure is not None:
             report.extend(await service.ensure(settings))
