@@ -63,10 +63,12 @@ async def test_phases_follow_the_campaigns_midnight_whatever_the_sessions_zone(
         ]
     )
     await harness.project()
-    phases = await harness.rows("SELECT issue_id, phase FROM issue_status ORDER BY issue_id")
-    assert phases == [
-        {"issue_id": "after", "phase": "re_review"},
-        {"issue_id": "before", "phase": "self_check"},
+    phases = await harness.rows(
+        "SELECT issue_id, phase, found_at FROM issue_status ORDER BY issue_id"
+    )
+    assert phases == [  # the instants written in that session are the events' own
+        {"issue_id": "after", "phase": "re_review", "found_at": f.at("2023-03-01 00:30")},
+        {"issue_id": "before", "phase": "self_check", "found_at": f.at("2023-02-28 23:30")},
     ]
     counts = await harness.rows("SELECT phase, inspections FROM venue_phase_summary ORDER BY phase")
     assert counts == [
