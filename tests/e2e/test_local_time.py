@@ -195,3 +195,9 @@ async def test_dlq_list_in_a_pipe_does_not_wrap(env: dict[str, str], tmp_path: P
     assert all(r[2].endswith(" +08:00") for r in rows)  # local time, with its offset
     shown = cw(env, "dlq", "show", rows[0][0])
     assert f"rejected at: {rows[0][2]} (北京时间)" in shown.stdout
+
+
+def test_venue_before_cw_init_says_what_to_do(env: dict[str, str]) -> None:
+    shown = cw(env, "venue", V)
+    assert shown.returncode == 2
+    assert "run cw init" in shown.stderr and "Traceback" not in shown.stderr

@@ -11,9 +11,11 @@ import logging
 import sys
 from datetime import datetime
 
+import asyncpg
 from rich.console import Console
 
 from services.common.campaign import load_campaign
+from services.common.connect import failure_text, mask_url
 from services.common.localtime import MOMENT_FORMS, MomentError, MomentInput, parse_moment
 from services.common.runtime import run
 from services.common.settings import Settings
@@ -75,7 +77,18 @@ def _venue(args: argparse.Namespace) -> int:
     except MomentError as exc:
         print(f"cw venue: --as-of: {exc}", file=sys.stderr)
         return 2
-    everywhere = run(bootstrap.venue_as_of(settings, args.venue_id, as_of))
+    try:
+        everywhere = run(bootstrap.venue_as_of(settings, args.venue_id, as_of))
+    except asyncpg.UndefinedTableError:
+        print("cw venue: the read model does not exist yet: run cw init", file=sys.stderr)
+        return 2
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(
+            f"cw venue: cannot read PostgreSQL at {mask_url(settings.database_url)} "
+            f"({failure_text(exc)}); is it running, and is CW_DATABASE_URL right?",
+            file=sys.stderr,
+        )
+        return 2
     found = [v for v in everywhere if args.district in (None, v.district)]
     if not found:
         print(_unknown(args.venue_id, args.district, everywhere), file=sys.stderr)
@@ -160,7 +173,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "Times are in the campaign's time zone. On a terminal a table, through a pipe one "
         "tab-separated line per issue, with --json one JSON document.",
         epilog="exit status: 0 shown (also a venue without issues); 1 no event of the venue in "
-        "the archive; 2 a bad argument",
+        "the archive; 2 a bad argument, or PostgreSQL could not be read",
     )
     p.add_argument("venue_id", metavar="VENUE_ID", help="the venue, e.g. LY-FM-001")
     p.add_argument(

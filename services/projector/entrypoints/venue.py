@@ -35,7 +35,7 @@ COLUMNS = (
     "问题编号", "阶段", "检查项", "严重程度", "状态", "发现时间", "整改期限", "整改责任人",
     "交办单号", "销号时间", "备注", "问题描述",
 )  # fmt: skip
-"""The table's columns, and the tab-separated lines' (in the same order)."""
+"""The columns of the tab-separated lines, in order; the table shows ``TABLE_COLUMNS`` of them."""
 
 
 def header(found: VenueAsOf, as_of: datetime, zone: ZoneInfo) -> list[str]:
