@@ -6,7 +6,9 @@ import argparse
 import logging
 import sys
 
+from services.common.campaign import load_campaign
 from services.common.connect import Unreachable, connect_command, connect_postgres_command
+from services.common.database_zone import ensure_database_zone
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.common.streams import ensure_streams, stream_plans
@@ -16,9 +18,14 @@ log = logging.getLogger(__name__)
 EXIT_UNREACHABLE = 2
 
 
-async def _check_postgres(url: str) -> None:
-    conn = await connect_postgres_command(url)
-    await conn.close()
+async def _database_zone(settings: Settings) -> list[str]:
+    """Plain sessions (psql) show times in the campaign's zone."""
+    zone = load_campaign(settings.campaign_file).timezone
+    conn = await connect_postgres_command(settings.database_url)
+    try:
+        return await ensure_database_zone(conn, zone)
+    finally:
+        await conn.close()
 
 
 async def initialise(settings: Settings) -> list[str]:
@@ -38,7 +45,7 @@ async def initialise(settings: Settings) -> list[str]:
         )
     finally:
         await nc.close()
-    await _check_postgres(settings.database_url)
+    report.extend(await _database_zone(settings))
     for service in all_services():
         if service.ensure is not None:
             report.extend(await service.ensure(settings))

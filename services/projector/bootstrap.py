@@ -43,7 +43,7 @@ from services.projector.adapters.rebuilds import (
     read_model_initialised,
 )
 from services.projector.domain.audit import AuditReport, AuditUnavailable
-from services.projector.domain.model import Issue, IssueStatus
+from services.projector.domain.model import VenueAsOf
 from services.projector.domain.ports import ReadModelStore
 from services.projector.runner import Projector, decode_delivery
 
@@ -273,14 +273,13 @@ async def _rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
         )
 
 
-async def venue_as_of(
-    settings: Settings, venue_id: str, district: str | None, as_of: datetime
-) -> list[tuple[Issue, IssueStatus]]:
-    """``cw venue``: the venue's archived events, read here, replayed by the use case."""
+async def venue_as_of(settings: Settings, venue_id: str, as_of: datetime) -> list[VenueAsOf]:
+    """``cw venue``: the venue id's archived events (in every district), read here, replayed by
+    the use case."""
     campaign = load_campaign(settings.campaign_file)
     conn = await asyncpg.connect(settings.database_url)
     try:
-        history = await postgres.venue_history(conn, venue_id, district, as_of)
+        history = await postgres.venue_history(conn, venue_id, None)
     finally:
         await conn.close()
     return usecases.venue_as_of(history, as_of, campaign.rebound_window)

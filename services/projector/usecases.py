@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
-from services.projector.domain.model import Issue, IssueStatus, StreamEvent
+from services.projector.domain.model import StreamEvent, VenueAsOf
 from services.projector.domain.ports import Generations, ReadModelStore, StreamEnd
-from services.projector.domain.projection import issues_as_of
+from services.projector.domain.projection import venues_as_of
 from services.projector.runner import Projector
 
 
@@ -63,6 +63,7 @@ async def catch_up(builder: Projector, stream: StreamEnd, wait_s: float) -> None
 
 def venue_as_of(
     history: Sequence[StreamEvent], moment: datetime, rebound_window: timedelta
-) -> list[tuple[Issue, IssueStatus]]:
-    """A venue's issues as they stood at ``moment``: its archived events replayed."""
-    return issues_as_of(history, moment, rebound_window)
+) -> list[VenueAsOf]:
+    """A venue's issues as they stood at ``moment``: its archived events replayed. One per
+    district the venue id has any event in; an empty list: an unknown venue."""
+    return venues_as_of(history, moment, rebound_window)

@@ -283,8 +283,8 @@ async def test_a_venue_as_it_stood_at_a_past_moment(harness: Harness) -> None:
     await harness.project()
 
     async def statuses(moment: str) -> dict[str, str]:
-        rows = await venue_as_of(harness.settings, V, None, f.at(moment))
-        return {issue.issue_id: status for issue, status in rows}
+        (venue,) = await venue_as_of(harness.settings, V, f.at(moment))
+        return {issue.issue_id: status for issue, status in venue.issues}
 
     assert await statuses("2023-02-28 00:00") == {}
     assert await statuses("2023-03-01 10:30") == {"I1": "open"}

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
 from contracts import EventRejected
+from services.common.campaign import load_campaign
 from services.common.cliargs import positive_int
 from services.common.deadletters import FILE as FILE_HEADER
 from services.common.deadletters import TRUNCATED as TRUNCATED_HEADER
 from services.common.deadletters import DeadLetter, header_text
+from services.common.localtime import shown, zone_label
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.common.streams import DEAD_LETTERS_STREAM
@@ -43,9 +47,32 @@ def origin(letter: DeadLetter) -> str:
     return letter.original_subject or ""
 
 
+def _zone(zone: ZoneInfo | None) -> ZoneInfo:
+    return zone if zone is not None else load_campaign().timezone
+
+
+def rejected_at(letter: DeadLetter, zone: ZoneInfo, *, offset: bool = True) -> str:
+    """When it was rejected, on the campaign's clock (``2026-11-25 15:58:12 +08:00``); the header
+    as it is when it is not a time (a dead letter written by hand)."""
+    try:
+        moment = datetime.fromisoformat(letter.rejected_at)
+        return shown(moment, zone, seconds=True, offset=offset)
+    except ValueError:
+        return letter.rejected_at or "-"
+
+
 async def list_command(
-    nats_url: str, *, stage: str | None, limit: int, as_json: bool, console: Console
+    nats_url: str,
+    *,
+    stage: str | None,
+    limit: int,
+    as_json: bool,
+    console: Console,
+    zone: ZoneInfo | None = None,
 ) -> int:
+    """The oldest dead letters. On a terminal a table; else (a pipe, a file) one tab-separated
+    line each, never wrapped. Times on the clock of ``zone`` (default: the campaign's)."""
+    zone = _zone(zone)
     try:
         async with jetstream(nats_url) as js:
             store = DeadLetterStore(js)
@@ -64,20 +91,29 @@ async def list_command(
     _say(console, f"{DEAD_LETTERS_STREAM}: {counts.total} dead letters ({by_stage or 'none'})")
     if not letters:
         return 0
-    table = Table(highlight=False)
-    for name in ("seq", "stage", "rejected at"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("from")
-    table.add_column("reason (field: why)", ratio=1)
-    for letter in letters:
-        table.add_row(
-            str(letter.seq),
-            letter.stage,
-            letter.rejected_at[:16].replace("T", " "),
-            origin(letter),
-            letter.reason,
-        )
-    console.print(table)
+    if console.is_terminal:
+        table = Table(highlight=False)
+        for name in ("seq", "stage", f"rejected at ({zone_label(zone)})"):
+            table.add_column(name, no_wrap=True)
+        table.add_column("from", overflow="fold")
+        table.add_column("reason (field: why)", ratio=1, overflow="fold")
+        for letter in letters:
+            table.add_row(
+                str(letter.seq),
+                letter.stage,
+                rejected_at(letter, zone, offset=False),
+                origin(letter),
+                letter.reason,
+            )
+        console.print(table)
+    else:
+        lines = ["\t".join(("seq", "stage", "rejected at", "from", "reason (field: why)"))]
+        for letter in letters:
+            cells = (str(letter.seq), letter.stage, rejected_at(letter, zone),
+                     origin(letter), letter.reason)  # fmt: skip
+            lines.append("\t".join(" ".join(c.split()) for c in cells))
+        # Past rich: it would turn the tabs into spaces.
+        console.file.write("".join(f"{line}\n" for line in lines))
     shown = len(letters)
     wanted = counts.by_subject.get(f"cw.dlq.{stage}", 0) if stage else counts.total
     if shown < wanted:
@@ -101,7 +137,9 @@ def _summary(letter: DeadLetter) -> dict[str, object]:
     }
 
 
-async def show_command(nats_url: str, seq: int, *, console: Console) -> int:
+async def show_command(
+    nats_url: str, seq: int, *, console: Console, zone: ZoneInfo | None = None
+) -> int:
     try:
         async with jetstream(nats_url) as js:
             letter = await DeadLetterStore(js).get(seq)
@@ -128,7 +166,7 @@ async def show_command(nats_url: str, seq: int, *, console: Console) -> int:
     rows = [
         ("dead letter", f"{letter.seq} on {letter.subject}"),
         ("stage", letter.stage),
-        ("rejected at", letter.rejected_at),
+        ("rejected at", f"{rejected_at(letter, _zone(zone))} ({zone_label(_zone(zone))})"),
         ("from", origin(letter)),
         ("field", letter.field),
         ("reason", letter.reason),
@@ -211,19 +249,23 @@ def _console() -> Console:
 
 
 def _list(args: argparse.Namespace) -> int:
+    settings = Settings()
     return run(
         list_command(
-            Settings().nats_url,
+            settings.nats_url,
             stage=args.stage,
             limit=args.limit,
             as_json=args.json,
             console=_console(),
+            zone=load_campaign(settings.campaign_file).timezone,
         )
     )
 
 
 def _show(args: argparse.Namespace) -> int:
-    return run(show_command(Settings().nats_url, args.seq, console=_console()))
+    settings = Settings()
+    zone = load_campaign(settings.campaign_file).timezone
+    return run(show_command(settings.nats_url, args.seq, console=_console(), zone=zone))
 
 
 def _replay(args: argparse.Namespace) -> int:

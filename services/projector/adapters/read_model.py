@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -372,14 +371,13 @@ def _unstorable() -> Iterator[None]:
 
 VENUE_HISTORY = """
 SELECT stream_seq, subject, phase, payload::text AS payload FROM public.event_archive
-WHERE venue_id = $1 AND ($2::text IS NULL OR district = $2) AND occurred_at <= $3
+WHERE venue_id = $1 AND ($2::text IS NULL OR district = $2)
 ORDER BY stream_seq
 """
 
 
-async def venue_history(
-    conn: Conn, venue_id: str, district: str | None, as_of: datetime
-) -> list[StreamEvent]:
-    """What ``cw venue --as-of`` replays: the venue's archived events through the public view."""
-    rows = await conn.fetch(VENUE_HISTORY, venue_id, district, as_of)
+async def venue_history(conn: Conn, venue_id: str, district: str | None) -> list[StreamEvent]:
+    """What ``cw venue --as-of`` replays: the venue's archived events through the public view,
+    all of them (a venue whose every event came after the moment still exists)."""
+    rows = await conn.fetch(VENUE_HISTORY, venue_id, district)
     return [_stream_event(r["stream_seq"], r["subject"], r["phase"], r["payload"]) for r in rows]

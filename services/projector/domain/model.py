@@ -30,6 +30,7 @@ __all__ = [
     "Snapshot",
     "StreamEvent",
     "Venue",
+    "VenueAsOf",
     "VenuePhaseCounts",
 ]
 
@@ -102,6 +103,17 @@ class Venue:
     officer_name: str | None
     officer_phone: str | None
     registered_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VenueAsOf:
+    """A venue and its issues as they stood at a moment (``cw venue``)."""
+
+    district: str
+    venue_id: str
+    venue: Venue | None
+    """Its registration as of the moment; else its first one after it; ``None``: never."""
+    issues: tuple[tuple[Issue, IssueStatus], ...]
 
 
 @dataclass(slots=True)

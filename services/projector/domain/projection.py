@@ -29,6 +29,7 @@ from services.projector.domain.model import (
     Snapshot,
     StreamEvent,
     Venue,
+    VenueAsOf,
     VenuePhaseCounts,
 )
 
@@ -243,6 +244,36 @@ def project(
 ) -> Changes:
     """Apply ``events`` (stream order) to ``snapshot``; return what changed."""
     return Projection(snapshot, rebound_window).apply_all(events)
+
+
+def venues_as_of(
+    history: Sequence[StreamEvent], moment: datetime, rebound_window: timedelta
+) -> list[VenueAsOf]:
+    """A venue id's issues at ``moment``, one ``VenueAsOf`` per district it has events in (its
+    whole archived ``history`` is given): none means no system ever sent anything about it."""
+    issues = issues_as_of(history, moment, rebound_window)
+    registrations = [se for se in history if se.event.event_type == "VenueRegistered"]
+    then = project(Snapshot(), [se for se in registrations if se.event.occurred_at <= moment],
+                   rebound_window).venues  # fmt: skip
+    first: dict[tuple[str, str], Venue] = {}
+    for se in registrations:
+        if se.event.occurred_at > moment:
+            for key, venue in project(Snapshot(), [se], rebound_window).venues.items():
+                first.setdefault(key, venue)
+    keys = sorted({(se.event.district, se.event.venue_id) for se in history})
+    return [
+        VenueAsOf(
+            district=district,
+            venue_id=venue_id,
+            venue=then.get((district, venue_id)) or first.get((district, venue_id)),
+            issues=tuple(
+                (issue, status)
+                for issue, status in issues
+                if (issue.district, issue.venue_id) == (district, venue_id)
+            ),
+        )
+        for district, venue_id in keys
+    ]
 
 
 def issues_as_of(

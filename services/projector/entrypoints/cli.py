@@ -9,17 +9,23 @@ import asyncio
 import json
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 
+import asyncpg
+from rich.console import Console
+
+from services.common.campaign import load_campaign
+from services.common.connect import failure_text, mask_url
+from services.common.localtime import MOMENT_FORMS, MomentError, MomentInput, parse_moment
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.projector import bootstrap
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.domain.audit import AuditReport, AuditUnavailable
+from services.projector.domain.model import VenueAsOf
 from services.projector.domain.ports import Fenced
+from services.projector.entrypoints import venue
 from services.registry import RunnableService, start_metrics_server
-
-STATUS_ZH = {"open": "待整改", "rectifying": "整改中", "overdue": "已逾期", "closed": "已销号"}
 
 
 def _logging() -> None:
@@ -60,36 +66,67 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_moment(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs an offset, e.g. 2023-04-01T00:00+08:00")
-    return moment
+def _moment(text: str) -> MomentInput:
+    try:
+        return parse_moment(text)
+    except MomentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _venue(args: argparse.Namespace) -> int:
-    as_of: datetime = args.as_of or datetime.now(UTC)
-    rows = run(bootstrap.venue_as_of(Settings(), args.venue_id, args.district, as_of))
-    print(f"场所 {args.venue_id} 截至 {as_of.isoformat()}: {len(rows)} 个问题")
-    if not rows:
-        return 0
-    header = ("issue_id", "phase", "item_code", "severity", "status", "found_at", "due_at",
-              "closed_at", "rebound")  # fmt: skip
-    print("\t".join(header))
-    for issue, status in rows:
+    settings = Settings()
+    campaign = load_campaign(settings.campaign_file)
+    zone = campaign.timezone
+    try:
+        as_of = args.as_of.resolve(zone) if args.as_of else datetime.now(zone)
+    except MomentError as exc:
+        print(f"cw venue: --as-of: {exc}", file=sys.stderr)
+        return 2
+    try:
+        everywhere = run(bootstrap.venue_as_of(settings, args.venue_id, as_of))
+    except asyncpg.UndefinedTableError:
+        print("cw venue: the read model does not exist yet: run cw init", file=sys.stderr)
+        return 2
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         print(
-            "\t".join(
-                str(x)
-                for x in (
-                    issue.issue_id, issue.phase, issue.item_code, issue.severity,
-                    f"{status}({STATUS_ZH[status]})", issue.found_at.isoformat(),
-                    issue.due_at.isoformat() if issue.due_at else "-",
-                    issue.closed_at.isoformat() if issue.closed_at else "-",
-                    "反弹" if issue.rebound else "-",
-                )
-            )
-        )  # fmt: skip
+            f"cw venue: cannot read PostgreSQL at {mask_url(settings.database_url)} "
+            f"({failure_text(exc)}); is it running, and is CW_DATABASE_URL right?",
+            file=sys.stderr,
+        )
+        return 2
+    found = [v for v in everywhere if args.district in (None, v.district)]
+    if not found:
+        print(_unknown(args.venue_id, args.district, everywhere), file=sys.stderr)
+        return 1
+    if args.json:
+        doc = venue.as_json(args.venue_id, args.district, found, as_of, zone)
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    elif sys.stdout.isatty():
+        console = Console()
+        for i, one in enumerate(found):
+            if i:
+                console.print()
+            venue.print_table(console, one, as_of, campaign)
+    else:
+        for i, one in enumerate(found):
+            print("\n".join(([""] if i else []) + venue.plain_lines(one, as_of, campaign)))
     return 0
+
+
+def _unknown(venue_id: str, district: str | None, elsewhere: list[VenueAsOf]) -> str:
+    if district is None:
+        return (
+            f"未找到场所 {venue_id}: 档案中没有它的任何事件 "
+            f"(no event for venue {venue_id} in the archive)"
+        )
+    text = (
+        f"未找到场所 {venue_id}（区 {district}）: 档案中没有它的任何事件 "
+        f"(no event for venue {venue_id} of district {district} in the archive)"
+    )
+    if elsewhere:
+        districts = ", ".join(v.district for v in elsewhere)
+        text += f"; 它在这些区有事件 (it has events in district {districts})"
+    return text
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -143,14 +180,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "venue",
         help="a venue's issues, now or as they stood at a past moment",
-        description="A venue's issues, replayed from the read model's event archive (not from "
-        "NATS): now, or as they stood at --as-of.",
+        description="A venue's issues (status, deadline, who must rectify) as they stood at a "
+        "moment, replayed from the archive (the event_archive view), without reading NATS. "
+        "Times are in the campaign's time zone. On a terminal a table, through a pipe one "
+        "tab-separated line per issue, with --json one JSON document.",
+        epilog="exit status: 0 shown (also a venue without issues); 1 no event of the venue in "
+        "the archive; 2 a bad argument, or PostgreSQL could not be read",
     )
-    p.add_argument("venue_id", metavar="VENUE_ID", help="the venue, e.g. LY-MALL-001")
-    p.add_argument("--district", help="district code, when venue ids repeat across districts")
+    p.add_argument("venue_id", metavar="VENUE_ID", help="the venue, e.g. LY-FM-001")
     p.add_argument(
-        "--as-of", type=_parse_moment, help="RFC 3339 moment, e.g. 2023-04-01T00:00+08:00"
+        "--district", metavar="D", help="district code, when venue ids repeat across districts"
     )
+    p.add_argument(
+        "--as-of",
+        type=_moment,
+        metavar="T",
+        help=f"the moment (default: now): {MOMENT_FORMS}; local times are the campaign's zone",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON document, for programs")
     p.set_defaults(handler=_venue)
 
     p = sub.add_parser(
