@@ -95,9 +95,8 @@ def plain_reason(err: ErrorDetails) -> str:
     ):
         return NO_NUL_REASON
     if kind == "union_tag_invalid":
-        return (
-            f"unknown event type {shown(ctx.get('tag'))}; expected one of {', '.join(EVENT_TYPES)}"
-        )
+        tag = value.get("event_type") if isinstance(value, dict) else ctx.get("tag")
+        return f"unknown event type {shown(tag)}; expected one of {', '.join(EVENT_TYPES)}"
     if kind == "union_tag_not_found":
         return "required field is missing (it says what happened and selects the shape of data)"
     if kind == "missing":
@@ -122,7 +121,9 @@ def plain_reason(err: ErrorDetails) -> str:
             return (
                 f"version {shown(value)} is not one this reader knows (it reads {SCHEMA_VERSION})"
             )
-        return f"must be one of {ctx.get('expected', '')} {got}"
+        # pydantic lists the values as Python writes them ('minor'); JSON writes "minor".
+        expected = str(ctx.get("expected", "")).replace("'", '"')
+        return f"must be one of {expected} {got}"
     if kind == "string_type":
         return f"must be a string {got}"
     if kind == "string_too_short":

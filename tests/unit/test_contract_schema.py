@@ -518,3 +518,36 @@ def test_the_timestamp_and_uuid_patterns_are_published() -> None:
     assert {INSTANT_PATTERN.replace("$", "(?!\\n)$"), UUID_PATTERN.replace("$", "(?!\\n)$")} <= (
         published
     )
+
+
+# --- the reasons ------------------------------------------------------------------------------
+
+PYDANTIC_WORDS = re.compile(
+    r"Input should|Value error|Field required|String should|\[type=|should have at most|"
+    r"Extra inputs|Invalid JSON|\^\[|errors\.pydantic\.dev"
+)
+
+
+def _rejection(obj: Any) -> EventRejected | None:
+    try:
+        decode_event(_wire(obj))
+    except EventRejected as exc:
+        return exc
+    return None
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutants(EXAMPLES))
+def test_every_rejection_names_its_field_once_in_plain_words(obj: Any) -> None:
+    rejected = _rejection(obj)
+    if rejected is None:
+        return
+    assert rejected.errors
+    for error in rejected.errors:
+        # pydantic's own phrasing, or a raw regular expression, means a reason was missed.
+        assert not PYDANTIC_WORDS.search(error.reason), error
+        # The field is said by FieldError; the reason does not say it again.
+        assert not error.reason.startswith((error.field, f"{error.field.rsplit('.', 1)[-1]}:"))
+        assert str(error) == f"{error.field}: {error.reason}"
+    assert rejected.reason == "; ".join(map(str, rejected.errors))
+    assert rejected.first_field == rejected.errors[0].field
