@@ -1,4 +1,5 @@
-"""The chuangwei event contract (schema_version 1): models, validation and upcasting."""
+"""The chuangwei contract: events (schema_version 1), with validation and upcasting, and the
+reminders derived from them (their own family and version)."""
 
 from contracts.events import (
     EVENT_MODELS,
@@ -16,6 +17,16 @@ from contracts.events import (
     RectificationDue,
     VenueRegistered,
 )
+from contracts.reminders import (
+    RECIPIENT_ROLES,
+    REMINDER_KINDS,
+    REMINDER_SCHEMA_VERSION,
+    Recipient,
+    Reminder,
+    ReminderKind,
+    reminder_id,
+    reminder_subject,
+)
 from contracts.validation import (
     MAX_EVENT_BYTES,
     EventRejected,
@@ -31,6 +42,9 @@ __all__ = [
     "EVENT_TYPES",
     "MAX_EVENT_BYTES",
     "PHASES",
+    "RECIPIENT_ROLES",
+    "REMINDER_KINDS",
+    "REMINDER_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "Event",
     "EventRejected",
@@ -42,10 +56,15 @@ __all__ = [
     "Phase",
     "RecheckFailed",
     "RecheckPassed",
+    "Recipient",
     "RectificationDue",
+    "Reminder",
+    "ReminderKind",
     "VenueRegistered",
     "decode_event",
     "decode_object",
     "encode_event",
+    "reminder_id",
+    "reminder_subject",
     "subject_for",
 ]

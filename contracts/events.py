@@ -7,7 +7,6 @@ event instead of from a wrong report months later.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Literal, TypeAlias, get_args
 from uuid import UUID
 
@@ -17,10 +16,18 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
 )
 
-from contracts.rules import INSTANT_RULE, Instant, NoNul
+from contracts.rules import (
+    INSTANT_RULE,
+    UUID_PATTERN,
+    UUID_REASON,
+    CanonicalUuid,
+    Instant,
+    Integral,
+    NoNul,
+    VersionNumber,
+)
 from contracts.wire import event_subject
 
 SCHEMA_VERSION = 1
@@ -43,42 +50,36 @@ VenueKind: TypeAlias = Literal["mall_supermarket", "farmers_market", "other"]
 InspectionKind: TypeAlias = Literal["self_check", "supervision", "look_back", "re_review"]
 Severity: TypeAlias = Literal["minor", "major", "critical"]
 
-Text64 = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True), NoNul()
-]
-Text128 = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True), NoNul()
-]
-Text256 = Annotated[
-    str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True), NoNul()
-]
+Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul()]
+Text128 = Annotated[str, StringConstraints(min_length=1, max_length=128), NoNul()]
+Text256 = Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul()]
 Text2000 = Annotated[str, StringConstraints(min_length=1, max_length=2000), NoNul()]
-IDENTIFIER = r"^[A-Za-z0-9_.:-]+$"
-PHONE = r"^[0-9+() -]+$"
+IDENTIFIER = r"^[A-Za-z0-9_.:-]{1,64}$"
+PHONE = r"^[0-9+() -]{3,32}$"
 VENUE_ID = r"^[A-Za-z0-9_-]{1,64}$"
 DISTRICT_CODE = r"^[0-9]{6}$"
 ITEM_CODE = r"^[A-Z][A-Z0-9]{0,15}(-[A-Z0-9]{1,16}){1,3}$"
 PATTERN_REASONS: dict[str, str] = {
-    IDENTIFIER: "may contain only letters A-Z and a-z, digits and the characters _ . : -",
-    PHONE: "may contain only digits, spaces and the characters + ( ) -",
-    VENUE_ID: "must be 1 to 64 letters A-Z and a-z, digits, _ or - (it is a subject token: no "
-    "dots, spaces, * or >)",
+    IDENTIFIER: 'may only contain letters, digits, "_", ".", ":" and "-" (1–64 characters)',
+    PHONE: 'may only contain digits, spaces, "+", "(", ")" and "-" (3–32 characters)',
+    VENUE_ID: 'may only contain letters, digits, "_" and "-" (1–64 characters); it is a subject '
+    'token, so no dots, spaces, "*" or ">"',
     DISTRICT_CODE: "must be a 6-digit administrative code such as 320703",
     ITEM_CODE: "must be a checklist item code such as FM-3F or MALL-AED: 2 to 4 parts of "
-    "capital letters and digits joined by -",
+    'capital letters and digits joined by "-"',
+    UUID_PATTERN: UUID_REASON,
 }
 """Each pattern of the contract in words, for rejections a publisher's developer can read."""
 
-Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=IDENTIFIER), NoNul()
-]
-Phone = Annotated[str, StringConstraints(min_length=3, max_length=32, pattern=PHONE), NoNul()]
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER), NoNul()]
+Phone = Annotated[str, StringConstraints(pattern=PHONE), NoNul()]
 VenueId = Annotated[str, StringConstraints(pattern=VENUE_ID), NoNul()]
 DistrictCode = Annotated[str, StringConstraints(pattern=DISTRICT_CODE), NoNul()]
 ItemCode = Annotated[str, StringConstraints(pattern=ITEM_CODE), NoNul()]
 Moment = Annotated[AwareDatetime, Instant()]
 """A timestamp: RFC 3339 with an offset, inside the range every reader and the store can hold."""
-Count = Annotated[int, Field(ge=0, le=100_000)]
+Uuid = Annotated[UUID, CanonicalUuid()]
+Count = Annotated[int, Field(ge=0, le=100_000), Integral()]
 
 
 class ContractModel(BaseModel):
@@ -150,7 +151,7 @@ class RectificationDueData(ContractModel):
     issue_id: Identifier = Field(description="The issue to rectify.", examples=["ISS-00042"])
     order_no: Text64 = Field(description="Order number (交办单号).", examples=["LY-ZG-2023-031"])
     due_at: Moment = Field(
-        description=f"Deadline, RFC 3339 with offset. A later order replaces it. {INSTANT_RULE}",
+        description=f"Deadline; a later order replaces it. {INSTANT_RULE}",
         examples=["2023-03-30T17:30:00+08:00"],
     )
     assignee: Text64 | None = Field(default=None, description="Who must rectify.")
@@ -174,14 +175,15 @@ class RecheckPassedData(ContractModel):
 
 
 class EnvelopeBase(ContractModel):
-    event_id: UUID = Field(
+    event_id: Uuid = Field(
         description="Unique per event; also sent as the Nats-Msg-Id header.",
         examples=["6f1c2a9e-8d1b-4c55-9a51-0b7d2f9e3c10"],
     )
-    schema_version: Literal[1] = Field(description="Contract version of this event.")
+    schema_version: Annotated[Literal[1], VersionNumber()] = Field(
+        description="Contract version of this event."
+    )
     occurred_at: Moment = Field(
-        description="When it happened, RFC 3339 with offset; naive timestamps are rejected. "
-        + INSTANT_RULE,
+        description=f"When it happened. {INSTANT_RULE}",
         examples=["2023-03-15T10:05:00+08:00"],
     )
     source: Text64 = Field(description="The publishing system.", examples=["ly-inspection-app"])
@@ -197,15 +199,6 @@ class EnvelopeBase(ContractModel):
     )
 
     event_type: str
-
-    @field_validator("schema_version", mode="before")
-    @classmethod
-    def _integer_version(cls, value: object) -> object:
-        # Literal[1] alone lets `true` and `1.0` through, because they compare equal to 1.
-        if type(value) is not int:
-            shown = json.dumps(value) if isinstance(value, (bool, float, str)) else repr(value)
-            raise ValueError(f"must be the JSON integer {SCHEMA_VERSION}, got {shown}")
-        return value
 
     @property
     def subject(self) -> str:

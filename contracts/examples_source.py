@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from contracts.reminders import reminder_id
+
 DISTRICT = "320703"
 EXAMPLES_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://chuangwei.example/lianyun-2023")
 
@@ -670,3 +672,73 @@ def example_events() -> list[dict[str, Any]]:
     ):
         story(c)
     return c.events()
+
+
+def example_reminders() -> list[dict[str, Any]]:
+    """Two reminders the example campaign leads to, as the reminders service publishes them.
+
+    猴嘴农贸市场's FM-3F issue (ISS-2023-0023) was ordered fixed by 2023-08-31 17:30 and never
+    rechecked: at its deadline an ``overdue`` reminder goes to the first responsible person and
+    the officer, and the next morning's digest counts it.
+    """
+    houzui = next(v for v in VENUES if v.venue_id == "LY-FM-003")
+    due = datetime.fromisoformat("2023-08-31T17:30:00+08:00")
+    overdue = {
+        "schema_version": 1,
+        "reminder_id": str(
+            reminder_id(DISTRICT, "overdue", issue_id="ISS-2023-0023", deadline=due)
+        ),
+        "kind": "overdue",
+        "level": 0,
+        "district": DISTRICT,
+        "venue_id": houzui.venue_id,
+        "venue_name": houzui.name,
+        "issue_id": "ISS-2023-0023",
+        "item_code": "FM-3F",
+        "severity": "major",
+        "phase": "long_term",
+        "order_no": "LY-ZG-2023-020",
+        "due_at": "2023-08-31T17:30:00+08:00",
+        "fire_at": "2023-08-31T17:30:00+08:00",
+        "issued_at": "2023-08-31T17:30:01+08:00",
+        "recipients": [
+            {"role": "first_responsible", "name": houzui.boss, "phone": houzui.boss_phone},
+            {"role": "officer", "name": houzui.officer, "phone": houzui.officer_phone},
+        ],
+        "title_zh": f"整改逾期：{houzui.name} FM-3F",
+        "body_zh": f"{houzui.name}（{houzui.street}）的问题 FM-3F“冷鲜肉摊位防蝇罩缺失，"
+        "下水道口无防鼠网”，交办单 LY-ZG-2023-020 的整改期限 2023-08-31 17:30 已到，"
+        f"尚未复查销号。请第一责任人{houzui.boss}立即整改，责任科室{houzui.officer}安排复查。",
+        "title_en": f"Overdue: {houzui.venue_id} FM-3F",
+        "body_en": f"Issue ISS-2023-0023 (FM-3F) at {houzui.venue_id} passed its deadline "
+        "2023-08-31 17:30 (Asia/Shanghai) under order LY-ZG-2023-020 and is not closed.",
+    }
+    digest_day = date(2023, 9, 1)
+    digest = {
+        "schema_version": 1,
+        "reminder_id": str(reminder_id(DISTRICT, "digest", local_date=digest_day)),
+        "kind": "digest",
+        "level": 0,
+        "district": DISTRICT,
+        "venue_id": None,
+        "venue_name": None,
+        "issue_id": None,
+        "item_code": None,
+        "severity": None,
+        "phase": None,
+        "order_no": None,
+        "due_at": None,
+        "fire_at": "2023-09-01T08:30:00+08:00",
+        "issued_at": "2023-09-01T08:30:00+08:00",
+        "recipients": [
+            {"role": "officer", "name": name, "phone": phone} for name, phone in OFFICERS.items()
+        ],
+        "title_zh": "连云区创卫问题日报（2023-09-01）",
+        "body_zh": "未销号问题 1 个，今日到期 0 个，逾期 1 个，反弹 0 个。\n"
+        f"逾期最久：{houzui.name} FM-3F，逾期 1 天，第一责任人{houzui.boss}"
+        f"（{houzui.boss_phone}），责任科室{houzui.officer}。",
+        "title_en": "Lianyun daily digest (2023-09-01)",
+        "body_en": "Open 1, due today 0, overdue 1, rebounds 0. Most overdue: "
+        f"{houzui.venue_id} FM-3F, 1 day.",
+    }
+    return [overdue, digest]

@@ -4,9 +4,11 @@
     python -m contracts.generate --check    # exit 1 and list the files that are out of date
 
 Generated: ``schema/envelope.v1.json`` (every event type, with ``$defs``), one
-``schema/<EventType>.v1.json`` per event type, ``asyncapi.json`` (AsyncAPI 3.0) and
-``examples/events.jsonl`` (the example campaign of ``examples_source``). A unit test compares
-them with what this module would write, so a model change without regenerating fails CI.
+``schema/<EventType>.v1.json`` per event type, ``schema/Reminder.v1.json`` (the reminder
+family), ``asyncapi.json`` (AsyncAPI 3.1), ``examples/events.jsonl`` (the example campaign of
+``examples_source``) and ``examples/reminders.jsonl`` (two reminders it leads to). A unit test
+compares them with what this module would write, so a model change without regenerating fails
+CI.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import orjson
 
 from contracts import wire
 from contracts.events import EVENT_MODELS, EVENT_TYPES, PHASES, SCHEMA_VERSION, EnvelopeBase
-from contracts.examples_source import example_events
+from contracts.examples_source import example_events, example_reminders
+from contracts.reminders import REMINDER_KINDS, REMINDER_SCHEMA_VERSION, Reminder
 from contracts.validation import EVENT_ADAPTER, MAX_EVENT_BYTES
 from contracts.wire import (
     DEAD_LETTER_SUBJECT_ADDRESS,
@@ -31,6 +34,10 @@ from contracts.wire import (
     EVENT_SUBJECT_ADDRESS,
     EVENTS_STREAM,
     EVENTS_SUBJECTS,
+    REMINDER_DIGEST_SUBJECT_ADDRESS,
+    REMINDER_SUBJECT_ADDRESS,
+    REMINDERS_STREAM,
+    REMINDERS_SUBJECTS,
 )
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
@@ -64,8 +71,11 @@ DEAD_LETTER_HEADERS: dict[str, str] = {
     wire.DLQ_STREAM_SEQ: "Its sequence in that stream (stages that read a stream).",
     wire.DLQ_LINE: "The line of the input file (intake).",
     wire.DLQ_ORIGINAL_MSG_ID: "The Nats-Msg-Id the message was originally published with.",
-    wire.MSG_ID: "`<stage>:<stream seq>` or `<stage>:<sha-256 of the payload>`: the same "
-    "rejection stored twice within a day is stored once.",
+    wire.MSG_ID: "The dead letter's own id: `<stage>:<stream seq>` when the stage read the "
+    "message from a stream, otherwise (intake) `<stage>:<the first 32 hexadecimal digits of the "
+    "SHA-256 of the payload>`. JetStream keeps one copy of a dead letter whose id it has seen "
+    "within the stream's duplicate window (24 hours by default), so the same rejection stored "
+    "twice in that time is kept once.",
     wire.DLQ_FILE: "The name of the input file (intake).",
     wire.DLQ_KIND: "The reason's class: malformed_json, too_large, unknown_event_type, "
     "schema_version, invalid_field, subject_mismatch, venue_mismatch, event_id_reused, "
@@ -81,8 +91,35 @@ def _dump_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
+def by_event_type(ref_template: str) -> Json:
+    """Standard JSON Schema for "event_type selects the shape": one ``if``/``then`` per type.
+
+    pydantic writes OpenAPI's ``discriminator``, which JSON Schema does not know (strict ajv
+    refuses it). A ``oneOf`` would mean the same but report every type's complaints for one
+    bad field; with ``if``/``then`` a validator reports the errors of the selected type only,
+    at their own path (``/data/severity``).
+    """
+    return {
+        "type": "object",
+        "required": ["event_type"],
+        "properties": {
+            "event_type": {
+                "description": "What happened; selects the shape of data.",
+                "enum": list(EVENT_TYPES),
+            }
+        },
+        "allOf": [
+            {
+                "if": {"properties": {"event_type": {"const": name}}},
+                "then": {"$ref": ref_template.format(model=name)},
+            }
+            for name in EVENT_TYPES
+        ],
+    }
+
+
 def envelope_schema() -> Json:
-    schema = EVENT_ADAPTER.json_schema()
+    defs = EVENT_ADAPTER.json_schema()["$defs"]
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": f"{ID_BASE}:envelope",
@@ -90,7 +127,8 @@ def envelope_schema() -> Json:
         "description": "One event as published on "
         + EVENT_SUBJECT_ADDRESS.replace("{", "<").replace("}", ">")
         + ": an envelope whose event_type selects the shape of data.",
-        **schema,
+        **by_event_type("#/$defs/{model}"),
+        "$defs": defs,
     }
 
 
@@ -103,12 +141,29 @@ def event_schema(model: type[EnvelopeBase]) -> Json:
     }
 
 
+def reminder_schema() -> Json:
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"{ID_BASE.removesuffix(':v1')}:reminders:v{REMINDER_SCHEMA_VERSION}:Reminder",
+        "description": "One reminder as published on "
+        + REMINDER_SUBJECT_ADDRESS.replace("{", "<").replace("}", ">")
+        + " (a digest on "
+        + REMINDER_DIGEST_SUBJECT_ADDRESS.replace("{", "<").replace("}", ">")
+        + "). "
+        + (Reminder.__doc__ or "").strip(),
+        **Reminder.model_json_schema(),
+    }
+
+
 def _first_example(examples: list[Json], event_type: str) -> Json:
     return next(e for e in examples if e["event_type"] == event_type)
 
 
-def asyncapi_document(examples: list[Json]) -> Json:
+def asyncapi_document(examples: list[Json], reminders: list[Json]) -> Json:
     schemas = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")["$defs"]
+    reminder = Reminder.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(reminder.pop("$defs"))
+    schemas["Reminder"] = reminder
     messages: Json = {}
     for model in EVENT_MODELS:
         name = model.__name__
@@ -152,14 +207,49 @@ def asyncapi_document(examples: list[Json]) -> Json:
         },
         "payload": {"description": "The original bytes, as received."},
     }
+    messages["Reminder"] = {
+        "name": "Reminder",
+        "title": "Reminder",
+        "summary": "Named people must act on an issue (or read a district's daily digest).",
+        "description": "Published by the reminders service once per reminder_id, with "
+        "Nats-Msg-Id set to reminder_id; a notification consumer turns it into an alert (a "
+        "work-chat robot, SMS, a webhook with Idempotency-Key: reminder_id). Fields that do not "
+        "apply are null. title_zh and body_zh are what the bureau reads (Simplified Chinese). "
+        f"Schema: schema/Reminder.v{REMINDER_SCHEMA_VERSION}.json.",
+        "contentType": "application/json",
+        "headers": {
+            "type": "object",
+            "required": [wire.MSG_ID],
+            "properties": {
+                wire.MSG_ID: {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": "The reminder's reminder_id: the same reminder computed "
+                    "twice (a restart, a rebuild) is stored once.",
+                }
+            },
+        },
+        "payload": {"$ref": "#/components/schemas/Reminder"},
+        "examples": [
+            {
+                "name": f"lianyun-{r['kind']}",
+                "summary": "From contracts/examples/reminders.jsonl.",
+                "headers": {wire.MSG_ID: r["reminder_id"]},
+                "payload": r,
+            }
+            for r in reminders
+        ],
+    }
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "chuangwei 创卫 events",
             "version": f"{SCHEMA_VERSION}.0.0",
             "description": "The events district systems publish about the sanitary-city "
             "re-review campaign (创卫复审): venues, inspections, issues, rectification orders and "
-            "rechecks. Generated from contracts/events.py; see contracts/README.md.",
+            "rechecks; the reminders derived from them for notification consumers; and the dead "
+            "letters of rejected input. Generated from contracts/events.py and "
+            "contracts/reminders.py; see contracts/README.md.",
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -168,6 +258,7 @@ def asyncapi_document(examples: list[Json]) -> Json:
                 "protocol": "nats",
                 "description": "A NATS server with JetStream. Stream "
                 f"{EVENTS_STREAM} holds {EVENTS_SUBJECTS} (the system of record, never expires); "
+                f"{REMINDERS_STREAM} holds {REMINDERS_SUBJECTS}; "
                 f"{DEAD_LETTERS_STREAM} holds {DEAD_LETTERS_SUBJECTS}.",
             }
         },
@@ -196,6 +287,41 @@ def asyncapi_document(examples: list[Json]) -> Json:
                     m.__name__: {"$ref": f"#/components/messages/{m.__name__}"}
                     for m in EVENT_MODELS
                 },
+            },
+            "reminders": {
+                "address": REMINDER_SUBJECT_ADDRESS,
+                "title": "Reminders",
+                "description": f"Reminders about one venue's issues, in stream {REMINDERS_STREAM}. "
+                "The subject's tokens repeat the payload's district, venue_id and kind. A family "
+                "of its own: a reader of events never sees a reminder.",
+                "parameters": {
+                    "district": {
+                        "description": "6-digit administrative code (payload field district).",
+                        "examples": ["320703"],
+                    },
+                    "venue_id": {
+                        "description": "The venue (payload field venue_id).",
+                        "examples": ["LY-FM-003"],
+                    },
+                    "kind": {
+                        "description": "The payload field kind.",
+                        "enum": [k for k in REMINDER_KINDS if k != "digest"],
+                    },
+                },
+                "messages": {"Reminder": {"$ref": "#/components/messages/Reminder"}},
+            },
+            "reminderDigests": {
+                "address": REMINDER_DIGEST_SUBJECT_ADDRESS,
+                "title": "Daily digests",
+                "description": f"One digest per district and day, in stream {REMINDERS_STREAM}: "
+                "reminders of kind digest, whose venue and issue fields are null.",
+                "parameters": {
+                    "district": {
+                        "description": "6-digit administrative code (payload field district).",
+                        "examples": ["320703"],
+                    }
+                },
+                "messages": {"Reminder": {"$ref": "#/components/messages/Reminder"}},
             },
             "deadLetters": {
                 "address": DEAD_LETTER_SUBJECT_ADDRESS,
@@ -231,6 +357,34 @@ def asyncapi_document(examples: list[Json]) -> Json:
                     {"$ref": f"#/channels/events/messages/{m.__name__}"} for m in EVENT_MODELS
                 ],
             },
+            "publishReminder": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/reminders"},
+                "title": "Publish a reminder",
+                "summary": "The reminders service publishes each reminder once, when it is due.",
+                "messages": [{"$ref": "#/channels/reminders/messages/Reminder"}],
+            },
+            "publishDigest": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/reminderDigests"},
+                "title": "Publish a daily digest",
+                "summary": "The reminders service publishes one digest per district and day.",
+                "messages": [{"$ref": "#/channels/reminderDigests/messages/Reminder"}],
+            },
+            "receiveReminders": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/reminders"},
+                "title": "Read reminders",
+                "summary": "Notification consumers (the notifier, other systems) deliver them.",
+                "messages": [{"$ref": "#/channels/reminders/messages/Reminder"}],
+            },
+            "receiveDigests": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/reminderDigests"},
+                "title": "Read daily digests",
+                "summary": "Notification consumers deliver them to the district's officers.",
+                "messages": [{"$ref": "#/channels/reminderDigests/messages/Reminder"}],
+            },
             "receiveDeadLetters": {
                 "action": "receive",
                 "channel": {"$ref": "#/channels/deadLetters"},
@@ -250,13 +404,16 @@ def examples_jsonl(examples: list[Json]) -> str:
 def render() -> dict[str, str]:
     """Every generated file, by its path relative to ``contracts/``, with its content."""
     examples = example_events()
+    reminders = example_reminders()
     files = {f"{SCHEMA_DIR}/envelope.v{SCHEMA_VERSION}.json": _dump_json(envelope_schema())}
     for model in EVENT_MODELS:
         files[f"{SCHEMA_DIR}/{model.__name__}.v{SCHEMA_VERSION}.json"] = _dump_json(
             event_schema(model)
         )
-    files["asyncapi.json"] = _dump_json(asyncapi_document(examples))
+    files[f"{SCHEMA_DIR}/Reminder.v{REMINDER_SCHEMA_VERSION}.json"] = _dump_json(reminder_schema())
+    files["asyncapi.json"] = _dump_json(asyncapi_document(examples, reminders))
     files["examples/events.jsonl"] = examples_jsonl(examples)
+    files["examples/reminders.jsonl"] = examples_jsonl(reminders)
     return files
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Literal, TypeAlias, get_args
+from typing import Annotated, Literal, TypeAlias, get_args
 
 from pydantic import Field
 
 from contracts.events import (
     ContractModel,
     DistrictCode,
+    Identifier,
     ItemCode,
     Moment,
     Phone,
@@ -28,8 +29,10 @@ from contracts.events import (
     Text64,
     Text128,
     Text2000,
+    Uuid,
     VenueId,
 )
+from contracts.rules import Integral, VersionNumber
 
 REMINDER_SCHEMA_VERSION = 1
 
@@ -69,13 +72,15 @@ class Recipient(ContractModel):
 class Reminder(ContractModel):
     """One reminder. Fields that do not apply (``issue_id`` of a digest) are null."""
 
-    schema_version: Literal[1] = Field(description="The reminder contract's version.", examples=[1])
-    reminder_id: uuid.UUID = Field(
+    schema_version: Annotated[Literal[1], VersionNumber()] = Field(
+        description="The reminder contract's version.", examples=[1]
+    )
+    reminder_id: Uuid = Field(
         description="Deterministic UUIDv5 of (district, issue, kind, level, deadline), or of "
         "(district, digest, local date); also the Nats-Msg-Id and a webhook's Idempotency-Key."
     )
     kind: ReminderKind = Field(description="What the reminder is about.", examples=["overdue"])
-    level: int = Field(
+    level: Annotated[int, Integral()] = Field(
         ge=0,
         le=100,
         description="0 for kinds with one reminder; due_soon: the position in the campaign's "
@@ -87,7 +92,7 @@ class Reminder(ContractModel):
     venue_name: Text128 | None = Field(
         description="The venue's registered name; null when unregistered or a digest."
     )
-    issue_id: Text64 | None = Field(description="The issue; null in a digest.")
+    issue_id: Identifier | None = Field(description="The issue; null in a digest.")
     item_code: ItemCode | None = Field(description="Checklist item of the issue.")
     severity: Severity | None = Field(description="The issue's severity.")
     phase: Text64 | None = Field(

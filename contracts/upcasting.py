@@ -46,14 +46,17 @@ def upcast(obj: JsonObject) -> JsonObject:
     seen = 0
     while True:
         version = obj.get("schema_version")
+        if type(version) is float and version.is_integer():
+            # 2.0 is the number 2 in JSON, as the JSON Schema reads it.
+            version = int(version)
         if version == SCHEMA_VERSION or not isinstance(version, int) or isinstance(version, bool):
             return obj
         event_type = str(obj.get("event_type"))
         fn = _UPCASTERS.get((event_type, version)) or _UPCASTERS.get(("*", version))
         if fn is None:
             raise NoUpcaster(
-                f"schema_version {version} of {event_type} cannot be read: this reader knows "
-                f"version {SCHEMA_VERSION} and no upcaster is registered for {version}"
+                f"version {version} of {event_type} cannot be read: this reader knows version "
+                f"{SCHEMA_VERSION} and no upcaster is registered for {version}"
             )
         obj = fn(obj)
         seen += 1

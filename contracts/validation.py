@@ -12,9 +12,18 @@ from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from contracts.events import EVENT_TYPES, PATTERN_REASONS, SCHEMA_VERSION, Event
-from contracts.rules import NO_NUL_REASON, NUL
+from contracts.rules import (
+    NO_NUL_REASON,
+    NUL,
+    TIMESTAMP_ERROR,
+    UUID_ERROR,
+    UUID_REASON,
+    shown,
+    timestamp_problem,
+)
 from contracts.upcasting import NoUpcaster, upcast
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -58,49 +67,84 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
         if loc and loc[0] in EVENT_TYPES:
             loc = loc[1:]
         field = ".".join(str(p) for p in loc) or "(event)"
-        value = err.get("input")
-        if (
-            isinstance(value, str)
-            and NUL in value
-            and err["type"] not in ("union_tag_invalid", "extra_forbidden")
-        ):
-            reason = NO_NUL_REASON
-        elif err["type"] == "union_tag_invalid":
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             field = "event_type"
-            tag = err.get("ctx", {}).get("tag")
-            reason = f"unknown event type {tag!r}; expected one of {', '.join(EVENT_TYPES)}"
-        elif err["type"] == "union_tag_not_found":
-            field = "event_type"
-            reason = "field required"
-        elif err["type"] == "extra_forbidden":
-            reason = "unknown field (not in the contract)"
-        elif err["type"] == "timezone_aware":
-            reason = "timestamp needs an offset such as +08:00 (naive timestamps are rejected)"
-        elif err["type"] in ("datetime_type", "datetime_parsing", "datetime_from_date_parsing"):
-            _, _, detail = str(err["msg"]).partition(", ")
-            reason = (
-                "must be an RFC 3339 timestamp with an offset, such as 2023-03-15T10:05:00+08:00"
-                + (f" ({detail})" if detail else "")
-                + f" (got {_shown(value)})"
-            )
-        elif err["type"] == "value_error":
-            # Our own validators' messages, without pydantic's "Value error, " prefix.
-            reason = str(err.get("ctx", {}).get("error", err["msg"]))
-        elif err["type"] == "literal_error" and loc == ["schema_version"]:
-            reason = f"unsupported schema_version {err['input']!r}; this reader knows 1"
-        elif err["type"] == "string_pattern_mismatch":
-            pattern = str(err.get("ctx", {}).get("pattern", ""))
-            words = PATTERN_REASONS.get(pattern, "does not have the form the contract asks for")
-            reason = f"{words} (got {_shown(err['input'])})"
-        else:
-            reason = err["msg"]
-        out.append(FieldError(field, reason))
+        out.append(FieldError(field, plain_reason(err)))
     return out
 
 
-def _shown(value: object, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _count(n: object, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def plain_reason(err: ErrorDetails) -> str:
+    """One pydantic error in the words of the contract, for a publisher's developer.
+
+    Every kind of error the contract's models can raise has its own sentence (a unit test
+    goes through them); pydantic's own message is the fallback for anything new.
+    """
+    kind = err["type"]
+    ctx: dict[str, Any] = dict(err.get("ctx") or {})
+    value = err.get("input")
+    got = f"(got {shown(value)})"
+    pattern = str(ctx.get("pattern", ""))
+    if (
+        isinstance(value, str)
+        and NUL in value
+        and kind not in ("union_tag_invalid", "extra_forbidden")
+    ):
+        return NO_NUL_REASON
+    if kind == "union_tag_invalid":
+        tag = value.get("event_type") if isinstance(value, dict) else ctx.get("tag")
+        return f"unknown event type {shown(tag)}; expected one of {', '.join(EVENT_TYPES)}"
+    if kind == "union_tag_not_found":
+        return "required field is missing (it says what happened and selects the shape of data)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field (not in the contract)"
+    if kind == TIMESTAMP_ERROR or kind.startswith("datetime") or kind == "timezone_aware":
+        if kind in ("datetime_parsing", "datetime_from_date_parsing") and isinstance(value, str):
+            _, _, detail = str(err["msg"]).partition(", ")
+            return f"is not a real date and time ({detail or 'invalid'}) {got}"
+        return timestamp_problem(value)
+    if kind == "string_pattern_mismatch":
+        words = PATTERN_REASONS.get(pattern, "does not have the form the contract asks for")
+        return f"{words} {got}"
+    if kind == UUID_ERROR or kind.startswith("uuid"):
+        return f"{UUID_REASON} {got}"
+    if kind == "value_error":
+        # Our own validators' messages, without pydantic's "Value error, " prefix.
+        return str(ctx.get("error", err["msg"]))
+    if kind == "literal_error":
+        if err["loc"][-1:] == ("schema_version",):
+            return (
+                f"version {shown(value)} is not one this reader knows (it reads {SCHEMA_VERSION})"
+            )
+        # pydantic lists the values as Python writes them ('minor'); JSON writes "minor".
+        expected = str(ctx.get("expected", "")).replace("'", '"')
+        return f"must be one of {expected} {got}"
+    if kind == "string_type":
+        return f"must be a string {got}"
+    if kind == "string_too_short":
+        return "may not be empty"
+    if kind == "string_too_long":
+        limit = ctx.get("max_length")
+        return f"may be at most {_count(limit, 'character', 'characters')} (got {len(str(value))})"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be an integer, a JSON number such as 5 {got}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')} {got}"
+    if kind == "less_than_equal":
+        return f"may be at most {ctx.get('le')} {got}"
+    if kind in ("list_type", "tuple_type"):
+        return f"must be an array {got}"
+    if kind == "too_long":
+        limit = ctx.get("max_length")
+        return f"may hold at most {_count(limit, 'item', 'items')} (got {ctx.get('actual_length')})"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be an object {got}"
+    return str(err["msg"])
 
 
 def _malformed(detail: str) -> EventRejected:

@@ -9,9 +9,9 @@ Each message family has its own stream and subject tree, so that a consumer of o
 the other and each can keep its own retention:
 
 - **events** (``CW_EVENTS``, ``cw.events.>``): the system of record, the union in ``events.py``;
-- **reminders** (``CW_REMINDERS``, ``cw.reminders.>``): a second family, derived from events;
-  its models, schema files and AsyncAPI channel are still to be designed (contracts/README.md,
-  "A second message family");
+- **reminders** (``CW_REMINDERS``, ``cw.reminders.>``): a second family, derived from events
+  by the reminders service and read by notification consumers; the model is in
+  ``reminders.py``, its schema in ``schema/Reminder.v1.json``;
 - **dead letters** (``CW_DEAD_LETTERS``, ``cw.dlq.<stage>``): whatever a stage rejected, with
   the ``Cw-Dlq-*`` headers below.
 """
@@ -25,7 +25,11 @@ EVENT_SUBJECT_ADDRESS = "cw.events.{district}.{venue_id}.{event_type}"
 
 REMINDERS_STREAM = "CW_REMINDERS"
 REMINDERS_SUBJECTS = "cw.reminders.>"
-"""The reminder family's subject tree; the tokens under it are decided with its models."""
+REMINDER_SUBJECT_ADDRESS = "cw.reminders.{district}.{venue_id}.{kind}"
+"""A reminder about a venue's issue, with the payload's district, venue_id and kind as tokens."""
+REMINDER_DIGEST_SUBJECT_ADDRESS = "cw.reminders.{district}.digest"
+"""A district's daily digest (kind ``digest``, no venue): one token fewer than a venue's
+reminder, so no subject matches both addresses."""
 
 DEAD_LETTERS_STREAM = "CW_DEAD_LETTERS"
 DEAD_LETTERS_SUBJECTS = "cw.dlq.>"

@@ -162,7 +162,7 @@ class Consumer(abc.ABC, Generic[Report]):
         letters = self.dead_letters
         await self._retry("dead_letters", partial(letters.publish, delivery, reason, field, kind,
                                                   extra))  # fmt: skip
-        log.warning("dead letter seq=%s (%s): %s: %s", delivery.seq, kind, field, reason)
+        log.warning("dead letter seq=%s (%s): %s", delivery.seq, kind, reason)
         self.metrics.dead_lettered(kind)
 
     async def _retry(self, stage: str, attempt: Callable[[], Awaitable[T]]) -> T:

@@ -103,7 +103,7 @@ async def test_list_shows_each_dead_letter_with_stage_origin_and_reason(
     assert await list_command(nats_url, stage=None, limit=1, as_json=False, console=console) == 0
     text = out.getvalue()
     assert f"{DEAD_LETTERS_STREAM}: 2 dead letters (intake 2)" in text
-    assert "occurred_at: timestamp needs an offset" in text
+    assert "occurred_at: needs a UTC offset such as +08:00" in text
     assert "showing the oldest 1 of 2" in text
 
 

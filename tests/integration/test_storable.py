@@ -68,6 +68,10 @@ def instants(draw: Callable[[st.SearchStrategy[Any]], Any]) -> str:
                 END - timedelta(seconds=1),
                 FIRST - timedelta(microseconds=1),
                 END,
+                # The extremes the contract accepts: dated 1999-12-31 at +14:00 and
+                # 2100-01-01 at -14:00.
+                FIRST - timedelta(hours=38),
+                END + timedelta(hours=38) - timedelta(microseconds=1),
             ]
         )
     )
