@@ -45,9 +45,11 @@ def event(
 
 
 def venue(venue_id: str, when: datetime, kind: str = "farmers_market", name: str | None = None,
-          **kw: Any) -> Event:  # fmt: skip
-    data = {"name": name or f"测试场所 {venue_id}", "kind": kind,
+          street: str | None = None, **kw: Any) -> Event:  # fmt: skip
+    data: dict[str, Any] = {"name": name or f"测试场所 {venue_id}", "kind": kind,
             "first_responsible": {"name": "王建国", "phone": "13800000000"}}  # fmt: skip
+    if street is not None:
+        data["street"] = street
     return event("VenueRegistered", venue_id, when, data, **kw)
 
 

@@ -101,6 +101,9 @@ async def ensure_read_model(conn: Conn, projection: str = PROJECTION) -> str:
         if row is not None:
             schema = check_schema(row["active_schema"])
             await conn.execute(GENERATION_UPGRADE.replace("{s}", schema))
+            # Views added since the generation was built appear without a rebuild; the existing
+            # ones are replaced by themselves (CREATE OR REPLACE keeps their grants).
+            await conn.execute(PUBLIC_VIEWS.replace("{s}", schema))
             return f"read model: live generation {row['generation']} ({schema})"
         schema, generation = await create_generation(conn)
         await activate(conn, schema, generation, projection)

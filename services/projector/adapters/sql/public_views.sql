@@ -52,3 +52,36 @@ CREATE OR REPLACE VIEW public.event_archive AS
 SELECT stream_seq, event_id, event_type, district, venue_id, phase, occurred_at, subject,
        convert_from(payload, 'UTF8')::json AS payload, recorded_at
 FROM {s}.event_archive;
+
+-- The district's own figures: phase_summary per district (several districts share a deployment).
+CREATE OR REPLACE VIEW public.district_phase_summary AS
+SELECT district, phase, venue_kind,
+       (count(*) FILTER (WHERE inspections > 0))::integer AS venues_inspected,
+       sum(inspections)::integer AS inspections,
+       sum(issues_found)::integer AS issues_found,
+       sum(issues_open)::integer AS issues_open,
+       sum(issues_overdue)::integer AS issues_overdue,
+       sum(issues_closed)::integer AS issues_closed,
+       sum(closed_on_time)::integer AS closed_on_time,
+       sum(recheck_failures)::integer AS recheck_failures,
+       sum(rebounds)::integer AS rebounds,
+       max(last_inspected_at) AS last_inspected_at
+FROM public.venue_phase_summary
+GROUP BY district, phase, venue_kind;
+
+-- The street offices' roll-up (街道): a venue counts under the street of its registration; a
+-- venue not yet registered has no street (NULL).
+CREATE OR REPLACE VIEW public.street_summary AS
+SELECT s.district, v.street, s.phase,
+       count(*)::integer AS venues,
+       (count(*) FILTER (WHERE s.inspections > 0))::integer AS venues_inspected,
+       sum(s.inspections)::integer AS inspections,
+       sum(s.issues_found)::integer AS issues_found,
+       sum(s.issues_open)::integer AS issues_open,
+       sum(s.issues_overdue)::integer AS issues_overdue,
+       sum(s.issues_closed)::integer AS issues_closed,
+       sum(s.closed_on_time)::integer AS closed_on_time,
+       sum(s.rebounds)::integer AS rebounds
+FROM public.venue_phase_summary s
+LEFT JOIN {s}.venues v ON v.district = s.district AND v.venue_id = s.venue_id
+GROUP BY s.district, v.street, s.phase;
