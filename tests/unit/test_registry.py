@@ -49,6 +49,7 @@ def second_service(monkeypatch: pytest.MonkeyPatch) -> None:
     real = registry.all_services()
     monkeypatch.setattr(registry, "all_services", lambda: (*real, REMINDERS))
     monkeypatch.delenv("CW_METRICS_PORT", raising=False)
+    monkeypatch.delenv("CW_NOTIFY_FILE", raising=False)
     ran.clear()
 
 
@@ -75,7 +76,7 @@ def test_a_second_service_shows_in_cw_run(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     out = capsys.readouterr().out
-    assert "projector | reminders" in out
+    assert "projector | notifier | reminders" in out
     assert "reminders: fake reminders (metrics port 9465, exit status 75 on Refused)" in " ".join(
         out.split()
     )

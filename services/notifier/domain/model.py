@@ -86,3 +86,13 @@ def outcome_of(result: SendResult) -> Outcome:
     if isinstance(result, Throttled):
         return "throttled"
     return "dead_lettered"
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What one committed batch of ``CW_REMINDERS`` did."""
+
+    checkpoint: int
+    reminders: int
+    deliveries: int
+    """Deliveries added (a reminder already recorded adds none)."""
