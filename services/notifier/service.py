@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from services.common.retry import RetryPolicy
 from services.notifier.domain.budget import Budget, budget_for
-from services.notifier.domain.messages import FORMATS, plan
+from services.notifier.domain.messages import plan
 from services.notifier.domain.model import (
     Delivered,
     Refused,
@@ -96,7 +96,7 @@ async def deliver_next(d: Dispatch) -> datetime | None:
         assert d.robot is not None
         robot = d.robot
         per_minute = d.target.per_minute or PLAN_LIMIT
-        message = plan(pending, budget.free(attempts, now), per_minute, FORMATS[d.target.kind])
+        message = plan(pending, budget.free(attempts, now), per_minute, robot.format)
         batch = [p for p in pending if p.reminder_id in set(message.reminder_ids)]
 
         async def send() -> SendResult:

@@ -13,10 +13,11 @@ import pytest
 
 from services.common.connect import mask_webhook_url
 from services.common.retry import RetryPolicy
+from services.notifier.adapters import dingtalk, wecom
 from services.notifier.adapters.dingtalk import sign, signed_url
 from services.notifier.adapters.http import Scrubber, retry_after
 from services.notifier.domain.budget import Attempt, budget_for
-from services.notifier.domain.messages import FORMATS, merged, plan, single
+from services.notifier.domain.messages import merged, plan, single
 from services.notifier.domain.model import Pending
 from services.notifier.domain.targets import NotifyFileInvalid, parse_targets
 from tests.support.reminders import reminder, subject, wire
@@ -140,7 +141,7 @@ def pending(n: int) -> Pending:
 
 
 def test_a_single_message_is_the_chinese_text_with_mentions() -> None:
-    m = single(reminder(7), FORMATS["dingtalk"])
+    m = single(reminder(7), dingtalk.FORMAT)
     assert m.title == "整改逾期 #7：连云区测试农贸市场"
     assert m.text.startswith("#### 整改逾期 #7：连云区测试农贸市场\n\n问题 FM-3F")
     assert m.text.endswith("@13800000000 @13900000001")
@@ -150,7 +151,7 @@ def test_a_single_message_is_the_chinese_text_with_mentions() -> None:
 
 def test_a_long_text_is_cut_to_the_wecom_limit() -> None:
     long = "整改内容很长。" * 290  # 2030 characters, about 6 KB
-    m = single(reminder(1, body_zh=long[:2000]), FORMATS["wecom"])
+    m = single(reminder(1, body_zh=long[:2000]), wecom.FORMAT)
     assert len(m.text.encode()) <= 4096
     assert "…" in m.text
     assert m.text.endswith("@13800000000 @13900000001")
@@ -158,19 +159,19 @@ def test_a_long_text_is_cut_to_the_wecom_limit() -> None:
 
 def test_merging_packs_in_order_within_the_size_limit() -> None:
     rs = [reminder(n) for n in range(1, 501)]
-    m = merged(rs, FORMATS["wecom"])
+    m = merged(rs, wecom.FORMAT)
     assert m.merged
     assert len(m.text.encode()) <= 4096
     assert m.reminder_ids == tuple(r.reminder_id for r in rs[: len(m.reminder_ids)])
     assert m.text.startswith(f"#### 创卫提醒：{len(m.reminder_ids)} 条（合并发送）")
     assert "1. 整改逾期 #1：连云区测试农贸市场 @13800000000 @13900000001" in m.text
-    bigger = merged(rs, FORMATS["dingtalk"])
+    bigger = merged(rs, dingtalk.FORMAT)
     assert len(bigger.reminder_ids) > len(m.reminder_ids)
-    assert FORMATS["dingtalk"].fits(bigger)
+    assert dingtalk.FORMAT.fits(bigger)
 
 
 def test_one_per_message_while_the_budget_has_room_beyond_its_reserve() -> None:
-    fmt = FORMATS["dingtalk"]
+    fmt = dingtalk.FORMAT
     three = [pending(n) for n in (1, 2, 3)]
     assert not plan(three, free=20, per_minute=20, fmt=fmt).merged
     # 3 waiting fit in 13 free with 10 (half of 20) in reserve: one each

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.notifier.adapters import dingtalk
 from services.notifier.adapters.memory import MemoryLedger
 from services.notifier.domain.messages import RobotMessage
 from services.notifier.domain.model import (
@@ -42,6 +43,7 @@ class Clock:
 @dataclass
 class Robot:
     clock: Clock
+    format = dingtalk.FORMAT
     answers: list[SendResult] = field(default_factory=list)
     received: list[tuple[datetime, RobotMessage]] = field(default_factory=list)
 

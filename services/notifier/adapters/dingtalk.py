@@ -20,11 +20,13 @@ import orjson
 
 from services.notifier.adapters.http import Answer, Scrubber, post
 from services.notifier.adapters.robots import read_answer
-from services.notifier.domain.messages import RobotMessage
+from services.notifier.domain.messages import RobotFormat, RobotMessage
 from services.notifier.domain.model import SendResult
 
 TOO_FAST = 130101
 REFUSED = 310000
+BODY_LIMIT = 20_000
+"""DingTalk refuses a request body above 20,000 bytes (errcode 460101)."""
 
 
 def sign(timestamp_ms: int, secret: str) -> str:
@@ -52,7 +54,12 @@ def payload(message: RobotMessage) -> bytes:
     )
 
 
+FORMAT = RobotFormat(BODY_LIMIT, lambda message: len(payload(message)))
+
+
 class DingTalkRobot:
+    format = FORMAT
+
     def __init__(self, session: aiohttp.ClientSession, url: str, secret: str | None) -> None:
         self._session = session
         self._url = url

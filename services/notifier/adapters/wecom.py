@@ -9,17 +9,24 @@ import orjson
 
 from services.notifier.adapters.http import Answer, Scrubber, post
 from services.notifier.adapters.robots import read_answer
-from services.notifier.domain.messages import RobotMessage
+from services.notifier.domain.messages import RobotFormat, RobotMessage
 from services.notifier.domain.model import SendResult
 
 TOO_FAST = 45009
+CONTENT_LIMIT = 4096
+"""``markdown.content``: at most 4096 bytes of UTF-8 (errcode 40058 beyond)."""
 
 
 def payload(message: RobotMessage) -> bytes:
     return orjson.dumps({"msgtype": "markdown", "markdown": {"content": message.text}})
 
 
+FORMAT = RobotFormat(CONTENT_LIMIT, lambda message: len(message.text.encode()))
+
+
 class WeComRobot:
+    format = FORMAT
+
     def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
         self._session = session
         self._url = url

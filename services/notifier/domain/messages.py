@@ -33,28 +33,14 @@ class RobotMessage:
 
 @dataclass(frozen=True, slots=True)
 class RobotFormat:
-    """How big a robot's message may be, measured the way the robot measures it."""
+    """How big a robot's message may be, measured the way the robot measures it (each robot's
+    adapter says: DingTalk the whole request body, WeCom the markdown content)."""
 
     limit_bytes: int
     measure: Callable[[RobotMessage], int]
 
     def fits(self, message: RobotMessage) -> bool:
         return self.measure(message) <= self.limit_bytes
-
-
-def _dingtalk_size(m: RobotMessage) -> int:
-    # The whole request body counts (20,000 bytes); JSON and at.atMobiles add to the text.
-    return len(m.title.encode()) + len(m.text.encode()) + 20 * len(m.phones) + 200
-
-
-def _wecom_size(m: RobotMessage) -> int:
-    return len(m.text.encode())  # markdown.content: at most 4096 bytes of UTF-8
-
-
-FORMATS = {
-    "dingtalk": RobotFormat(20_000, _dingtalk_size),
-    "wecom": RobotFormat(4096, _wecom_size),
-}
 
 
 def phones_of(reminders: Sequence[Reminder]) -> tuple[str, ...]:

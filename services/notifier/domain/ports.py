@@ -8,7 +8,7 @@ from typing import Protocol
 from uuid import UUID
 
 from services.notifier.domain.budget import Attempt
-from services.notifier.domain.messages import RobotMessage
+from services.notifier.domain.messages import RobotFormat, RobotMessage
 from services.notifier.domain.model import Outcome, Pending, Refused, SendResult, StreamReminder
 from services.notifier.domain.targets import Target
 
@@ -59,6 +59,11 @@ class Ledger(Protocol):
 
 class Robot(Protocol):
     """A work-chat robot (DingTalk, WeCom): markdown messages, no idempotency key."""
+
+    @property
+    def format(self) -> RobotFormat:
+        """How large a message it takes."""
+        ...
 
     async def send(self, message: RobotMessage) -> SendResult: ...
 
