@@ -88,7 +88,8 @@ async def deliver_next(d: Dispatch) -> datetime | None:
     start = budget.next_start(attempts, now)
     if start > now:
         return start
-    pending = await d.ledger.pending(d.target.name, PLAN_LIMIT)
+    # A webhook takes one reminder per request; a robot's next message may merge many.
+    pending = await d.ledger.pending(d.target.name, PLAN_LIMIT if d.target.is_robot else 1)
     if not pending:
         return None
     send: Callable[[], Awaitable[SendResult]]
@@ -97,7 +98,13 @@ async def deliver_next(d: Dispatch) -> datetime | None:
         robot = d.robot
         per_minute = d.target.per_minute or PLAN_LIMIT
         message = plan(pending, budget.free(attempts, now), per_minute, robot.format)
-        batch = [p for p in pending if p.reminder_id in set(message.reminder_ids)]
+        if len(message.reminder_ids) == len(pending) < PLAN_LIMIT:
+            # Everything waiting fits in this message: no need to hurry past the pace.
+            paced = budget.paced_start(attempts, now)
+            if paced > now:
+                return paced
+        chosen = set(message.reminder_ids)
+        batch = [p for p in pending if p.reminder_id in chosen]
 
         async def send() -> SendResult:
             return await robot.send(message)

@@ -22,6 +22,7 @@ def reminder(
     venue_id: str = "LY-FM-007",
     phones: tuple[str, ...] = ("13800000000", "13900000001"),
     body_zh: str | None = None,
+    title_zh: str | None = None,
 ) -> Reminder:
     """Reminder number ``n``: its title says ``#n``, so that a robot's text shows which came."""
     digest = kind == "digest"
@@ -56,7 +57,7 @@ def reminder(
         fire_at=FIRE_AT,
         issued_at=FIRE_AT,
         recipients=recipients,
-        title_zh=f"整改逾期 #{n}：连云区测试农贸市场",
+        title_zh=title_zh or f"整改逾期 #{n}：连云区测试农贸市场",
         body_zh=body_zh
         or f"问题 FM-3F（防蝇防鼠）交办单 JB-2023-{n:05d} 已逾期 1 天。\n请第一责任人立即整改。",
         title_en=f"Overdue #{n}",

@@ -150,6 +150,14 @@ class FakeRobot:
         """The reminder numbers (``#n`` of the test reminders' titles) shown, in order."""
         return [int(n) for text in self.texts() for n in TITLE_NUMBER.findall(text)]
 
+    def arrivals(self) -> dict[int, float]:
+        """Each reminder number and when (``time.monotonic()``) it first arrived."""
+        first: dict[int, float] = {}
+        for request, text in zip(self.accepted(), self.texts(), strict=True):
+            for n in TITLE_NUMBER.findall(text):
+                first.setdefault(int(n), request.at)
+        return first
+
     def messages_numbers(self) -> list[list[int]]:
         return [[int(n) for n in TITLE_NUMBER.findall(text)] for text in self.texts()]
 

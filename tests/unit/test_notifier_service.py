@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import pytest
 
-from services.notifier.adapters import dingtalk
+from services.notifier.adapters import dingtalk, wecom
 from services.notifier.adapters.memory import MemoryLedger
-from services.notifier.domain.messages import RobotMessage
+from services.notifier.domain.messages import RobotFormat, RobotMessage
 from services.notifier.domain.model import (
     Delivered,
     Outcome,
@@ -43,12 +44,13 @@ class Clock:
 @dataclass
 class Robot:
     clock: Clock
-    format = dingtalk.FORMAT
+    format: RobotFormat = dingtalk.FORMAT
+    latency: timedelta = timedelta(milliseconds=200)
     answers: list[SendResult] = field(default_factory=list)
     received: list[tuple[datetime, RobotMessage]] = field(default_factory=list)
 
     async def send(self, message: RobotMessage) -> SendResult:
-        self.clock.at += timedelta(milliseconds=200)  # the request takes a while
+        self.clock.at += self.latency  # the request takes a while
         self.received.append((self.clock.at, message))
         return self.answers.pop(0) if self.answers else Delivered()
 
@@ -84,10 +86,14 @@ class Observer:
         self.merges += 1
 
 
-def stream(n: int, start: int = 1) -> list[StreamReminder]:
+def stream(n: int, start: int = 1, *, long: bool = False) -> list[StreamReminder]:
     out = []
     for i in range(start, start + n):
-        r = reminder(i)
+        title = (
+            f"【整改逾期】#{i} 连云区海州湾街道新海连农贸市场：FM-3F 防蝇防鼠设施不全，"
+            f"交办单 LY-ZG-2023-{i:05d} 已逾期 3 天"
+        )
+        r = reminder(i, title_zh=title) if long else reminder(i)
         out.append(StreamReminder(i, r, wire(r), subject(r)))
     return out
 
@@ -178,3 +184,33 @@ async def test_filters_decide_which_targets_get_a_delivery_and_a_reminder_is_rec
     assert await ledger.record(stream(2), [ROBOT, only_digest, other_district], 2) == 0
     assert len(await ledger.pending("robot", 10)) == 2
     assert await ledger.pending("digest-only", 10) == []
+
+
+async def test_a_burst_spread_over_30_seconds_reaches_a_wecom_robot_within_two_minutes() -> None:
+    clock, ledger = Clock(), MemoryLedger()
+    # A quick robot: each reminder could go alone before the next one comes.
+    robot = Robot(clock, format=wecom.FORMAT, latency=timedelta(milliseconds=5))
+    target = Target("wecom", "wecom", "http://robot/send?key=k")
+    d = dispatch(target, ledger, clock, robot=robot)
+    burst = stream(500, long=True)  # titles as long as the bureau's
+    published = {r.reminder.reminder_id: T0 + timedelta(seconds=r.seq * 0.06) for r in burst}
+    arriving = list(burst)
+    while arriving or await ledger.pending("wecom", 1):
+        due = [r for r in arriving if published[r.reminder.reminder_id] <= clock.at]
+        if due:
+            await ledger.record(due, [target], due[-1].seq)
+            arriving = arriving[len(due) :]
+        wait = await deliver_next(d)
+        if wait is None:  # idle until the next reminder comes
+            clock.at = published[arriving[0].reminder.reminder_id]
+        else:
+            clock.at = max(clock.at, wait)
+    first: dict[UUID, datetime] = {}
+    for at, message in robot.received:
+        for rid in message.reminder_ids:
+            first.setdefault(rid, at)
+    assert len(first) == 500
+    # Within one window, not two: once half the budget is used, messages are paced, so the
+    # reminders that keep coming are gathered instead of spending the budget one by one.
+    assert max(first[rid] - published[rid] for rid in first) <= MINUTE
+    assert windows_respected([t for t, _ in robot.received], 20, MINUTE)

@@ -67,6 +67,21 @@ class Budget:
                 at = max(at, ends[excess] + self.window)
         return at
 
+    @property
+    def reserve(self) -> int:
+        """Half the budget, kept for merged messages when reminders keep coming."""
+        return (self.per_minute or 0) // 2
+
+    def paced_start(self, attempts: Sequence[Attempt], now: datetime) -> datetime:
+        """When the next message may go if it does not have to go at once: while more than the
+        reserve is free, now; after that, one ``window / per_minute`` after the last message
+        ended, so that reminders that keep coming are gathered into fewer messages instead of
+        using the budget up in the first seconds and then waiting a whole window."""
+        if self.per_minute is None or not attempts or self.free(attempts, now) > self.reserve:
+            return now
+        last = max(self.ended(a) for a in attempts)
+        return max(now, last + self.window / self.per_minute)
+
     def _occupying(self, attempts: Sequence[Attempt], now: datetime) -> list[Attempt]:
         return [a for a in attempts if self.ended(a) + self.window > now]
 

@@ -110,10 +110,11 @@ def plan(pending: Sequence[Pending], free: int, per_minute: int, fmt: RobotForma
     Reminders go one per message while the waiting ones fit in the budget with half of it
     kept in reserve. Beyond that (a burst), everything waiting is merged, oldest first, into as
     few messages as the size limit allows, so that even 500 at once reach the robot within two
-    windows instead of queueing for many.
+    windows instead of queueing for many (the service paces such messages while the budget is
+    down to its reserve: ``Budget.paced_start``).
     """
     assert pending, "nothing to plan"
-    reserve = per_minute // 2
+    reserve = per_minute // 2  # Budget.reserve
     if len(pending) == 1 or len(pending) <= free - reserve:
         return single(pending[0].reminder, fmt)
     return merged([p.reminder for p in pending], fmt)
