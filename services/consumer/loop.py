@@ -13,7 +13,9 @@ deleted consumer or a regained write lock restarts the source at the stored chec
 
 A new consumer subclasses ``Consumer``: ``stored_checkpoint``, ``apply`` and ``merge``, and
 wires a ``services.consumer.jetstream.EventSource``, ``DeadLetterPublisher`` and
-``services.consumer.lease.SingleWriter`` with its own durable name.
+``services.consumer.lease.SingleWriter`` with its own durable name. A consumer of another
+message family than events (the notifier: reminders) names what it applies,
+``Consumer[Report, StreamReminder]``: anything with a sequence, subject, bytes and id.
 """
 
 from __future__ import annotations
