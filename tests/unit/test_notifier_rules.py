@@ -99,7 +99,7 @@ def test_missing_fields_unknown_tables_and_twice_the_same_name_are_errors() -> N
 # The budget
 
 
-def test_the_budget_counts_attempts_from_their_end_and_refused_ones_too() -> None:
+def test_the_budget_counts_every_attempt_from_its_end_whatever_the_answer() -> None:
     budget = budget_for("wecom", 2, timedelta(seconds=60))
     done = [
         Attempt(T0, T0 + timedelta(seconds=1)),
