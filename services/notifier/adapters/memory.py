@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from services.consumer.ports import CheckpointRegression
 from services.notifier.domain.budget import Attempt
 from services.notifier.domain.model import Outcome, Pending, StreamReminder
 from services.notifier.domain.targets import Target
@@ -33,6 +34,8 @@ class MemoryLedger:
     async def record(
         self, reminders: Sequence[StreamReminder], targets: Sequence[Target], through_seq: int
     ) -> int:
+        if through_seq < self.stream_seq:
+            raise CheckpointRegression(f"checkpoint would move back to {through_seq}")
         added = 0
         for r in reminders:
             for t in targets:
@@ -40,7 +43,7 @@ class MemoryLedger:
                 if t.wants(r.reminder) and key not in self.deliveries:
                     self.deliveries[key] = _Delivery(Pending(r.reminder, r.seq, r.subject, r.raw))
                     added += 1
-        self.stream_seq = max(self.stream_seq, through_seq)
+        self.stream_seq = through_seq
         return added
 
     async def pending(self, target: str, limit: int) -> list[Pending]:
