@@ -108,9 +108,9 @@ def metrics_ports(
     return chosen
 
 
-def _metrics_line(name: str, metrics: MetricsPort) -> str:
+def _metrics_line(name: str, metrics: MetricsPort, setting: str = METRICS_PORT_SETTING) -> str:
     if not metrics.port:
-        return f"  metrics     {name}: off ({METRICS_PORT_SETTING}=0)"
+        return f"  metrics     {name}: off ({setting}=0)"
     where = f"http://{LOCALHOST}:{metrics.port}/metrics"
     if metrics.taken is None:
         return f"  metrics     {name}: {where}"
@@ -192,7 +192,7 @@ async def dev(
             )
             ports = metrics_ports(specs, configured, settings.metrics_host)
             for service, metrics in zip(specs, ports, strict=True):
-                info(_metrics_line(service.name, metrics))
+                info(_metrics_line(service.name, metrics, service.metrics_env))
             if services is None:
                 for line in skipped_services(settings_now):
                     info(line)

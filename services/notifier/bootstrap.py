@@ -36,6 +36,7 @@ from services.notifier.service import Dispatch
 log = logging.getLogger("cw.notifier")
 T = TypeVar("T")
 INTAKE_BATCH = 500
+WATCH_EVERY_S = 5.0
 
 
 def load_targets(settings: Settings) -> tuple[Target, ...]:
@@ -88,6 +89,32 @@ async def ensure_ledger(settings: Settings) -> list[str]:
 
 async def _until_up(what: str, connect: Callable[[], Awaitable[T]]) -> T:
     return await retry(f"{what} not reachable", connect, policy=RetryPolicy(first_s=0.2))
+
+
+async def _watch_waiting(
+    ledger: PostgresLedger, targets: tuple[Target, ...], metrics: NotifierMetrics
+) -> None:
+    """The backlog per target kind, every few seconds; once, at start, deliveries left for
+    targets no longer in the notify file (they are not sent, and say so)."""
+    names = {t.name for t in targets}
+    first = True
+    while True:
+        try:
+            waiting = await ledger.waiting()
+        except Exception:  # the dispatchers see and retry a database that is away
+            log.debug("could not count the waiting deliveries", exc_info=True)
+        else:
+            totals = dict.fromkeys(("dingtalk", "wecom", "webhook"), 0)
+            for name, kind, n in waiting:
+                if name in names:
+                    totals[kind] = totals.get(kind, 0) + n
+                elif first:
+                    log.warning("%s deliveries wait for target %s, which is no longer in the "
+                                "notify file: they are not sent", n, name)  # fmt: skip
+            for kind, n in totals.items():
+                metrics.waiting.labels(kind).set(n)
+            first = False
+        await asyncio.sleep(WATCH_EVERY_S)
 
 
 def build_dispatch(
@@ -166,6 +193,7 @@ async def run_notifier(settings: Settings, metrics: NotifierMetrics, stop: async
             ),
         ]
         stopper = asyncio.create_task(stop_when_asked())
+        watcher = asyncio.create_task(_watch_waiting(ledger, targets, metrics))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -175,9 +203,10 @@ async def run_notifier(settings: Settings, metrics: NotifierMetrics, stop: async
             stopping.set()
             intake.stopping.set()
             stopper.cancel()
+            watcher.cancel()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            await asyncio.gather(*tasks, stopper, watcher, return_exceptions=True)
     finally:
         await session.close()
         await guard.release()

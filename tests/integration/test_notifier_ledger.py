@@ -55,3 +55,15 @@ async def test_a_notifier_whose_lease_was_taken_over_records_nothing(database_ur
         await first.release()
         await second.release()
         await pool.close()
+
+
+async def test_waiting_deliveries_are_counted_per_target(database_url: str) -> None:
+    await ensure_ledger(Settings(database_url=database_url))
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        ledger = PostgresLedger(pool, "notifier", None)
+        await ledger.record(stream(1, 2), TARGETS, 2)
+        assert sorted(await ledger.waiting()) == [("hook", "webhook", 2), ("robot", "dingtalk", 2)]
+    finally:
+        await pool.close()

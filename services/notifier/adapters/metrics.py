@@ -50,6 +50,12 @@ class NotifierMetrics:
             ["reason"],
             registry=r,
         )
+        self.waiting = Gauge(
+            "cw_notifier_waiting_deliveries",
+            "(reminder, target) deliveries not yet done, by the target's kind.",
+            ["target_kind"],
+            registry=r,
+        )
         self.checkpoint = Gauge(
             "cw_notifier_checkpoint_seq",
             "Last CW_REMINDERS sequence whose deliveries are recorded.",

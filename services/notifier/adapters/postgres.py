@@ -110,6 +110,10 @@ MARK_FAILED = """
 UPDATE cw_notifier.deliveries SET detail = $3
 WHERE target = $1 AND reminder_id = ANY($2::uuid[]) AND state = 'pending'
 """
+WAITING = """
+SELECT target, target_kind, count(*) AS n FROM cw_notifier.deliveries
+WHERE state = 'pending' GROUP BY target, target_kind
+"""
 DONE = ("delivered", "dead_lettered")
 
 
@@ -209,6 +213,12 @@ class PostgresLedger:
                 )
             else:
                 await conn.execute(MARK_FAILED, target, list(reminder_ids), detail)
+
+    async def waiting(self) -> list[tuple[str, str, int]]:
+        """(target, its kind, deliveries not yet done) for every target with some."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(WAITING)
+        return [(r["target"], r["target_kind"], int(r["n"])) for r in rows]
 
     async def _check(self, conn: Conn) -> None:
         if self._writer is not None:
