@@ -173,7 +173,6 @@ async def run_notifier(settings: Settings, metrics: NotifierMetrics, stop: async
             decode_reminder,
             batch=INTAKE_BATCH,
             stream=REMINDERS_STREAM,
-            ack_wait_s=settings.projector_ack_wait.total_seconds(),
         )
         intake = Intake(
             source, ledger, targets, metrics, dead_letters=publisher, writer=guard,
