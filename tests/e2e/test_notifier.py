@@ -39,6 +39,10 @@ def test_a_bad_notify_file_is_one_line_naming_the_field(
     assert len(errors) == 1, done.stderr
     assert "targets[0] (robot).per_minute: expected a whole number from 1 to 10000" in errors[0]
     assert "Traceback" not in done.stderr
+    env = {k: v for k, v in cw_env(nats_url, database_url).items() if k != "CW_NOTIFY_FILE"}
+    unset = cw(env, "run", "notifier")
+    assert unset.returncode == 78
+    assert "CW_NOTIFY_FILE is not set" in unset.stderr
 
 
 def test_a_taken_metrics_port_names_cw_notifier_metrics_port(
