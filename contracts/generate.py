@@ -61,7 +61,7 @@ MSG_ID_HEADER: Json = {
 }
 
 DEAD_LETTER_HEADERS: dict[str, str] = {
-    wire.DLQ_STAGE: "Which stage rejected the message: intake (cw publish) or projector.",
+    wire.DLQ_STAGE: "Which stage rejected the message: intake (cw publish), projector or notifier.",
     wire.DLQ_REASON: "Why, naming each field: `data.severity: Input should be ...`. Non-ASCII "
     "characters are written as \\uXXXX escapes (headers are ASCII).",
     wire.DLQ_FIELD: "The first field named in the reason (a dotted path such as data.severity, or "
@@ -82,6 +82,8 @@ DEAD_LETTER_HEADERS: dict[str, str] = {
     "unhandled_event_type, unstorable or unreadable.",
     wire.DLQ_ISSUE_VENUE: "For venue_mismatch: the venue of the issue, where a fixed event "
     "belongs.",
+    wire.DLQ_TARGET: "For the notifier: the target (its name in the notify file) that refused the "
+    "reminder; the dead letter's Nats-Msg-Id is then `notifier:<stream seq>:<target>`.",
     wire.DLQ_TRUNCATED: "Present when the line was longer than the payload kept "
     f"({MAX_EVENT_BYTES} bytes and one more): its size in bytes (intake).",
 }

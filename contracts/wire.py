@@ -55,6 +55,9 @@ DLQ_KIND = "Cw-Dlq-Kind"
 """The reason's class, one of a small fixed set (``invalid_field``, ``venue_mismatch``, ...)."""
 DLQ_ISSUE_VENUE = "Cw-Dlq-Issue-Venue"
 """For ``venue_mismatch``: the venue the issue belongs to, where a fix must be published."""
+DLQ_TARGET = "Cw-Dlq-Target"
+"""For the notifier: the target (its name in the notify file) that refused a reminder; one
+reminder refused by two targets is two dead letters."""
 
 
 def event_subject(district: str, venue_id: str, event_type: str) -> str:

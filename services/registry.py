@@ -33,7 +33,14 @@ class RunnableService:
     run: Runner
     ensure: Ensure | None = None
     metrics_port: int = 0
-    """The default ``/metrics`` port of ``cw run <name>`` (``CW_METRICS_PORT`` wins; 0: off)."""
+    """The default ``/metrics`` port of ``cw run <name>`` (its ``metrics_setting`` wins; 0:
+    off)."""
+    metrics_setting: str = "metrics_port"
+    """The setting (a field of ``Settings``) that sets the service's own port: the projector's
+    is ``CW_METRICS_PORT``, another service has its own (``CW_NOTIFIER_METRICS_PORT``)."""
+    needs: str | None = None
+    """A setting without which ``cw dev`` does not start the service (the notifier runs only
+    with a ``CW_NOTIFY_FILE``); ``cw run`` starts it anyway and says what is missing."""
     exits: Mapping[type[Exception], int] = field(default_factory=dict)
     """Errors that end the service with an exit status of their own, said in one line (the
     projector's ``Fenced``: 75, another one took over and a restart makes this one standby)."""
@@ -42,9 +49,10 @@ class RunnableService:
 def all_services() -> tuple[RunnableService, ...]:
     """Every long-running service, in the order ``cw init`` ensures and ``cw dev`` starts them."""
     # Imported here: a service's entrypoint imports this module for RunnableService.
+    from services.notifier.entrypoints.cli import NOTIFIER  # noqa: PLC0415
     from services.projector.entrypoints.cli import PROJECTOR  # noqa: PLC0415
 
-    return (PROJECTOR,)
+    return (PROJECTOR, NOTIFIER)
 
 
 def by_name(name: str) -> RunnableService:
@@ -54,21 +62,38 @@ def by_name(name: str) -> RunnableService:
     raise KeyError(name)
 
 
+def setting_name(field: str) -> str:
+    """The environment variable of a ``Settings`` field."""
+    return f"CW_{field.upper()}"
+
+
 def service_settings(service: RunnableService, settings: Settings) -> Settings:
-    """``settings`` with the service's own metrics port, unless ``CW_METRICS_PORT`` was set."""
-    if "metrics_port" in settings.model_fields_set:
-        return settings
-    return settings.model_copy(update={"metrics_port": service.metrics_port})
+    """``settings`` with the service's own metrics port, unless its setting was given."""
+    field = service.metrics_setting
+    own = getattr(settings, field) if field in settings.model_fields_set else None
+    return settings.model_copy(
+        update={"metrics_port": service.metrics_port if own is None else own}
+    )
+
+
+def wanted(service: RunnableService, settings: Settings) -> bool:
+    """Whether ``cw dev`` runs the service: the setting it needs is set."""
+    return service.needs is None or bool(getattr(settings, service.needs))
 
 
 class MetricsPortTaken(Exception):
     """The ``/metrics`` port is in use by another process."""
 
 
-def start_metrics_server(settings: Settings, registry: CollectorRegistry, name: str) -> str | None:
+def start_metrics_server(
+    settings: Settings,
+    registry: CollectorRegistry,
+    name: str,
+    setting: str = METRICS_PORT_SETTING,
+) -> str | None:
     """Serve ``registry`` on ``CW_METRICS_HOST:CW_METRICS_PORT``; its URL, ``None`` when off.
 
-    Raises :class:`MetricsPortTaken`, naming the setting, when the port is in use."""
+    Raises :class:`MetricsPortTaken`, naming ``setting``, when the port is in use."""
     if not settings.metrics_port:
         return None
     try:
@@ -78,7 +103,7 @@ def start_metrics_server(settings: Settings, registry: CollectorRegistry, name: 
             raise
         raise MetricsPortTaken(
             f"the {name}'s metrics port {settings.metrics_host}:{settings.metrics_port} is taken"
-            f" by another process; set {METRICS_PORT_SETTING} to a free port"
-            f" ({METRICS_PORT_SETTING}=0 turns metrics off)"
+            f" by another process; set {setting} to a free port"
+            f" ({setting}=0 turns metrics off)"
         ) from None
     return f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"

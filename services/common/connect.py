@@ -36,6 +36,25 @@ def mask_url(url: str) -> str:
     return ",".join(_mask_one(part) for part in url.split(","))
 
 
+_TOKEN_SEGMENT = 16
+"""A path segment this long may be a credential (``/hooks/T0/B0/<token>``)."""
+
+
+def mask_webhook_url(url: str) -> str:
+    """A webhook URL fit for logs: every query value and every long path segment hidden, since
+    robots and webhooks carry their tokens there (``?access_token=``, ``?key=``, ``/<token>``)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "(an unreadable URL)"
+    path = "/".join(
+        "***" if len(segment) >= _TOKEN_SEGMENT else segment for segment in parts.path.split("/")
+    )
+    query = "&".join(f"{k}=***" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, host, path, query, ""))
+
+
 def _mask_one(url: str) -> str:
     try:
         parts = urlsplit(url.strip())

@@ -28,6 +28,7 @@ REJECTED_AT = wire.DLQ_REJECTED_AT
 STAGE = wire.DLQ_STAGE
 STREAM_SEQ = wire.DLQ_STREAM_SEQ
 SUBJECT = wire.DLQ_SUBJECT
+TARGET = wire.DLQ_TARGET
 TRUNCATED = wire.DLQ_TRUNCATED
 
 MAX_REASON = 2000
@@ -83,6 +84,9 @@ def dead_letter_headers(
     if kind is not None:
         headers[KIND] = kind
     headers.update(extra or {})
+    if stream_seq is not None and TARGET in headers:
+        # One reminder refused by several targets: one dead letter each.
+        headers[MSG_ID] = f"{stage}:{stream_seq}:{headers[TARGET]}"
     return headers
 
 

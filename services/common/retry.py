@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -19,7 +20,6 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_never,
-    wait_exponential_jitter,
 )
 
 T = TypeVar("T")
@@ -36,6 +36,14 @@ class RetryPolicy:
     cap_s: float = 5.0
     attempts: int | None = None
     """``None``: until it goes through (a stuck service is visible; a dropped event is not)."""
+
+    def pause(self, attempt: int) -> float:
+        """The pause after failed attempt number ``attempt`` (1, 2, ...): ``first_s`` doubling,
+        plus up to ``first_s`` of jitter, at most ``cap_s``. For a caller that keeps its own
+        loop (the notifier, which must wait for a robot's budget between attempts)."""
+        exponent = min(max(attempt, 1) - 1, 64)
+        pause: float = self.first_s * 2**exponent + random.uniform(0, self.first_s)
+        return max(0.0, min(pause, self.cap_s))
 
 
 FOREVER = RetryPolicy()
@@ -73,9 +81,7 @@ async def retry(
 
     retrying = AsyncRetrying(
         retry=retry_if_exception(retryable),
-        wait=wait_exponential_jitter(
-            multiplier=policy.first_s, max=policy.cap_s, jitter=policy.first_s
-        ),
+        wait=lambda state: policy.pause(state.attempt_number),
         stop=stop_never if policy.attempts is None else stop_after_attempt(policy.attempts),
         before_sleep=before_sleep,
         reraise=True,

@@ -63,6 +63,16 @@ class Settings(BaseSettings):
         description="Most bytes requested from JetStream and not yet taken: keep it well under "
         "the server's max_pending (64 MiB by default), or the server cuts the projector off.",
     )
+    notify_file: Path | None = Field(
+        default=None,
+        description="The notifier's targets (TOML); the notifier runs only when it is set.",
+    )
+    notifier_metrics_port: int | None = Field(
+        default=None, description="The notifier's /metrics port (default 9466; 0: off)."
+    )
+    notifier_durable: str = Field(
+        default="notifier", description="The notifier's durable consumer and write lease."
+    )
     events_duplicate_window: timedelta = Field(
         default=timedelta(minutes=5),
         description="CW_EVENTS's duplicate window (Nats-Msg-Id), when cw init creates it.",

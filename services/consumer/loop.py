@@ -13,7 +13,9 @@ deleted consumer or a regained write lock restarts the source at the stored chec
 
 A new consumer subclasses ``Consumer``: ``stored_checkpoint``, ``apply`` and ``merge``, and
 wires a ``services.consumer.jetstream.EventSource``, ``DeadLetterPublisher`` and
-``services.consumer.lease.SingleWriter`` with its own durable name.
+``services.consumer.lease.SingleWriter`` with its own durable name. A consumer of another
+message family than events (the notifier: reminders) names what it applies,
+``Consumer[Report, StreamReminder]``: anything with a sequence, subject, bytes and id.
 """
 
 from __future__ import annotations
@@ -27,22 +29,26 @@ from datetime import timedelta
 from functools import partial
 from typing import Generic, TypeVar
 
+from typing_extensions import TypeVar as DefaultTypeVar
+
 from services.common.retry import FOREVER, RetryPolicy, retry
-from services.consumer.model import Delivery, Outcome, Prepared, Rejection, StreamEvent
+from services.consumer.model import Delivery, Outcome, Rejection, StreamEvent, StreamMessage
 from services.consumer.ports import DeadLetters, Fenced, Observer, Source, Unstorable, Writer
 
 log = logging.getLogger("cw.consumer")
 T = TypeVar("T")
 Report = TypeVar("Report")
 """What a committed batch reports (the projector: ``BatchOutcome``)."""
+M = DefaultTypeVar("M", bound=StreamMessage, default=StreamEvent)
+"""What a batch applies: events of ``CW_EVENTS``, or the messages of another family."""
 
 
-class Consumer(abc.ABC, Generic[Report]):
+class Consumer(abc.ABC, Generic[Report, M]):
     """The loop every consumer of a stream runs; a subclass says how a batch is applied."""
 
     def __init__(
         self,
-        source: Source,
+        source: Source[M | Rejection],
         metrics: Observer[Report],
         *,
         dead_letters: DeadLetters | None,
@@ -64,7 +70,7 @@ class Consumer(abc.ABC, Generic[Report]):
 
     @abc.abstractmethod
     async def apply(
-        self, events: Sequence[StreamEvent], through_seq: int, outcomes: Sequence[Outcome]
+        self, events: Sequence[M], through_seq: int, outcomes: Sequence[Outcome]
     ) -> Report:
         """Apply ``events``, record ``outcomes`` and move the checkpoint to ``through_seq`` in
         one transaction. Raise ``Unstorable`` when the store cannot hold the data."""
@@ -107,7 +113,7 @@ class Consumer(abc.ABC, Generic[Report]):
         log.warning("restarting the consumer at the checkpoint %s (%s)", checkpoint, reason)
         await self._retry("nats", lambda: self.source.restart(checkpoint))
 
-    async def handle(self, batch: Sequence[Prepared]) -> Report:
+    async def handle(self, batch: Sequence[M | Rejection]) -> Report:
         started = time.perf_counter()
         for r in batch:
             if type(r) is Rejection:
@@ -120,10 +126,10 @@ class Consumer(abc.ABC, Generic[Report]):
         self.metrics.batch_done(outcome, len(batch), time.perf_counter() - started)
         return outcome
 
-    async def _commit(self, batch: Sequence[Prepared]) -> Report:
+    async def _commit(self, batch: Sequence[M | Rejection]) -> Report:
         """Commit ``batch`` in one unit; if the store cannot hold it, find the event that it
         cannot hold by halving the batch (in order), and make that event a dead letter."""
-        events = [p for p in batch if type(p) is StreamEvent]
+        events = [p for p in batch if not isinstance(p, Rejection)]
         outcomes = [
             Outcome(p.seq, "dead_lettered", None, p.kind) for p in batch if type(p) is Rejection
         ]
@@ -138,13 +144,13 @@ class Consumer(abc.ABC, Generic[Report]):
                     await self._commit(batch[:half]), await self._commit(batch[half:])
                 )
             (only,) = batch
-            if type(only) is not StreamEvent:
+            if isinstance(only, Rejection):
                 raise
             log.error("event at sequence %s cannot be stored: %s", only.seq, exc)
             delivery = Delivery(only.seq, only.subject, only.raw, only.headers)
             await self.dead_letter(delivery, f"the read model cannot store it: {exc}",
                                     "(event)", "unstorable")  # fmt: skip
-            unstorable = [Outcome(only.seq, "dead_lettered", only.event.event_id, "unstorable")]
+            unstorable = [Outcome(only.seq, "dead_lettered", only.message_id, "unstorable")]
             return await self._retry("database", lambda: self.apply([], only.seq, unstorable))
 
     async def dead_letter(

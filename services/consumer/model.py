@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 from uuid import UUID
 
 from contracts import Event
@@ -37,6 +37,26 @@ class StreamEvent:
     """The event's own phase, or the one the campaign calendar gives its ``occurred_at``."""
     headers: Mapping[str, str] | None = None
     """The message's headers as received (kept for a dead letter, not stored)."""
+
+    @property
+    def message_id(self) -> UUID:
+        return self.event.event_id
+
+
+class StreamMessage(Protocol):
+    """What the loop needs of a message it applies (an event; a reminder for the notifier):
+    where it sits, its bytes for a dead letter, and its own id."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def raw(self) -> bytes: ...
+    @property
+    def headers(self) -> Mapping[str, str] | None: ...
+    @property
+    def message_id(self) -> UUID: ...
 
 
 OutcomeKind: TypeAlias = Literal["duplicate", "dead_lettered"]

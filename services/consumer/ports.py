@@ -6,9 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol, TypeVar
 
+from typing_extensions import TypeVar as DefaultTypeVar
+
 from services.consumer.model import Delivery, Prepared
 
 O_contra = TypeVar("O_contra", contravariant=True)
+P = DefaultTypeVar("P", default=Prepared)
+"""What a source hands out: events or rejections, unless a consumer reads another family."""
 
 
 class Fenced(RuntimeError):
@@ -24,14 +28,14 @@ class Unstorable(RuntimeError):
     retrying the same unit can never succeed."""
 
 
-class Source(Protocol):
+class Source(Protocol[P]):
     """Messages of a stream in order, without holes (``services.consumer.jetstream``)."""
 
     async def start(self, after_seq: int) -> None: ...
     async def restart(self, after_seq: int) -> None: ...
     def needs_restart(self) -> str | None: ...
     def invalidate(self, reason: str, detail: str = "") -> None: ...
-    async def next_batch(self, wait_s: float) -> list[Prepared]: ...
+    async def next_batch(self, wait_s: float) -> list[P]: ...
     async def ack_taken(self) -> None: ...
     async def stop(self) -> None: ...
 

@@ -48,13 +48,32 @@ class DevService:
     name: str
     argv: Sequence[str]
     metrics_port: int
+    metrics_env: str = METRICS_PORT_SETTING
+    """The variable the service reads its port from; ``cw dev`` sets it to the chosen one."""
 
 
-def registered_services() -> list[DevService]:
-    """The registry's long-running services, each as ``cw run NAME`` (:mod:`services.registry`)."""
+def registered_services(settings: Settings | None = None) -> list[DevService]:
+    """The registry's long-running services, each as ``cw run NAME`` (:mod:`services.registry`),
+    but those whose needed setting is not set (see ``RunnableService.needs``)."""
+    settings = settings or Settings()
+    out = []
+    for s in registry.all_services():
+        if not registry.wanted(s, settings):
+            continue
+        port = s.metrics_port
+        if s.metrics_setting != "metrics_port" and s.metrics_setting in settings.model_fields_set:
+            port = getattr(settings, s.metrics_setting) or 0
+        argv = [sys.executable, "-m", "services.cli", "run", s.name]
+        out.append(DevService(s.name, argv, port, registry.setting_name(s.metrics_setting)))
+    return out
+
+
+def skipped_services(settings: Settings) -> list[str]:
+    """One line per registered service ``cw dev`` leaves out, and what it needs."""
     return [
-        DevService(s.name, [sys.executable, "-m", "services.cli", "run", s.name], s.metrics_port)
+        f"  {s.name:<11} not started: set {registry.setting_name(s.needs)} to run it"
         for s in registry.all_services()
+        if s.needs is not None and not registry.wanted(s, settings)
     ]
 
 
@@ -91,9 +110,9 @@ def metrics_ports(
     return chosen
 
 
-def _metrics_line(name: str, metrics: MetricsPort) -> str:
+def _metrics_line(name: str, metrics: MetricsPort, setting: str = METRICS_PORT_SETTING) -> str:
     if not metrics.port:
-        return f"  metrics     {name}: off ({METRICS_PORT_SETTING}=0)"
+        return f"  metrics     {name}: off ({setting}=0)"
     where = f"http://{LOCALHOST}:{metrics.port}/metrics"
     if metrics.taken is None:
         return f"  metrics     {name}: {where}"
@@ -149,6 +168,7 @@ async def dev(
     """``cw dev``; see the module's documentation. Returns the exit code. ``services``: the
     registry's when ``None``."""
     specs = registered_services() if services is None else services
+    settings_now = Settings()
     info = _printer(sys.stderr if print_env else sys.stdout)
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -202,7 +222,10 @@ async def dev(
             )
             ports = metrics_ports(specs, configured, settings.metrics_host)
             for service, metrics in zip(specs, ports, strict=True):
-                info(_metrics_line(service.name, metrics))
+                info(_metrics_line(service.name, metrics, service.metrics_env))
+            if services is None:
+                for line in skipped_services(settings_now):
+                    info(line)
             info(f"  publish the example events:  {_publish_hint(env)}")
             info(f"  query the read model:        {psql_command(stack)}")
             info("  Ctrl-C stops the services and what cw dev started.")
@@ -212,7 +235,7 @@ async def dev(
                     ServiceSpec(
                         service.name,
                         service.argv,
-                        {**base_env, METRICS_PORT_SETTING: str(metrics.port)},
+                        {**base_env, service.metrics_env: str(metrics.port)},
                     )
                     for service, metrics in zip(specs, ports, strict=True)
                 ],

@@ -49,6 +49,7 @@ def second_service(monkeypatch: pytest.MonkeyPatch) -> None:
     real = registry.all_services()
     monkeypatch.setattr(registry, "all_services", lambda: (*real, REMINDERS))
     monkeypatch.delenv("CW_METRICS_PORT", raising=False)
+    monkeypatch.delenv("CW_NOTIFY_FILE", raising=False)
     ran.clear()
 
 
@@ -75,7 +76,7 @@ def test_a_second_service_shows_in_cw_run(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     out = capsys.readouterr().out
-    assert "projector | reminders" in out
+    assert "projector | notifier | reminders" in out
     assert "reminders: fake reminders (metrics port 9465, exit status 75 on Refused)" in " ".join(
         out.split()
     )
@@ -137,3 +138,32 @@ def test_a_taken_metrics_port_is_replaced_by_a_free_one() -> None:
         configured = metrics_ports(services, taken)  # CW_METRICS_PORT: the base
         assert configured[0].taken == taken
         assert configured[0].port != taken
+
+
+def test_the_notifier_runs_in_cw_dev_only_with_a_notify_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CW_NOTIFY_FILE", raising=False)
+    monkeypatch.delenv("CW_NOTIFIER_METRICS_PORT", raising=False)
+    assert [s.name for s in registered_services()] == ["projector"]
+    assert _runs("notifier")  # cw run says what is missing itself
+    monkeypatch.setenv("CW_NOTIFY_FILE", "notify.toml")
+    (projector, notifier) = registered_services()
+    assert (notifier.name, notifier.metrics_port) == ("notifier", 9466)
+    assert (projector.metrics_env, notifier.metrics_env) == (
+        "CW_METRICS_PORT", "CW_NOTIFIER_METRICS_PORT"
+    )  # fmt: skip
+    monkeypatch.setenv("CW_NOTIFIER_METRICS_PORT", "0")
+    assert registered_services()[1].metrics_port == 0
+
+
+def test_the_notifier_has_its_own_metrics_port_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    notifier = registry.by_name("notifier")
+    monkeypatch.setenv("CW_METRICS_PORT", "9999")  # the projector's: not the notifier's
+    monkeypatch.delenv("CW_NOTIFIER_METRICS_PORT", raising=False)
+    assert registry.service_settings(notifier, Settings()).metrics_port == 9466
+    monkeypatch.setenv("CW_NOTIFIER_METRICS_PORT", "0")
+    assert registry.service_settings(notifier, Settings()).metrics_port == 0
+    assert registry.service_settings(registry.by_name("projector"), Settings()).metrics_port == (
+        9999
+    )

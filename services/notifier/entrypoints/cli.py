@@ -1,0 +1,44 @@
+"""The notifier's entrypoint: its line in the registry of services (``cw run notifier``,
+``cw init``, and ``cw dev`` when ``CW_NOTIFY_FILE`` is set)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.common.settings import Settings
+from services.consumer.ports import Fenced
+from services.notifier import bootstrap
+from services.notifier.adapters.metrics import NotifierMetrics
+from services.notifier.domain.targets import NotifyFileInvalid
+from services.registry import RunnableService, setting_name, start_metrics_server
+
+METRICS_SETTING = "notifier_metrics_port"
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """The notifier until ``stop`` is set, with its ``/metrics`` (``CW_NOTIFIER_METRICS_PORT``)."""
+    targets = bootstrap.load_targets(settings)  # a bad file stops here, before any server
+    metrics = NotifierMetrics()
+    url = start_metrics_server(
+        settings, metrics.registry, "notifier", setting_name(METRICS_SETTING)
+    )
+    log = logging.getLogger("cw.notifier")
+    if url is not None:
+        log.info("metrics on %s", url)
+    log.info("%s targets", len(targets))
+    await bootstrap.run_notifier(settings, metrics, stop)
+
+
+NOTIFIER = RunnableService(
+    name="notifier",
+    summary="CW_REMINDERS to the DingTalk, WeCom and webhook targets of CW_NOTIFY_FILE",
+    run=serve,
+    ensure=bootstrap.ensure_ledger,
+    metrics_port=9466,
+    metrics_setting=METRICS_SETTING,
+    needs="notify_file",
+    # 75: another notifier took the write lock (a restart makes this one its standby);
+    # 78 (EX_CONFIG): the notify file cannot be used, said in one line naming the field.
+    exits={Fenced: 75, NotifyFileInvalid: 78},
+)

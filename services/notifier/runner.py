@@ -1,0 +1,211 @@
+"""The notifier's loops: the intake (the consumer kit's loop on ``CW_REMINDERS``, recording a
+delivery per reminder and matching target) and one dispatcher per target (sending what waits,
+within the target's budget).
+
+The intake acknowledges a batch once its deliveries and the checkpoint are committed: from then
+on PostgreSQL holds every (reminder, target) delivery until it is done, and a crash loses
+nothing. Dispatchers are woken when deliveries arrive and otherwise sleep until their budget,
+a throttle or a backoff lets them send again: no polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from contracts.reminders import Reminder, reminder_subject
+from services.common.retry import FOREVER, RetryPolicy, retry
+from services.consumer.loop import Consumer
+from services.consumer.model import Delivery, Outcome, Rejection
+from services.consumer.ports import DeadLetters, Fenced, Observer, Source, Writer
+from services.notifier.domain.budget import Attempt
+from services.notifier.domain.model import (
+    Outcome as DeliveryOutcome,
+)
+from services.notifier.domain.model import (
+    Pending,
+    Recorded,
+    Refused,
+    StreamReminder,
+)
+from services.notifier.domain.ports import Ledger, Refusals
+from services.notifier.domain.targets import Target
+from services.notifier.service import Dispatch, deliver_next
+
+log = logging.getLogger("cw.notifier")
+T = TypeVar("T")
+
+
+def decode_reminder(d: Delivery) -> StreamReminder | Rejection:
+    try:
+        reminder = Reminder.model_validate_json(d.data)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else None
+        if first is not None and first["type"] == "json_invalid":
+            return Rejection(d, f"malformed JSON: {first['msg']}", "(reminder)", "malformed_json")
+        where = ".".join(str(p) for p in first["loc"]) if first else "(reminder)"
+        reason = f"{where}: {first['msg']}" if first else str(exc)
+        return Rejection(d, reason, where or "(reminder)", "invalid_field")
+    expected = reminder_subject(reminder.district, reminder.venue_id, reminder.kind)
+    if d.subject != expected:
+        return Rejection(
+            d,
+            f"subject {d.subject} does not match the reminder (expected {expected})",
+            "district/venue_id/kind",
+            "subject_mismatch",
+        )
+    return StreamReminder(d.seq, reminder, d.data, d.subject, d.headers)
+
+
+class Intake(Consumer[Recorded, StreamReminder]):
+    """``CW_REMINDERS`` into the delivery ledger, exactly once per (reminder, target)."""
+
+    def __init__(
+        self,
+        source: Source[StreamReminder | Rejection],
+        ledger: Ledger,
+        targets: Sequence[Target],
+        metrics: Observer[Recorded],
+        *,
+        dead_letters: DeadLetters | None,
+        writer: Writer | None = None,
+        fetch_wait: timedelta = timedelta(seconds=1),
+        on_recorded: Callable[[], None] = lambda: None,
+    ) -> None:
+        super().__init__(
+            source, metrics, dead_letters=dead_letters, writer=writer, fetch_wait=fetch_wait
+        )
+        self.ledger = ledger
+        self.targets = tuple(targets)
+        self.on_recorded = on_recorded
+
+    async def stored_checkpoint(self) -> int:
+        return await self.ledger.checkpoint()
+
+    async def apply(
+        self, events: Sequence[StreamReminder], through_seq: int, outcomes: Sequence[Outcome]
+    ) -> Recorded:
+        added = await self.ledger.record(events, self.targets, through_seq)
+        if added:
+            self.on_recorded()
+        return Recorded(through_seq, len(events), added)
+
+    def merge(self, first: Recorded, second: Recorded) -> Recorded:
+        return Recorded(
+            max(first.checkpoint, second.checkpoint),
+            first.reminders + second.reminders,
+            first.deliveries + second.deliveries,
+        )
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class Retrying:
+    """The ledger and the dead letters with the one retry policy around every call: a server
+    that is away holds the dispatcher, it never makes it forget what it sent."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        refusals: Refusals,
+        on_retry: Callable[[str], None],
+        give_up: Callable[[], bool],
+        policy: RetryPolicy = FOREVER,
+    ) -> None:
+        self._ledger, self._refusals = ledger, refusals
+        self._on_retry, self._give_up, self._policy = on_retry, give_up, policy
+
+    async def _retry(self, stage: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        return await retry(
+            stage,
+            attempt,
+            policy=self._policy,
+            never=(Fenced,),
+            on_retry=lambda _exc, _pause: self._on_retry(stage),
+            give_up=self._give_up,
+        )
+
+    async def checkpoint(self) -> int:
+        return await self._retry("database", self._ledger.checkpoint)
+
+    async def record(
+        self, reminders: Sequence[StreamReminder], targets: Sequence[Target], through_seq: int
+    ) -> int:
+        return await self._ledger.record(reminders, targets, through_seq)  # the kit retries
+
+    async def pending(self, target: str, limit: int) -> list[Pending]:
+        return await self._retry("database", lambda: self._ledger.pending(target, limit))
+
+    async def attempts(self, target: str, since: datetime) -> list[Attempt]:
+        return await self._retry("database", lambda: self._ledger.attempts(target, since))
+
+    async def begin(self, target: str, reminder_ids: Sequence[UUID], started_at: datetime) -> int:
+        return await self._retry(
+            "database", lambda: self._ledger.begin(target, reminder_ids, started_at)
+        )
+
+    async def finish(
+        self,
+        target: str,
+        attempt_id: int,
+        reminder_ids: Sequence[UUID],
+        *,
+        outcome: DeliveryOutcome,
+        detail: str,
+        finished_at: datetime,
+    ) -> None:
+        await self._retry(
+            "database",
+            lambda: self._ledger.finish(
+                target, attempt_id, reminder_ids, outcome=outcome, detail=detail,
+                finished_at=finished_at,
+            ),
+        )  # fmt: skip
+
+    async def publish(self, pending: Pending, target: Target, refused: Refused) -> None:
+        await self._retry("dead_letters", lambda: self._refusals.publish(pending, target, refused))
+
+
+class Dispatcher:
+    """Delivers to one target until ``stopping`` is set; finishes the message in hand first."""
+
+    def __init__(self, dispatch: Dispatch, stopping: asyncio.Event) -> None:
+        self.dispatch = dispatch
+        self.stopping = stopping
+        self.wake = asyncio.Event()
+        self.wake.set()  # deliveries left from before a restart
+
+    async def run(self) -> None:
+        d = self.dispatch
+        while not self.stopping.is_set():
+            self.wake.clear()
+            next_at = await deliver_next(d)
+            if next_at is None:
+                await self._until(self.wake, None)
+                continue
+            pause_s = (next_at - d.clock.now()).total_seconds()
+            if pause_s > 0:
+                await self._until(None, pause_s)
+
+    async def _until(self, event: asyncio.Event | None, within_s: float | None) -> None:
+        """Until ``event`` (new deliveries) or a stop, or ``within_s`` seconds have passed."""
+        waits = [asyncio.ensure_future(self.stopping.wait())]
+        if event is not None:
+            waits.append(asyncio.ensure_future(event.wait()))
+        try:
+            await asyncio.wait(waits, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await w
