@@ -14,8 +14,9 @@ import errno
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
+from services.common.http_server import HealthReport, serve
 from services.common.settings import Settings
 
 Runner = Callable[[Settings, asyncio.Event], Awaitable[None]]
@@ -90,14 +91,16 @@ def start_metrics_server(
     registry: CollectorRegistry,
     name: str,
     setting: str = METRICS_PORT_SETTING,
+    health: HealthReport | None = None,
 ) -> str | None:
-    """Serve ``registry`` on ``CW_METRICS_HOST:CW_METRICS_PORT``; its URL, ``None`` when off.
+    """Serve ``registry`` on ``CW_METRICS_HOST:CW_METRICS_PORT`` as ``/metrics``, and ``health``
+    as ``/healthz``; the metrics URL, ``None`` when off.
 
     Raises :class:`MetricsPortTaken`, naming ``setting``, when the port is in use."""
     if not settings.metrics_port:
         return None
     try:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+        serve(settings.metrics_host, settings.metrics_port, registry, health)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise

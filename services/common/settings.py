@@ -81,6 +81,15 @@ class Settings(BaseSettings):
         default=timedelta(hours=24),
         description="CW_DEAD_LETTERS's duplicate window, when cw init creates it.",
     )
+    stall_after: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="/healthz says stalled (HTTP 503) when messages wait and nothing was "
+        "committed for this long.",
+    )
+    slow_after: timedelta = Field(
+        default=timedelta(seconds=10),
+        description="/healthz says slow when the oldest waiting message is older than this.",
+    )
     audit_every: timedelta = Field(
         default=timedelta(seconds=60),
         description="How often the projector audits its last CW_AUDIT_WINDOW sequences (0s: off).",
@@ -110,6 +119,8 @@ class Settings(BaseSettings):
         "events_duplicate_window",
         "dead_letter_duplicate_window",
         "audit_every",
+        "stall_after",
+        "slow_after",
         mode="before",
     )
     @classmethod

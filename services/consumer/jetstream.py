@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Generic, TypeVar
 
 import orjson
@@ -30,6 +31,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy
 from nats.js.errors import NotFoundError
 
+from contracts.wire import DEAD_LETTER_SUBJECT_PREFIX, DEAD_LETTERS_SUBJECTS
 from services.common.deadletters import TRUNCATED, dead_letter_headers
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
 from services.consumer.model import Delivery
@@ -368,6 +370,17 @@ class EventSource(Generic[T]):
                 log.debug("ephemeral consumer %s not deleted", self._consumer, exc_info=True)
         await self._conn.close_reopened()
 
+    async def oldest_waiting(self, after_seq: int) -> datetime | None:
+        """When the first message after ``after_seq`` (within the filter) reached the stream;
+        ``None`` when there is none."""
+        try:
+            msg = await self._js.get_msg(
+                self._stream, seq=after_seq + 1, next=True, subject=self._subjects or None
+            )
+        except NotFoundError:
+            return None
+        return msg.time
+
     async def pending(self) -> int:
         """Events in the stream not yet delivered to this consumer (the projector's lag)."""
         try:
@@ -444,3 +457,13 @@ class DeadLetterPublisher:
             kind=kind,
             extra=extra,
         )
+
+
+async def dead_letters_per_stage(js: JetStreamContext) -> dict[str, int]:
+    """Dead letters kept in CW_DEAD_LETTERS by stage: the token after ``cw.dlq.``."""
+    info = await js.stream_info(DEAD_LETTERS_STREAM, subjects_filter=DEAD_LETTERS_SUBJECTS)
+    counts: dict[str, int] = {}
+    for subject, count in (info.state.subjects or {}).items():
+        stage = subject.removeprefix(DEAD_LETTER_SUBJECT_PREFIX).split(".", 1)[0]
+        counts[stage] = counts.get(stage, 0) + int(count)
+    return counts

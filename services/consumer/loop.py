@@ -32,6 +32,7 @@ from typing import Generic, TypeVar
 from typing_extensions import TypeVar as DefaultTypeVar
 
 from services.common.retry import FOREVER, RetryPolicy, retry
+from services.consumer.health import Health
 from services.consumer.model import Delivery, Outcome, Rejection, StreamEvent, StreamMessage
 from services.consumer.ports import DeadLetters, Fenced, Observer, Source, Unstorable, Writer
 
@@ -63,6 +64,8 @@ class Consumer(abc.ABC, Generic[Report, M]):
         self.fetch_wait_s = fetch_wait.total_seconds()
         self.retry_policy = retry_policy
         self.stopping = asyncio.Event()
+        self.health: Health | None = None
+        """What ``/healthz`` reports; the loop tells it each checkpoint it commits."""
 
     @abc.abstractmethod
     async def stored_checkpoint(self) -> int:
@@ -105,11 +108,16 @@ class Consumer(abc.ABC, Generic[Report, M]):
             await self.source.stop()
 
     async def _start(self) -> None:
-        await self.source.start(await self.checkpoint())
+        checkpoint = await self.checkpoint()
+        await self.source.start(checkpoint)
+        if self.health is not None:
+            self.health.progressed(checkpoint)
 
     async def _restart(self, reason: str) -> None:
         self.metrics.consumer_restarted(reason)
         checkpoint = await self.checkpoint()
+        if self.health is not None:
+            self.health.progressed(checkpoint)
         log.warning("restarting the consumer at the checkpoint %s (%s)", checkpoint, reason)
         await self._retry("nats", lambda: self.source.restart(checkpoint))
 
@@ -119,6 +127,8 @@ class Consumer(abc.ABC, Generic[Report, M]):
             if type(r) is Rejection:
                 await self.dead_letter(r.delivery, r.reason, r.field, r.kind)
         outcome = await self._commit(batch)
+        if self.health is not None:
+            self.health.progressed(batch[-1].seq)
         try:
             await self.source.ack_taken()
         except Exception as exc:  # the batch is committed: a redelivery will change nothing

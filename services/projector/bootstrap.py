@@ -25,11 +25,14 @@ from services.common.connect import (
 from services.common.migrations import migrate
 from services.common.retry import RetryPolicy, retry
 from services.common.settings import Settings
+from services.consumer.health import Health
 from services.consumer.jetstream import (
     DeadLetterPublisher,
     EventSource,
     NatsConnection,
+    dead_letters_per_stage,
 )
+from services.consumer.watch import watch
 from services.projector import usecases
 from services.projector.adapters import audit as audit_adapter
 from services.projector.adapters import postgres
@@ -131,40 +134,91 @@ def build_projector(
     )
 
 
-async def run_projector(settings: Settings, metrics: ProjectorMetrics, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set; finishes the batch in hand first."""
+async def run_projector(
+    settings: Settings,
+    metrics: ProjectorMetrics,
+    stop: asyncio.Event,
+    health: Health | None = None,
+) -> None:
+    """Run until ``stop`` is set; finishes the batch in hand first. ``health`` (``/healthz``)
+    says ``standby`` while another projector holds the write lock."""
+    health = health or Health()
     async with projector_parts(settings) as (nc, pool, campaign):
         guard = postgres.SingleWriter(settings.database_url, settings.projector_durable)
-        await _until_up("PostgreSQL", guard.acquire)
         projector = build_projector(settings, nc, pool, campaign, metrics, writer=guard)
-        # Only now, holding the lock: a standby serves no domain gauges, so sums never double.
-        gauges = DomainGauges(pool, asyncio.get_running_loop(), serving=guard.holds)
-        metrics.registry.register(gauges)
-        watcher = asyncio.create_task(_watch_lag(projector, metrics))
-        auditor = asyncio.create_task(_audit_periodically(settings, nc, pool, metrics))
-        stopper = asyncio.create_task(_stop_when(stop, projector))
+        projector.health = health
+        source = projector.source
+        assert isinstance(source, EventSource)
+
+        async def pending() -> int:
+            # A standby has no consumer of its own to ask.
+            return 0 if health.standby else await source.pending()
+
+        watcher = asyncio.create_task(
+            watch(
+                health,
+                pending=pending,
+                oldest_waiting=source.oldest_waiting,
+                database=lambda: pool.fetchval("SELECT 1"),
+                on_observed=metrics.observed,
+            )
+        )
         try:
-            await projector.run()
+            if not await _first(_until_up("PostgreSQL", guard.acquire), stop):
+                return  # stopped while waiting as the standby
+            health.writing()
+            # Only now, holding the lock: a standby serves no domain gauges, so sums never double.
+            gauges = DomainGauges(pool, asyncio.get_running_loop(), serving=guard.holds)
+            metrics.registry.register(gauges)
+            auditor = asyncio.create_task(_audit_periodically(settings, nc, pool, metrics))
+            counter = asyncio.create_task(_count_dead_letters(nc, metrics))
+            stopper = asyncio.create_task(_stop_when(stop, projector))
+            try:
+                await projector.run()
+            finally:
+                auditor.cancel()
+                counter.cancel()
+                stopper.cancel()
+                metrics.registry.unregister(gauges)
+                await guard.release()
         finally:
             watcher.cancel()
-            auditor.cancel()
-            stopper.cancel()
-            metrics.registry.unregister(gauges)
-            await guard.release()
+
+
+async def _first(work: Awaitable[object], stop: asyncio.Event) -> bool:
+    """Run ``work`` unless ``stop`` is set first (then cancel it); whether it ran to its end."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
+
+
+async def _count_dead_letters(nc: Client, metrics: ProjectorMetrics, every_s: float = 15) -> None:
+    """``cw_dead_letters{stage}``: what CW_DEAD_LETTERS keeps, per stage, from the stream."""
+    seen: set[str] = set()
+    while True:
+        with contextlib.suppress(Exception):
+            counts = await dead_letters_per_stage(nc.jetstream())
+            for stage in seen - counts.keys():
+                metrics.dead_letters_kept.labels(stage).set(0)
+            for stage, count in counts.items():
+                metrics.dead_letters_kept.labels(stage).set(count)
+            seen |= counts.keys()
+        await asyncio.sleep(every_s)
 
 
 async def _stop_when(stop: asyncio.Event, projector: Projector) -> None:
     await stop.wait()
     projector.stopping.set()
-
-
-async def _watch_lag(projector: Projector, metrics: ProjectorMetrics) -> None:
-    source = projector.source
-    assert isinstance(source, EventSource)
-    while True:
-        await asyncio.sleep(5)
-        with contextlib.suppress(Exception):
-            metrics.lag.set(await source.pending())
 
 
 async def _audit_periodically(

@@ -8,7 +8,10 @@ shipped ones with durations 30 times shorter. Then every dashboard query must an
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -88,6 +91,20 @@ def prometheus(env: dict[str, str], tmp_path: Path) -> Iterator[PrometheusServer
     server.stop()
 
 
+def _health(env: dict[str, str]) -> tuple[int, dict[str, object]]:
+    url = f"http://127.0.0.1:{env['CW_METRICS_PORT']}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+async def _health_is(env: dict[str, str], code: int, status: str) -> bool:
+    got = await asyncio.to_thread(_health, env)
+    return got[0] == code and got[1]["status"] == status
+
+
 async def _firing(prometheus: PrometheusServer, name: str) -> bool:
     alerts = await asyncio.to_thread(prometheus.alerts)
     return any(a["labels"]["alertname"] == name and a["state"] == "firing" for a in alerts)
@@ -132,6 +149,7 @@ async def test_a_stalled_projector_fires_the_alert_and_recovers(
             what=lambda: "Prometheus sees the 22 issues\n" + prometheus.log_tail(),
         )
         assert not await _firing(prometheus, "CwConsumerStalled")
+        assert await _health_is(env, 200, "ok")
 
         await proxy.cut()
         for i in range(20, 520):
@@ -143,6 +161,9 @@ async def test_a_stalled_projector_fires_the_alert_and_recovers(
         await eventually(
             stalled, within=90, what=lambda: "CwConsumerStalled fires\n" + projector.tail()
         )
+        code, said = await asyncio.to_thread(_health, env)
+        assert (code, said["status"]) == (503, "stalled"), said
+        assert said["lag_events"] and "PostgreSQL" in str(said["reason"]), said
 
         await proxy.restore()
 
@@ -150,6 +171,9 @@ async def test_a_stalled_projector_fires_the_alert_and_recovers(
             projected = await _value(prometheus, 'sum(cw_issues{district="320703"})') == 522
             return projected and not await _firing(prometheus, "CwConsumerStalled")
 
+        await eventually(
+            lambda: _health_is(env, 200, "ok"), within=60, what="/healthz says ok again"
+        )
         await eventually(
             recovered,
             within=90,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.consumer.health import Health
 from services.projector.domain.model import BatchOutcome
 
 
@@ -73,6 +74,24 @@ class ProjectorMetrics:
             "Events in CW_EVENTS not yet committed by the projector.",
             registry=r,
         )
+        self.lag_seconds = Gauge(
+            "cw_projector_lag_seconds",
+            "Age of the oldest message of CW_EVENTS not yet committed (from the stream's own "
+            "timestamps); 0 when caught up.",
+            registry=r,
+        )
+        self.last_progress = Gauge(
+            "cw_projector_last_progress_timestamp_seconds",
+            "When the checkpoint last moved, or the projector last had nothing to do (Unix time).",
+            registry=r,
+        )
+        self.dead_letters_kept = Gauge(
+            "cw_dead_letters",
+            "Dead letters kept in CW_DEAD_LETTERS, by the stage that rejected them (from the "
+            "stream; served by the projector that holds the write lock).",
+            ["stage"],
+            registry=r,
+        )
         self.unaccounted = Gauge(
             "cw_projector_unaccounted_events",
             "Messages of CW_EVENTS in the last audit window that are neither archived nor have a "
@@ -116,3 +135,12 @@ class ProjectorMetrics:
 
     def consumer_restarted(self, reason: str) -> None:
         self.consumer_restarts.labels(reason).inc()
+
+    def observed(self, health: Health) -> None:
+        """What the health watcher saw, as gauges."""
+        if health.lag_events is not None:
+            self.lag.set(health.lag_events)
+        if health.lag_seconds is not None:
+            self.lag_seconds.set(health.lag_seconds)
+        if health.last_progress_at is not None:
+            self.last_progress.set(health.last_progress_at)
