@@ -19,9 +19,12 @@ from contracts.wire import REMINDERS_STREAM
 from services.common.connect import connect_service, mask_webhook_url
 from services.common.durations import format_duration
 from services.common.retry import RetryPolicy, retry
+from services.common.runtime import unless_stopped
 from services.common.settings import Settings
+from services.consumer.health import Health
 from services.consumer.jetstream import DeadLetterPublisher, EventSource, NatsConnection
 from services.consumer.lease import SingleWriter
+from services.consumer.watch import watch
 from services.notifier.adapters.deadletters import STAGE, RefusalsToDeadLetters
 from services.notifier.adapters.dingtalk import DingTalkRobot
 from services.notifier.adapters.http import new_session
@@ -133,8 +136,15 @@ def build_dispatch(
     return d
 
 
-async def run_notifier(settings: Settings, metrics: NotifierMetrics, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set; each loop finishes the message in hand first."""
+async def run_notifier(
+    settings: Settings,
+    metrics: NotifierMetrics,
+    stop: asyncio.Event,
+    health: Health | None = None,
+) -> None:
+    """Run until ``stop`` is set; each loop finishes the message in hand first. ``health``
+    (``/healthz``) follows the intake: ``standby`` until the write lock is taken."""
+    health = health or Health()
     targets = load_targets(settings)
     for target in targets:
         log.info("%s", describe(target))
@@ -152,7 +162,9 @@ async def run_notifier(settings: Settings, metrics: NotifierMetrics, stop: async
     session = new_session()
     stopping = asyncio.Event()
     try:
-        await _until_up("PostgreSQL", guard.acquire)
+        if not await unless_stopped(_until_up("PostgreSQL", guard.acquire), stop):
+            return  # stopped while waiting as the standby
+        health.writing()
         conn = NatsConnection(nc, reopen=connect)
         publisher = DeadLetterPublisher(conn, STAGE)
         ledger = PostgresLedger(pool, settings.notifier_durable, guard)
@@ -178,6 +190,7 @@ async def run_notifier(settings: Settings, metrics: NotifierMetrics, stop: async
             source, ledger, targets, metrics, dead_letters=publisher, writer=guard,
             on_recorded=wake,
         )  # fmt: skip
+        intake.health = health
 
         async def stop_when_asked() -> None:
             await stop.wait()
@@ -193,6 +206,14 @@ async def run_notifier(settings: Settings, metrics: NotifierMetrics, stop: async
         ]
         stopper = asyncio.create_task(stop_when_asked())
         watcher = asyncio.create_task(_watch_waiting(ledger, targets, metrics))
+        health_watcher = asyncio.create_task(
+            watch(
+                health,
+                pending=source.pending,
+                oldest_waiting=source.oldest_waiting,
+                database=lambda: pool.fetchval("SELECT 1"),
+            )
+        )
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -203,9 +224,10 @@ async def run_notifier(settings: Settings, metrics: NotifierMetrics, stop: async
             intake.stopping.set()
             stopper.cancel()
             watcher.cancel()
+            health_watcher.cancel()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, stopper, watcher, return_exceptions=True)
+            await asyncio.gather(*tasks, stopper, watcher, health_watcher, return_exceptions=True)
     finally:
         await session.close()
         await guard.release()

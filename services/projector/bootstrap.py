@@ -24,6 +24,7 @@ from services.common.connect import (
 )
 from services.common.migrations import migrate
 from services.common.retry import RetryPolicy, retry
+from services.common.runtime import unless_stopped
 from services.common.settings import Settings
 from services.consumer.health import Health
 from services.consumer.jetstream import (
@@ -164,7 +165,7 @@ async def run_projector(
             )
         )
         try:
-            if not await _first(_until_up("PostgreSQL", guard.acquire), stop):
+            if not await unless_stopped(_until_up("PostgreSQL", guard.acquire), stop):
                 return  # stopped while waiting as the standby
             health.writing()
             # Only now, holding the lock: a standby serves no domain gauges, so sums never double.
@@ -183,23 +184,6 @@ async def run_projector(
                 await guard.release()
         finally:
             watcher.cancel()
-
-
-async def _first(work: Awaitable[object], stop: asyncio.Event) -> bool:
-    """Run ``work`` unless ``stop`` is set first (then cancel it); whether it ran to its end."""
-    task = asyncio.ensure_future(work)
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-    if task.done():
-        task.result()
-        return True
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return False
 
 
 async def _count_dead_letters(nc: Client, metrics: ProjectorMetrics, every_s: float = 15) -> None:

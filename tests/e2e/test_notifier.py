@@ -4,8 +4,11 @@ message in flight at the kill."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import socket
+import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +17,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
+from services.devstack.system import free_port
 from tests.support import reminders as rm
 from tests.support.notifier import notify_file
 from tests.support.processes import ProjectorProcess, cw, cw_env
@@ -92,6 +96,7 @@ async def test_kill_9_during_a_burst_loses_nothing_and_doubles_only_the_message_
     fakes: tuple[FakeRobot, FakeRobot, FakeWebhook],
 ) -> None:
     dingtalk, wecom, webhook = fakes
+    port = free_port()
     path = notify_file(
         tmp_path / "notify.toml",
         [
@@ -103,7 +108,7 @@ async def test_kill_9_during_a_burst_loses_nothing_and_doubles_only_the_message_
         ],
     )  # fmt: skip
     env = {
-        **cw_env(nats_url, database_url, notify_file=str(path), notifier_metrics_port="0"),
+        **cw_env(nats_url, database_url, notify_file=str(path), notifier_metrics_port=str(port)),
         "CW_E2E_DINGTALK_SECRET": SECRET,
     }
     assert cw(env, "init").returncode == 0
@@ -111,6 +116,16 @@ async def test_kill_9_during_a_burst_loses_nothing_and_doubles_only_the_message_
     sent = [rm.reminder(n) for n in range(1, BURST + 1)]
     try:
         notifier.start()
+
+        async def healthy() -> bool:
+            # /healthz beside /metrics on the notifier's own port: the intake is the writer.
+            try:
+                body = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/healthz")
+            except OSError:
+                return False
+            return bool(json.loads(body)["status"] == "ok")
+
+        await eventually(healthy, within=60, what="the notifier's /healthz says ok")
         await rm.publish(nc.jetstream(), sent)
 
         async def under_way() -> bool:
@@ -164,3 +179,9 @@ async def test_kill_9_during_a_burst_loses_nothing_and_doubles_only_the_message_
         around_the_kill = {c.key for c in webhook.calls[calls_before - 1 : calls_before + 1]}
         assert again[0] in around_the_kill
     assert os.environ.get("CW_E2E_DINGTALK_SECRET") is None
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: bytes = response.read()
+    return body

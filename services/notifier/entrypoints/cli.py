@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from services.common.settings import Settings
+from services.consumer.health import Health
 from services.consumer.ports import Fenced
 from services.notifier import bootstrap
 from services.notifier.adapters.metrics import NotifierMetrics
@@ -20,14 +21,18 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """The notifier until ``stop`` is set, with its ``/metrics`` (``CW_NOTIFIER_METRICS_PORT``)."""
     targets = bootstrap.load_targets(settings)  # a bad file stops here, before any server
     metrics = NotifierMetrics()
+    health = Health(
+        stall_after_s=settings.stall_after.total_seconds(),
+        slow_after_s=settings.slow_after.total_seconds(),
+    )
     url = start_metrics_server(
-        settings, metrics.registry, "notifier", setting_name(METRICS_SETTING)
+        settings, metrics.registry, "notifier", setting_name(METRICS_SETTING), health.report
     )
     log = logging.getLogger("cw.notifier")
     if url is not None:
-        log.info("metrics on %s", url)
+        log.info("metrics on %s, health on %s", url, url.removesuffix("/metrics") + "/healthz")
     log.info("%s targets", len(targets))
-    await bootstrap.run_notifier(settings, metrics, stop)
+    await bootstrap.run_notifier(settings, metrics, stop, health)
 
 
 NOTIFIER = RunnableService(
