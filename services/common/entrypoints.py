@@ -8,6 +8,7 @@ import sys
 
 import asyncpg
 
+from services.common.campaign import load_campaign
 from services.common.connect import (
     CONNECT_TIMEOUT_S,
     Unreachable,
@@ -44,6 +45,8 @@ async def initialise(settings: Settings) -> list[str]:
     """
     from services.registry import all_services  # noqa: PLC0415
 
+    # The services read the campaign file: a bad one is refused here, before anything runs.
+    load_campaign(settings.campaign_file)
     nc = await connect_command(settings.nats_url)
     try:
         report = await ensure_streams(
