@@ -33,7 +33,10 @@ class RunnableService:
     run: Runner
     ensure: Ensure | None = None
     metrics_port: int = 0
-    """The default ``/metrics`` port of ``cw run <name>`` (``CW_METRICS_PORT`` wins; 0: off)."""
+    """The default ``/metrics`` port of ``cw run <name>`` (its ``metrics_setting`` wins; 0: off)."""
+    metrics_setting: str = METRICS_PORT_SETTING
+    """The variable that sets this service's port: ``CW_METRICS_PORT`` stays the projector's,
+    another service has its own (``CW_REMINDERS_METRICS_PORT``)."""
     exits: Mapping[type[Exception], int] = field(default_factory=dict)
     """Errors that end the service with an exit status of their own, said in one line (the
     projector's ``Fenced``: 75, another one took over and a restart makes this one standby)."""
@@ -43,8 +46,9 @@ def all_services() -> tuple[RunnableService, ...]:
     """Every long-running service, in the order ``cw init`` ensures and ``cw dev`` starts them."""
     # Imported here: a service's entrypoint imports this module for RunnableService.
     from services.projector.entrypoints.cli import PROJECTOR  # noqa: PLC0415
+    from services.reminders.entrypoints.cli import REMINDERS  # noqa: PLC0415
 
-    return (PROJECTOR,)
+    return (PROJECTOR, REMINDERS)
 
 
 def by_name(name: str) -> RunnableService:
@@ -55,9 +59,16 @@ def by_name(name: str) -> RunnableService:
 
 
 def service_settings(service: RunnableService, settings: Settings) -> Settings:
-    """``settings`` with the service's own metrics port, unless ``CW_METRICS_PORT`` was set."""
-    if "metrics_port" in settings.model_fields_set:
-        return settings
+    """``settings`` with the service's own metrics port: its setting's value when set, else
+    its default."""
+    field = service.metrics_setting.removeprefix("CW_").lower()
+    if field in settings.model_fields_set:
+        port = getattr(settings, field)
+        return (
+            settings
+            if field == "metrics_port"
+            else settings.model_copy(update={"metrics_port": port})
+        )
     return settings.model_copy(update={"metrics_port": service.metrics_port})
 
 
@@ -65,8 +76,14 @@ class MetricsPortTaken(Exception):
     """The ``/metrics`` port is in use by another process."""
 
 
-def start_metrics_server(settings: Settings, registry: CollectorRegistry, name: str) -> str | None:
-    """Serve ``registry`` on ``CW_METRICS_HOST:CW_METRICS_PORT``; its URL, ``None`` when off.
+def start_metrics_server(
+    settings: Settings,
+    registry: CollectorRegistry,
+    name: str,
+    setting: str = METRICS_PORT_SETTING,
+) -> str | None:
+    """Serve ``registry`` on ``CW_METRICS_HOST`` and ``settings.metrics_port``; its URL,
+    ``None`` when off.
 
     Raises :class:`MetricsPortTaken`, naming the setting, when the port is in use."""
     if not settings.metrics_port:
@@ -78,7 +95,7 @@ def start_metrics_server(settings: Settings, registry: CollectorRegistry, name: 
             raise
         raise MetricsPortTaken(
             f"the {name}'s metrics port {settings.metrics_host}:{settings.metrics_port} is taken"
-            f" by another process; set {METRICS_PORT_SETTING} to a free port"
-            f" ({METRICS_PORT_SETTING}=0 turns metrics off)"
+            f" by another process; set {setting} to a free port"
+            f" ({setting}=0 turns metrics off)"
         ) from None
     return f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"

@@ -51,7 +51,11 @@ async def initialise(settings: Settings) -> list[str]:
     try:
         report = await ensure_streams(
             nc.jetstream(),
-            stream_plans(settings.events_duplicate_window, settings.dead_letter_duplicate_window),
+            stream_plans(
+                settings.events_duplicate_window,
+                settings.dead_letter_duplicate_window,
+                settings.reminders_duplicate_window,
+            ),
         )
     finally:
         await nc.close()

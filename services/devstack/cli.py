@@ -46,12 +46,19 @@ class DevService:
     name: str
     argv: Sequence[str]
     metrics_port: int
+    metrics_setting: str = METRICS_PORT_SETTING
+    """The variable the service reads its metrics port from."""
 
 
 def registered_services() -> list[DevService]:
     """The registry's long-running services, each as ``cw run NAME`` (:mod:`services.registry`)."""
     return [
-        DevService(s.name, [sys.executable, "-m", "services.cli", "run", s.name], s.metrics_port)
+        DevService(
+            s.name,
+            [sys.executable, "-m", "services.cli", "run", s.name],
+            s.metrics_port,
+            s.metrics_setting,
+        )
         for s in registry.all_services()
     ]
 
@@ -181,7 +188,7 @@ async def dev(
                     ServiceSpec(
                         service.name,
                         service.argv,
-                        {**base_env, METRICS_PORT_SETTING: str(metrics.port)},
+                        {**base_env, service.metrics_setting: str(metrics.port)},
                     )
                     for service, metrics in zip(specs, ports, strict=True)
                 ],
