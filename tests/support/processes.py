@@ -33,16 +33,17 @@ def cw(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 class ProjectorProcess:
-    """``cw run projector`` in a process of its own, its output in ``log``."""
+    """``cw run projector`` (or another ``service``) in a process of its own, its output in
+    ``log``."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
+    def __init__(self, env: dict[str, str], log: Path, service: str = "projector") -> None:
+        self.env, self.log, self.service = env, log, service
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "run", "projector"],
+                [sys.executable, "-m", "services.cli", "run", self.service],
                 env=self.env,
                 cwd=ROOT,
                 stdout=out,
