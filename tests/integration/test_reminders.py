@@ -5,8 +5,9 @@ history older than ``stale_after`` sends nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -241,3 +242,58 @@ async def test_init_brings_the_reminders_duplicate_window_to_the_setting(
         assert await conn.fetchval("SELECT count(*) FROM cw_reminders.timers") == 0
     finally:
         await conn.close()
+
+
+async def _five_overdue(h: Harness, task: asyncio.Task[None]) -> list[UUID]:
+    """Publish five issues whose deadlines come 0.2 s apart from 3 s on; wait until scheduled."""
+    t0 = soon(0)
+    dues = [soon(3 + i * 0.2) for i in range(5)]
+    events = [f.issue(V, f"I{i}", t0) for i in range(5)]
+    await h.publish(events + [f.due(V, f"I{i}", t0, due) for i, due in enumerate(dues)])
+
+    async def scheduled() -> bool:
+        n = await h.db.fetchval("SELECT count(*) FROM cw_reminders.timers WHERE kind = 'overdue'")
+        return bool(n == len(dues))
+
+    await eventually(scheduled, within=10, what="the overdue timers", running=[task])
+    return [reminder_id(D, "overdue", issue_id=f"I{i}", deadline=d) for i, d in enumerate(dues)]
+
+
+async def test_a_hot_standby_takes_over(harness_in_seconds: Harness) -> None:
+    h = harness_in_seconds
+    async with reminders_in_process(h.settings) as a:
+        overdue = await _five_overdue(h, a)
+        async with reminders_in_process(h.settings) as b:
+
+            async def b_waits() -> bool:
+                return bool(await h.db.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ))  # fmt: skip
+
+            await eventually(b_waits, within=10, what="B waits as standby", running=[b])
+            a.cancel()  # A goes away before the deadlines: its lease passes to B
+            with contextlib.suppress(BaseException):
+                await a
+            got = await wait_for_ids(h, set(overdue), b)
+    assert_once(got)
+
+
+async def test_what_fell_due_while_down_goes_out_on_start_oldest_first(
+    harness_in_seconds: Harness,
+) -> None:
+    h = harness_in_seconds
+    async with reminders_in_process(h.settings) as a:
+        overdue = await _five_overdue(h, a)
+    last = await h.db.fetchval(
+        "SELECT max(fire_at) FROM cw_reminders.timers WHERE kind = 'overdue'"
+    )
+
+    async def all_due() -> bool:
+        return bool(datetime.now(UTC) > last)
+
+    await eventually(all_due, within=10, what="every deadline passed")
+    assert await published(h.nc) == []  # the service was down
+    async with reminders_in_process(h.settings) as b:
+        got = await wait_for_ids(h, set(overdue), b)
+    assert_once(got)
+    assert [p.reminder.reminder_id for p in got if p.reminder.kind == "overdue"] == overdue
