@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from contracts import PHASES
+from contracts.events import PATTERN_REASONS, PHONE
 from services.common.durations import parse_duration
 
 OUTSIDE = "outside"
@@ -260,6 +262,10 @@ def _clock_time(value: object, default: time, where: str) -> time:
     return parsed
 
 
+NAME_MAX = 64
+"""A reminder's recipient name (the contract's ``Recipient.name``) is at most this long."""
+
+
 def _contact(value: object, key: str, where: str) -> Contact | None:
     if value is None:
         return None
@@ -274,6 +280,10 @@ def _contact(value: object, key: str, where: str) -> Contact | None:
         raise CampaignError(f"{where}: {path}.name must be a name")
     if phone is not None and not isinstance(phone, str):
         raise CampaignError(f'{where}: {path}.phone must be a string such as "13800000000"')
+    if len(name.strip()) > NAME_MAX:
+        raise CampaignError(f"{where}: {path}.name is longer than {NAME_MAX} characters")
+    if phone is not None and not re.fullmatch(PHONE, phone):
+        raise CampaignError(f"{where}: {path}.phone {PATTERN_REASONS[PHONE]}, got {phone!r}")
     return Contact(name.strip(), phone)
 
 

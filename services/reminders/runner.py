@@ -247,6 +247,7 @@ class Dispatcher:
             policy=self.retry_policy,
             never=(Fenced, Unstorable),
             on_retry=lambda _exc, _pause: self.metrics.retried(stage),
+            give_up=self.stopping.is_set,
         )
 
 

@@ -138,6 +138,10 @@ PHASES = [{"name": "self_check", "start": "2026-01-01"}]
             "unknown key reminders.contacts.head.tel",
         ),
         ({"phases": PHASES, "reminders": {"due_soon": "24h"}}, "must be a list"),
+        (
+            {"phases": PHASES, "reminders": {"contacts": {"head": {"name": "x", "phone": "a1"}}}},
+            "reminders.contacts.head.phone may contain only digits",
+        ),
         ({"phases": PHASES, "reminders": {"due_soon": ["24h", "1 day"]}}, r"due_soon\[1\]"),
         ({"phases": PHASES, "reminders": {"escalate_max": "3"}}, "whole number"),
         ({"phases": PHASES, "reminders": {"digest_at": "8:30"}}, "HH:MM"),
