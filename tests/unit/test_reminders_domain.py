@@ -230,7 +230,8 @@ def test_an_overdue_reminder_in_the_bureaus_words() -> None:
     timer = Timer(rid, f.DISTRICT, "escalation", 1, due + timedelta(days=3), "pending", "I1", due)
     r = issue_reminder(timer, issue, VENUE, rules=RULES, tz=TZ, issued_at=timer.fire_at)
     for words in ("海连路农贸市场", "防蝇防鼠防尘", "LY-ZG-2023-031", "2023年3月10日 17:30",
-                  "已逾期 3 天", "第一责任人王建国（13800000000）", "责任干部李明"):  # fmt: skip
+                  "已逾期 3 天", "王建国（第一责任人，13800000000）",
+                  "李明（责任干部，"):  # fmt: skip
         assert words in r.body_zh, words
     assert r.title_zh.startswith("【逾期升级1级】海连路农贸市场")
     assert "Overdue by 3 days" in r.body_en
@@ -265,3 +266,15 @@ def test_a_digest_counts_and_lists_the_most_overdue() -> None:
     assert [x.role for x in r.recipients] == ["officer", "deputy_head"]
     assert r.issue_id is None and r.venue_id is None
     assert digest_reminder(timer, [], {}, rules=RULES, tz=TZ, issued_at=at) is None
+
+
+def test_durations_read_as_the_bureau_writes_them() -> None:
+    from services.reminders.domain.texts import duration_zh  # noqa: PLC0415
+
+    assert [duration_zh(timedelta(days=3)), duration_zh(timedelta(hours=36))] == ["3 天", "36 小时"]
+    timer = Timer(reminder_id(f.DISTRICT, "no_order", issue_id="I1"), f.DISTRICT, "no_order", 0,
+                  T0 + timedelta(days=3), "pending", "I1")  # fmt: skip
+    r = issue_reminder(timer, _issue(due_at=None, order_no=None), VENUE, rules=RULES, tz=TZ,
+                       issued_at=timer.fire_at)  # fmt: skip
+    assert "问题发现已满 3 天，尚未下发整改交办单" in r.body_zh
+    assert "尚未下发交办单" in r.body_zh and "Found 3d ago" in r.body_en

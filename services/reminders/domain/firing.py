@@ -21,6 +21,7 @@ from services.common.lifecycle import Issue
 from services.reminders.domain.model import Timer, Venue
 from services.reminders.domain.texts import (
     clip,
+    duration_zh,
     issue_texts,
     item_zh,
     local_en,
@@ -94,6 +95,10 @@ def issue_reminder(
     """The reminder a due timer of an issue sends, from the issue as it stands."""
     who = recipients(timer.kind, timer.level, issue, venue, rules)
     words = {
+        "order_within": duration_zh(rules.order_within),
+        "look_back": duration_zh(rules.look_back_after),
+    }
+    words_en = {
         "order_within": format_duration(rules.order_within),
         "look_back": format_duration(rules.look_back_after),
     }
@@ -101,6 +106,7 @@ def issue_reminder(
     title_zh, body_zh, title_en, body_en = issue_texts(
         timer.kind, timer.level, issue,
         venue_name=venue_name, recipients=who, fire_at=timer.fire_at, tz=tz, words=words,
+        words_en=words_en,
     )  # fmt: skip
     return Reminder(
         schema_version=1,

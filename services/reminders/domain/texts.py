@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from contracts.reminders import Recipient
+from services.common.durations import format_duration
 from services.common.lifecycle import Issue
 
 ITEMS_ZH = {
@@ -81,10 +82,19 @@ def item_zh(code: str) -> str:
 
 def who_zh(recipients: Sequence[Recipient]) -> str:
     if not recipients:
-        return "（暂无登记的责任人，请责任科室核实）"
+        return "暂无登记的责任人，请责任科室核实"
     return "、".join(
-        f"{ROLE_ZH[r.role]}{r.name}" + (f"（{r.phone}）" if r.phone else "") for r in recipients
+        f"{r.name}（{ROLE_ZH[r.role]}" + (f"，{r.phone}）" if r.phone else "）") for r in recipients
     )
+
+
+UNITS_ZH = {"d": "天", "h": "小时", "m": "分钟", "s": "秒"}
+
+
+def duration_zh(td: timedelta) -> str:
+    """``3d`` as the bureau says it: ``3 天``."""
+    text = format_duration(td)
+    return f"{text[:-1]} {UNITS_ZH[text[-1]]}"
 
 
 def who_en(recipients: Sequence[Recipient]) -> str:
@@ -144,6 +154,7 @@ def issue_texts(
     fire_at: datetime,
     tz: ZoneInfo,
     words: dict[str, str],
+    words_en: dict[str, str],
 ) -> tuple[str, str, str, str]:
     """(title_zh, body_zh, title_en, body_en) of an issue's reminder."""
     venue = venue_name or f"场所 {issue.venue_id}（未登记）"
@@ -151,7 +162,7 @@ def issue_texts(
     item = item_zh(issue.item_code)
     late = fire_at - issue.due_at if issue.due_at is not None else timedelta(0)
     fill = {**words, "late": overdue_zh(late), "level": str(level)}
-    fill_en = {**words, "late": overdue_en(late), "level": str(level)}
+    fill_en = {**words_en, "late": overdue_en(late), "level": str(level)}
     if issue.closed_at is not None:
         fill["closed"] = local_zh(issue.closed_at, tz)
         fill_en["closed"] = local_en(issue.closed_at, tz)
