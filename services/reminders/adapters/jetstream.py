@@ -36,12 +36,17 @@ class JetStreamPublisher(Publisher):
             )
             for e in entries
         ]
+        # One deadline for the whole round, not one per reminder: with NATS away, a round of a
+        # thousand reminders must not take a thousand time-outs.
+        _, late = await asyncio.wait(futures, timeout=PUBACK_TIMEOUT_S)
+        for fut in late:
+            fut.cancel()
         done: list[UUID] = []
         for entry, fut in zip(entries, futures, strict=True):
-            try:
-                await asyncio.wait_for(fut, PUBACK_TIMEOUT_S)
-            except Exception as exc:  # not confirmed: published again on the next round
-                log.warning("reminder %s not confirmed (%s)", entry.reminder_id, exc)
+            if fut.cancelled() or fut.exception() is not None:
+                # Not confirmed: published again (same Nats-Msg-Id) on the next round.
+                why = "no PubAck in time" if fut.cancelled() else repr(fut.exception())
+                log.warning("reminder %s not confirmed (%s)", entry.reminder_id, why)
                 continue
             done.append(entry.reminder_id)
         return done
