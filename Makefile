@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Type-checked folders: those that exist and hold Python files.
 TYPED := $(foreach d,contracts services tests bench,$(if $(shell find $(d) -name '*.py' -print -quit 2>/dev/null),$(d)))
-BENCHES ?= bench/projector_throughput.py bench/notifier_burst.py
+BENCHES ?= bench/projector_throughput.py bench/reminders_delay.py bench/notifier_burst.py
 PYTEST_ARGS ?=
 ARGS ?=
 

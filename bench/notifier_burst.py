@@ -34,7 +34,7 @@ from services.common.entrypoints import initialise
 from services.common.settings import Settings
 from services.devstack.servers import OwnNats, create_database
 from services.notifier.adapters.metrics import NotifierMetrics
-from tests.support import reminders as rm
+from tests.support import reminder_messages as rm
 from tests.support.notifier import count, notifier_in_process, notify_file
 from tests.support.robots import FakeRobot
 

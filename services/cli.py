@@ -135,12 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BAD_CAMPAIGN = 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from services.common.campaign import CampaignError  # noqa: PLC0415
+
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
+    except CampaignError as exc:
+        # Every command that reads the campaign file refuses a bad one, in one line.
+        print(f"cw {args.command}: campaign file: {exc}", file=sys.stderr)
+        return EXIT_BAD_CAMPAIGN
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -52,8 +52,9 @@ def all_services() -> tuple[RunnableService, ...]:
     # Imported here: a service's entrypoint imports this module for RunnableService.
     from services.notifier.entrypoints.cli import NOTIFIER  # noqa: PLC0415
     from services.projector.entrypoints.cli import PROJECTOR  # noqa: PLC0415
+    from services.reminders.entrypoints.cli import REMINDERS  # noqa: PLC0415
 
-    return (PROJECTOR, NOTIFIER)
+    return (PROJECTOR, REMINDERS, NOTIFIER)
 
 
 def by_name(name: str) -> RunnableService:

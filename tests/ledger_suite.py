@@ -10,7 +10,7 @@ from services.consumer.ports import CheckpointRegression
 from services.notifier.domain.model import StreamReminder
 from services.notifier.domain.ports import Ledger
 from services.notifier.domain.targets import Target
-from tests.support.reminders import reminder, subject, wire
+from tests.support.reminder_messages import reminder, subject, wire
 
 T0 = datetime(2023, 4, 1, 2, 0, tzinfo=UTC)
 ROBOT = Target("robot", "dingtalk", "http://robot/send?access_token=t")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from importlib import resources
@@ -13,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from contracts import PHASES
+from contracts.events import PATTERN_REASONS, PHONE
 from services.common.durations import parse_duration
 
 OUTSIDE = "outside"
@@ -29,6 +32,33 @@ class PhaseSpan:
     end: date | None  # exclusive; None runs on
 
 
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A person of the bureau reminders go to (分管领导, 主要负责人)."""
+
+    name: str
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderRules:
+    """The ``[reminders]`` table: when reminders fire, and the bureau's own contacts."""
+
+    order_within: timedelta = timedelta(days=3)
+    """``no_order`` fires this long after ``IssueFound`` when no order (交办单) came."""
+    due_soon: tuple[timedelta, ...] = (timedelta(hours=72), timedelta(hours=24))
+    """``due_soon`` level n fires ``due_soon[n-1]`` before the deadline."""
+    escalate_every: timedelta = timedelta(hours=72)
+    escalate_max: int = 3
+    look_back_after: timedelta = timedelta(days=30)
+    stale_after: timedelta = timedelta(hours=24)
+    """A reminder whose fire time is older than this is recorded as skipped, never sent."""
+    digest_at: time = time(8, 30)
+    """Local time (the campaign's time zone) of each district's daily digest."""
+    deputy_head: Contact | None = None
+    head: Contact | None = None
+
+
 @dataclass(frozen=True)
 class Campaign:
     name: str
@@ -36,6 +66,7 @@ class Campaign:
     phases: tuple[PhaseSpan, ...]
     rebound_window: timedelta = timedelta(days=90)
     district: str | None = None
+    reminders: ReminderRules = field(default_factory=ReminderRules)
 
     def phase_of(self, moment: datetime) -> str:
         """The phase whose local dates contain ``moment`` (an aware datetime), else ``outside``."""
@@ -77,7 +108,41 @@ def load_campaign(path: str | Path | None = None) -> Campaign:
     return parse_campaign(raw, where)
 
 
+KNOWN_KEYS: Mapping[str, frozenset[str]] = {
+    "": frozenset({"name", "district", "timezone", "phases", "rules", "reminders"}),
+    "phases": frozenset({"name", "title", "start", "end"}),
+    "rules": frozenset({"rebound_window"}),
+    "reminders": frozenset(
+        {
+            "order_within",
+            "due_soon",
+            "escalate_every",
+            "escalate_max",
+            "look_back_after",
+            "stale_after",
+            "digest_at",
+            "contacts",
+        }
+    ),
+    "reminders.contacts": frozenset({"deputy_head", "head"}),
+    "reminders.contacts.person": frozenset({"name", "phone"}),
+}
+"""Every key a campaign file may have, per table: any other is a mistake said by name (a typo
+such as ``stale_afer`` would otherwise silently keep the default)."""
+
+
+def _unknown(table: object, known: str, where: str, path: str) -> None:
+    if not isinstance(table, dict):
+        return
+    extra = sorted(set(table) - KNOWN_KEYS[known])
+    if extra:
+        names = ", ".join(f"{path}{k}" for k in extra)
+        allowed = ", ".join(sorted(KNOWN_KEYS[known]))
+        raise CampaignError(f"{where}: unknown key {names} (known here: {allowed})")
+
+
 def parse_campaign(raw: dict[str, object], where: str = "campaign") -> Campaign:
+    _unknown(raw, "", where, "")
     phases_raw = raw.get("phases")
     if not isinstance(phases_raw, list) or not phases_raw:
         raise CampaignError(f"{where}: [[phases]] must list at least one phase")
@@ -85,6 +150,7 @@ def parse_campaign(raw: dict[str, object], where: str = "campaign") -> Campaign:
     for i, p in enumerate(phases_raw):
         if not isinstance(p, dict):
             raise CampaignError(f"{where}: phases[{i}] must be a table")
+        _unknown(p, "phases", where, f"phases[{i}].")
         name = p.get("name")
         if name not in PHASES:
             raise CampaignError(
@@ -102,6 +168,7 @@ def parse_campaign(raw: dict[str, object], where: str = "campaign") -> Campaign:
     rules = raw.get("rules", {})
     if not isinstance(rules, dict):
         raise CampaignError(f"{where}: [rules] must be a table")
+    _unknown(rules, "rules", where, "rules.")
     try:
         window = parse_duration(rules.get("rebound_window", "90d"))
         tz = ZoneInfo(str(raw.get("timezone", "Asia/Shanghai")))
@@ -114,7 +181,110 @@ def parse_campaign(raw: dict[str, object], where: str = "campaign") -> Campaign:
         phases=tuple(spans),
         rebound_window=window,
         district=None if district is None else str(district),
+        reminders=_reminders(raw.get("reminders", {}), where),
     )
+
+
+def _reminders(table: object, where: str) -> ReminderRules:
+    if not isinstance(table, dict):
+        raise CampaignError(f"{where}: [reminders] must be a table")
+    _unknown(table, "reminders", where, "reminders.")
+    d = ReminderRules()
+
+    def duration(key: str, default: timedelta) -> timedelta:
+        value = table.get(key)
+        if value is None:
+            return default
+        try:
+            parsed = parse_duration(value)
+        except ValueError as exc:
+            raise CampaignError(f"{where}: reminders.{key}: {exc}") from None
+        if parsed <= timedelta(0):
+            raise CampaignError(f"{where}: reminders.{key} must be longer than 0, got {value!r}")
+        return parsed
+
+    soon_raw = table.get("due_soon")
+    if soon_raw is None:
+        due_soon = d.due_soon
+    elif isinstance(soon_raw, list):
+        due_soon = tuple(_due_soon_item(v, i, where) for i, v in enumerate(soon_raw))
+        if len(set(due_soon)) != len(due_soon):
+            raise CampaignError(f"{where}: reminders.due_soon lists the same offset twice")
+    else:
+        raise CampaignError(f'{where}: reminders.due_soon must be a list such as ["72h", "24h"]')
+    escalate_max = table.get("escalate_max", d.escalate_max)
+    if type(escalate_max) is not int or not 0 <= escalate_max <= 100:
+        raise CampaignError(
+            f"{where}: reminders.escalate_max must be a whole number from 0 to 100, "
+            f"got {escalate_max!r}"
+        )
+    contacts = table.get("contacts", {})
+    if not isinstance(contacts, dict):
+        raise CampaignError(f"{where}: [reminders.contacts] must be a table")
+    _unknown(contacts, "reminders.contacts", where, "reminders.contacts.")
+    return ReminderRules(
+        order_within=duration("order_within", d.order_within),
+        due_soon=due_soon,
+        escalate_every=duration("escalate_every", d.escalate_every),
+        escalate_max=escalate_max,
+        look_back_after=duration("look_back_after", d.look_back_after),
+        stale_after=duration("stale_after", d.stale_after),
+        digest_at=_clock_time(table.get("digest_at"), d.digest_at, where),
+        deputy_head=_contact(contacts.get("deputy_head"), "deputy_head", where),
+        head=_contact(contacts.get("head"), "head", where),
+    )
+
+
+def _due_soon_item(value: object, i: int, where: str) -> timedelta:
+    try:
+        parsed = parse_duration(value)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise CampaignError(f"{where}: reminders.due_soon[{i}]: {exc}") from None
+    if parsed <= timedelta(0):
+        raise CampaignError(f"{where}: reminders.due_soon[{i}] must be longer than 0")
+    return parsed
+
+
+def _clock_time(value: object, default: time, where: str) -> time:
+    if value is None:
+        return default
+    if isinstance(value, time):
+        return value
+    text = str(value)
+    try:
+        parsed = time.fromisoformat(text)
+        if len(text) not in (5, 8):
+            raise ValueError(text)
+    except ValueError:
+        raise CampaignError(
+            f"{where}: reminders.digest_at must be a local time HH:MM or HH:MM:SS, got {value!r}"
+        ) from None
+    return parsed
+
+
+NAME_MAX = 64
+"""A reminder's recipient name (the contract's ``Recipient.name``) is at most this long."""
+
+
+def _contact(value: object, key: str, where: str) -> Contact | None:
+    if value is None:
+        return None
+    path = f"reminders.contacts.{key}"
+    if not isinstance(value, dict):
+        raise CampaignError(
+            f'{where}: {path} must be a table such as {{ name = "…", phone = "…" }}'
+        )
+    _unknown(value, "reminders.contacts.person", where, f"{path}.")
+    name, phone = value.get("name"), value.get("phone")
+    if not isinstance(name, str) or not name.strip():
+        raise CampaignError(f"{where}: {path}.name must be a name")
+    if phone is not None and not isinstance(phone, str):
+        raise CampaignError(f'{where}: {path}.phone must be a string such as "13800000000"')
+    if len(name.strip()) > NAME_MAX:
+        raise CampaignError(f"{where}: {path}.name is longer than {NAME_MAX} characters")
+    if phone is not None and not re.fullmatch(PHONE, phone):
+        raise CampaignError(f"{where}: {path}.phone {PATTERN_REASONS[PHONE]}, got {phone!r}")
+    return Contact(name.strip(), phone)
 
 
 def _day(value: object, what: str) -> date:

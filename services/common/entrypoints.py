@@ -37,11 +37,17 @@ async def initialise(settings: Settings) -> list[str]:
     """
     from services.registry import all_services  # noqa: PLC0415
 
+    # The services read the campaign file: a bad one is refused here, before anything runs.
+    load_campaign(settings.campaign_file)
     nc = await connect_command(settings.nats_url)
     try:
         report = await ensure_streams(
             nc.jetstream(),
-            stream_plans(settings.events_duplicate_window, settings.dead_letter_duplicate_window),
+            stream_plans(
+                settings.events_duplicate_window,
+                settings.dead_letter_duplicate_window,
+                settings.reminders_duplicate_window,
+            ),
         )
     finally:
         await nc.close()

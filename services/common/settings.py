@@ -106,6 +106,25 @@ class Settings(BaseSettings):
         description="Its password; without one, cw init does not create the role.",
     )
 
+    reminders_metrics_port: int = Field(
+        default=9465, description="The reminders service's Prometheus /metrics port (0: off)."
+    )
+    reminders_durable: str = Field(
+        default="reminders", description="JetStream durable name (and write lease) of reminders."
+    )
+    reminders_batch: int = Field(
+        default=2000, ge=1, le=20_000, description="Most events per reminders transaction."
+    )
+    reminders_fetch_wait: timedelta = Field(
+        default=timedelta(seconds=1),
+        description="How long the reminders consumer's pull waits for a batch to fill.",
+    )
+    reminders_duplicate_window: timedelta = Field(
+        default=timedelta(hours=24),
+        description="CW_REMINDERS' duplicate window: a reminder published again after a crash "
+        "within it is dropped by the stream. `cw init` brings an existing stream to it.",
+    )
+
     @field_validator("projector_partition")
     @classmethod
     def _partition(cls, value: str) -> str:
@@ -121,6 +140,8 @@ class Settings(BaseSettings):
         "audit_every",
         "stall_after",
         "slow_after",
+        "reminders_fetch_wait",
+        "reminders_duplicate_window",
         mode="before",
     )
     @classmethod

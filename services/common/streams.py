@@ -23,6 +23,7 @@ from contracts.wire import (
     REMINDERS_SUBJECTS,
     dead_letter_subject,
 )
+from services.common.durations import format_duration
 
 __all__ = [  # the names are re-exported for modules that still import them from here
     "DEAD_LETTERS_STREAM",
@@ -59,11 +60,16 @@ class StreamPlan:
     """If set, an existing stream allowing larger messages (or any size) is brought down to it:
     the one setting ``cw init`` changes on a stream an operator may have tuned."""
     ceiling_why: str = ""
+    keeps_duplicate_window: bool = False
+    """If set, an existing stream's ``duplicate_window`` is brought to the plan's (and said):
+    what a publisher's exactly-once relies on is not left to chance."""
+    window_why: str = ""
 
 
 def stream_plans(
     events_duplicate_window: timedelta = timedelta(minutes=5),
     dead_letter_duplicate_window: timedelta = timedelta(hours=24),
+    reminders_duplicate_window: timedelta = timedelta(hours=24),
 ) -> list[StreamPlan]:
     return [
         StreamPlan(
@@ -93,10 +99,13 @@ def stream_plans(
                 storage=StorageType.FILE,
                 retention=RetentionPolicy.LIMITS,
                 max_age=timedelta(days=90).total_seconds(),
-                duplicate_window=timedelta(hours=1).total_seconds(),
+                duplicate_window=reminders_duplicate_window.total_seconds(),
                 num_replicas=1,
             ),
             "reminders kept 90 days",
+            keeps_duplicate_window=True,
+            window_why="(CW_REMINDERS_DUPLICATE_WINDOW) so that a reminder published again "
+            "after a crash is dropped as a duplicate",
         ),
         StreamPlan(
             StreamConfig(
@@ -136,6 +145,19 @@ async def ensure_streams(js: JetStreamContext, plans: list[StreamPlan]) -> list[
                 before = f"unlimited ({have.max_msg_size})"
             have = (await js.update_stream(replace(have, max_msg_size=ceiling))).config
             changed = f"max_msg_size lowered from {before} to {ceiling} {plan.ceiling_why}"
+        window = plan.config.duplicate_window
+        if (
+            plan.keeps_duplicate_window
+            and window
+            and not _same_seconds(have.duplicate_window, window)
+        ):
+            before_s = _seconds_text(have.duplicate_window)
+            have = (await js.update_stream(replace(have, duplicate_window=window))).config
+            changed = "; ".join(filter(None, [
+                changed,
+                f"duplicate_window changed from {before_s} to {_seconds_text(window)} "
+                f"{plan.window_why}",
+            ]))  # fmt: skip
         differs = _differences(plan.config, have)
         note = f"differs from the default in {', '.join(differs)} (kept)" if differs else ""
         if changed:
@@ -143,6 +165,16 @@ async def ensure_streams(js: JetStreamContext, plans: list[StreamPlan]) -> list[
         else:
             report.append(f"stream {name}: exists, left unchanged" + (f"; {note}" if note else ""))
     return report
+
+
+def _same_seconds(a: float | None, b: float) -> bool:
+    return a is not None and abs(a - b) < 0.001
+
+
+def _seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "unset"
+    return format_duration(timedelta(seconds=seconds))
 
 
 def _unlimited(size: int | None) -> bool:

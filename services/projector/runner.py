@@ -7,19 +7,17 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-from contracts import EventRejected, decode_event
 from services.common.campaign import Campaign
 from services.common.deadletters import ISSUE_VENUE
 from services.common.retry import FOREVER, RetryPolicy
+from services.consumer.decoding import classify, decode_delivery
 from services.consumer.loop import Consumer
 from services.projector.domain.model import (
     BatchOutcome,
     Changes,
     Delivery,
     Outcome,
-    Prepared,
     Refusal,
-    Rejection,
     StreamEvent,
 )
 from services.projector.domain.ports import (
@@ -33,46 +31,7 @@ from services.projector.service import apply_batch
 
 log = logging.getLogger("cw.projector")
 
-
-def classify(exc: EventRejected) -> str:
-    """A small, fixed set of reasons for the metric label (the full reason is in the DLQ)."""
-    first = exc.errors[0] if exc.errors else None
-    if first is None:
-        return "invalid_field"
-    if first.field == "(event)":
-        if first.reason.startswith("malformed JSON"):
-            return "malformed_json"
-        if "bytes; the limit" in first.reason:
-            return "too_large"
-        return "not_an_object"
-    if first.field == "event_type":
-        return "unknown_event_type"
-    if first.field == "schema_version":
-        return "schema_version"
-    return "invalid_field"
-
-
-def decode_delivery(d: Delivery, campaign: Campaign) -> Prepared:
-    try:
-        event = decode_event(d.data)
-    except EventRejected as exc:
-        return Rejection(d, exc.reason, exc.first_field, classify(exc))
-    except Exception as exc:
-        # A registered upcaster that crashes on an odd event: that event is unreadable, which
-        # is bad input too; it must reach the dead letters, not vanish in a callback.
-        log.exception("event at sequence %s could not be read", d.seq)
-        return Rejection(d, f"unreadable: {type(exc).__name__}: {exc}", "(event)", "unreadable")
-    if event.subject != d.subject:
-        # With per-district permissions on subjects, the subject is what NATS authorised: an
-        # envelope naming another district or venue must not slip past them.
-        return Rejection(
-            d,
-            f"subject {d.subject} does not match the event (expected {event.subject})",
-            "district/venue_id/event_type",
-            "subject_mismatch",
-        )
-    phase = event.phase or campaign.phase_of(event.occurred_at)
-    return StreamEvent(d.seq, event, d.data, d.subject, phase, d.headers)
+__all__ = ["Projector", "classify", "decode_delivery"]
 
 
 class Projector(Consumer[BatchOutcome]):

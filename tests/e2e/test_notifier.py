@@ -18,7 +18,7 @@ import pytest
 from nats.aio.client import Client
 
 from services.devstack.system import free_port
-from tests.support import reminders as rm
+from tests.support import reminder_messages as rm
 from tests.support.notifier import notify_file
 from tests.support.processes import ProjectorProcess, cw, cw_env
 from tests.support.robots import FakeRobot, FakeWebhook

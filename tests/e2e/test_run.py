@@ -28,4 +28,4 @@ def test_a_taken_metrics_port_names_cw_metrics_port(nats_url: str, database_url:
 def test_cw_run_lists_the_registered_services(nats_url: str, database_url: str) -> None:
     done = cw(cw_env(nats_url, database_url), "run", "nothing-of-that-name")
     assert done.returncode == 2
-    assert "(choose from 'projector', 'notifier')" in done.stderr
+    assert "(choose from 'projector', 'reminders', 'notifier')" in done.stderr

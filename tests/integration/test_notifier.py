@@ -16,7 +16,7 @@ from services.common.deadletters import TARGET
 from services.common.entrypoints import initialise
 from services.common.settings import Settings
 from services.notifier.adapters.metrics import NotifierMetrics
-from tests.support import reminders as rm
+from tests.support import reminder_messages as rm
 from tests.support.nothing_lost import dead_letters
 from tests.support.notifier import count, notifier_in_process, notify_file
 from tests.support.robots import TOKEN, FakeRobot, FakeWebhook

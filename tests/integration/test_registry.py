@@ -25,14 +25,14 @@ async def test_init_ensures_every_registered_service(
 
     async def ensure(s: Settings) -> list[str]:
         ensured.append(s.database_url)
-        return ["reminders: timers table ready"]
+        return ["tally: tables ready"]
 
-    second = RunnableService("reminders", "fake", _never_run, ensure=ensure, metrics_port=9465)
+    second = RunnableService("tally", "fake", _never_run, ensure=ensure, metrics_port=9475)
     real = registry.all_services()
     monkeypatch.setattr(registry, "all_services", lambda: (*real, second))
 
     lines = await initialise(settings)
     assert ensured == [settings.database_url]
-    assert lines[-1] == "reminders: timers table ready"
+    assert lines[-1] == "tally: tables ready"
     assert any("CW_EVENTS" in line for line in lines[:-1])  # the streams, then the projector's
     assert len(lines) > 4

@@ -1,79 +1,113 @@
-"""Reminders for the notifier's tests, as the reminders service publishes them."""
+"""Helpers for the reminders' tests: a campaign file in seconds, the service in this process, and
+what ``CW_REMINDERS`` holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from nats.js import JetStreamContext
+from nats.aio.client import Client
+from nats.js.errors import NotFoundError
 
-from contracts.reminders import Recipient, Reminder, reminder_id, reminder_subject
-from contracts.wire import MSG_ID
+from contracts.reminders import Reminder
+from contracts.wire import MSG_ID, REMINDERS_STREAM
+from services.common.settings import Settings
+from services.reminders.adapters.metrics import ReminderMetrics
+from services.reminders.bootstrap import run_reminders
 
-DISTRICT = "320703"
-FIRE_AT = datetime(2023, 4, 1, 10, 0, tzinfo=UTC)
+TZ = ZoneInfo("Asia/Shanghai")
 
 
-def reminder(
-    n: int,
+def campaign_file(
+    folder: Path,
     *,
-    kind: str = "overdue",
-    district: str = DISTRICT,
-    venue_id: str = "LY-FM-007",
-    phones: tuple[str, ...] = ("13800000000", "13900000001"),
-    body_zh: str | None = None,
-    title_zh: str | None = None,
-) -> Reminder:
-    """Reminder number ``n``: its title says ``#n``, so that a robot's text shows which came."""
-    digest = kind == "digest"
-    issue = None if digest else f"ISS-{n:05d}"
-    due_at = None if digest else FIRE_AT - timedelta(days=1)
-    roles = ("first_responsible", "officer")
-    recipients = tuple(
-        Recipient(role=roles[i % 2], name=f"负责人{i}", phone=phone)  # type: ignore[arg-type]
-        for i, phone in enumerate(phones)
+    order_within: str = "2s",
+    due_soon: tuple[str, ...] = ("3s", "1s"),
+    escalate_every: str = "1s",
+    escalate_max: int = 2,
+    look_back_after: str = "2s",
+    stale_after: str = "1h",
+    digest_at: datetime | str = "08:30",
+) -> Path:
+    """A campaign whose reminders come within seconds; ``digest_at`` a local moment or HH:MM."""
+    at = digest_at if isinstance(digest_at, str) else digest_at.astimezone(TZ).strftime("%H:%M:%S")
+    soon = ", ".join(f'"{d}"' for d in due_soon)
+    path = folder / "campaign.toml"
+    path.write_text(
+        f"""name = "测试"
+timezone = "Asia/Shanghai"
+
+[[phases]]
+name = "self_check"
+start = "2020-01-01"
+
+[reminders]
+order_within = "{order_within}"
+due_soon = [{soon}]
+escalate_every = "{escalate_every}"
+escalate_max = {escalate_max}
+look_back_after = "{look_back_after}"
+stale_after = "{stale_after}"
+digest_at = "{at}"
+
+[reminders.contacts]
+deputy_head = {{ name = "李分管", phone = "13900000001" }}
+head = {{ name = "张局长", phone = "13900000002" }}
+""",
+        encoding="utf-8",
     )
-    return Reminder(
-        schema_version=1,
-        reminder_id=reminder_id(
-            district,
-            kind,
-            issue_id=issue,
-            level=0,
-            deadline=due_at,
-            local_date=FIRE_AT.date() + timedelta(days=n) if digest else None,
-        ),
-        kind=kind,  # type: ignore[arg-type]
-        level=0,
-        district=district,
-        venue_id=None if digest else venue_id,
-        venue_name=None if digest else "连云区测试农贸市场",
-        issue_id=issue,
-        item_code=None if digest else "FM-3F",
-        severity=None if digest else "major",
-        phase="re_review",
-        order_no=None if digest else f"JB-2023-{n:05d}",
-        due_at=due_at,
-        fire_at=FIRE_AT,
-        issued_at=FIRE_AT,
-        recipients=recipients,
-        title_zh=title_zh or f"整改逾期 #{n}：连云区测试农贸市场",
-        body_zh=body_zh
-        or f"问题 FM-3F（防蝇防鼠）交办单 JB-2023-{n:05d} 已逾期 1 天。\n请第一责任人立即整改。",
-        title_en=f"Overdue #{n}",
-        body_en="The rectification deadline has passed.",
-    )
+    return path
 
 
-def wire(r: Reminder) -> bytes:
-    return r.model_dump_json().encode()
+@dataclass(frozen=True)
+class Published:
+    reminder: Reminder
+    msg_id: str
+    subject: str
+    seq: int
 
 
-def subject(r: Reminder) -> str:
-    return reminder_subject(r.district, r.venue_id, r.kind)
+async def published(nc: Client) -> list[Published]:
+    """Every message in ``CW_REMINDERS``, in stream order."""
+    js = nc.jetstream()
+    try:
+        info = await js.stream_info(REMINDERS_STREAM)
+    except NotFoundError:
+        return []
+    out: list[Published] = []
+    if not info.state.messages:
+        return out
+    for seq in range(int(info.state.first_seq), int(info.state.last_seq) + 1):
+        m = await js.get_msg(REMINDERS_STREAM, seq)
+        reminder = Reminder.model_validate_json(m.data or b"")
+        out.append(Published(reminder, (m.headers or {}).get(MSG_ID, ""), m.subject or "", seq))
+    return out
 
 
-async def publish(js: JetStreamContext, reminders: Iterable[Reminder]) -> None:
-    """Into ``CW_REMINDERS`` as the reminders service does: ``Nats-Msg-Id = reminder_id``."""
-    for r in reminders:
-        await js.publish(subject(r), wire(r), headers={MSG_ID: str(r.reminder_id)})
+@contextlib.asynccontextmanager
+async def reminders_in_process(
+    settings: Settings, metrics: ReminderMetrics | None = None
+) -> AsyncIterator[asyncio.Task[None]]:
+    """``run_reminders`` (what ``cw run reminders`` runs) as a task; stopped on the way out."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_reminders(settings, metrics or ReminderMetrics(), stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        done, _ = await asyncio.wait({task}, timeout=30)
+        if not done:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
+
+def soon(seconds: float) -> datetime:
+    """A moment ``seconds`` from now, in China Standard Time, to the millisecond."""
+    moment = datetime.now(TZ) + timedelta(seconds=seconds)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

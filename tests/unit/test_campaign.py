@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
+from services.cli import main
 from services.common.campaign import OUTSIDE, CampaignError, load_campaign, parse_campaign
 from services.common.durations import format_duration, parse_duration
 
@@ -85,3 +87,83 @@ def test_durations_print_back_in_the_same_words() -> None:
         "30d",
         "90s",
     ]
+
+
+def test_the_shipped_campaign_has_reminder_rules() -> None:
+    rules = load_campaign().reminders
+    assert rules.order_within == timedelta(days=3)
+    assert rules.due_soon == (timedelta(hours=72), timedelta(hours=24))
+    assert (rules.escalate_every, rules.escalate_max) == (timedelta(hours=72), 3)
+    assert (rules.look_back_after, rules.stale_after) == (timedelta(days=30), timedelta(hours=24))
+    assert rules.digest_at == time(8, 30)
+    assert rules.deputy_head is not None and rules.head is not None
+
+
+def test_reminder_rules_in_seconds_for_tests() -> None:
+    rules = parse_campaign(
+        {
+            "phases": [{"name": "self_check", "start": "2026-01-01"}],
+            "reminders": {
+                "order_within": "3s",
+                "due_soon": ["2s", "1s"],
+                "escalate_every": "1s",
+                "escalate_max": 2,
+                "digest_at": "08:30:15",
+                "contacts": {"deputy_head": {"name": "李副局长", "phone": "13900000000"}},
+            },
+        }
+    ).reminders
+    assert rules.due_soon == (timedelta(seconds=2), timedelta(seconds=1))
+    assert rules.digest_at == time(8, 30, 15)
+    assert rules.deputy_head is not None and rules.deputy_head.phone == "13900000000"
+    assert rules.head is None
+
+
+PHASES = [{"name": "self_check", "start": "2026-01-01"}]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"phases": PHASES, "nmae": "x"}, "unknown key nmae"),
+        ({"phases": [{**PHASES[0], "ends": "2026-02-01"}]}, r"unknown key phases\[0\]\.ends"),
+        ({"phases": PHASES, "rules": {"rebound": "9d"}}, "unknown key rules.rebound"),
+        ({"phases": PHASES, "reminders": {"stale_afer": "1h"}}, "unknown key reminders.stale_afer"),
+        (
+            {"phases": PHASES, "reminders": {"contacts": {"boss": {"name": "x"}}}},
+            "unknown key reminders.contacts.boss",
+        ),
+        (
+            {"phases": PHASES, "reminders": {"contacts": {"head": {"name": "x", "tel": "1"}}}},
+            "unknown key reminders.contacts.head.tel",
+        ),
+        ({"phases": PHASES, "reminders": {"due_soon": "24h"}}, "must be a list"),
+        (
+            {"phases": PHASES, "reminders": {"contacts": {"head": {"name": "x", "phone": "a1"}}}},
+            "reminders.contacts.head.phone may only contain digits",
+        ),
+        ({"phases": PHASES, "reminders": {"due_soon": ["24h", "1 day"]}}, r"due_soon\[1\]"),
+        ({"phases": PHASES, "reminders": {"escalate_max": "3"}}, "whole number"),
+        ({"phases": PHASES, "reminders": {"digest_at": "8:30"}}, "HH:MM"),
+        ({"phases": PHASES, "reminders": {"stale_after": "0s"}}, "longer than 0"),
+    ],
+)
+def test_an_unknown_or_bad_reminder_key_is_named(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(CampaignError, match=message):
+        parse_campaign(raw)
+
+
+def test_every_command_reading_a_bad_campaign_file_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[phases]]\nname = "self_check"\nstart = "2026-01-01"\n[reminders]\nx = 1\n')
+    monkeypatch.setenv("CW_CAMPAIGN_FILE", str(bad))
+    monkeypatch.setenv("CW_NATS_URL", "nats://127.0.0.1:1")  # never reached
+    monkeypatch.setenv("CW_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    monkeypatch.setenv("CW_METRICS_PORT", "0")
+    monkeypatch.setenv("CW_REMINDERS_METRICS_PORT", "0")
+    for command in (["init"], ["run", "projector"], ["run", "reminders"], ["venue", "V1"]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert "unknown key reminders.x" in err, (command, err)

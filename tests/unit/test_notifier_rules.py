@@ -20,7 +20,7 @@ from services.notifier.domain.budget import Attempt, budget_for
 from services.notifier.domain.messages import merged, plan, single
 from services.notifier.domain.model import Pending
 from services.notifier.domain.targets import NotifyFileInvalid, parse_targets
-from tests.support.reminders import reminder, subject, wire
+from tests.support.reminder_messages import reminder, subject, wire
 
 pytestmark = pytest.mark.unit
 

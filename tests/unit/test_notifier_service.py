@@ -25,7 +25,7 @@ from services.notifier.domain.model import (
 )
 from services.notifier.domain.targets import Target
 from services.notifier.service import Dispatch, deliver_next
-from tests.support.reminders import reminder, subject, wire
+from tests.support.reminder_messages import reminder, subject, wire
 
 pytestmark = pytest.mark.unit
 

@@ -31,15 +31,15 @@ async def _fake_run(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def _fake_ensure(settings: Settings) -> list[str]:
-    return ["reminders: tables ready"]
+    return ["tally: tables ready"]
 
 
-REMINDERS = RunnableService(
-    name="reminders",
-    summary="fake reminders",
+TALLY = RunnableService(
+    name="tally",
+    summary="fake tally",
     run=_fake_run,
     ensure=_fake_ensure,
-    metrics_port=9465,
+    metrics_port=9475,
     exits={Refused: 75},
 )
 
@@ -47,7 +47,7 @@ REMINDERS = RunnableService(
 @pytest.fixture
 def second_service(monkeypatch: pytest.MonkeyPatch) -> None:
     real = registry.all_services()
-    monkeypatch.setattr(registry, "all_services", lambda: (*real, REMINDERS))
+    monkeypatch.setattr(registry, "all_services", lambda: (*real, TALLY))
     monkeypatch.delenv("CW_METRICS_PORT", raising=False)
     monkeypatch.delenv("CW_NOTIFY_FILE", raising=False)
     ran.clear()
@@ -66,18 +66,37 @@ def test_the_projector_is_registered() -> None:
     assert projector.metrics_port == 9464
     assert projector.ensure is not None
     assert _runs("projector")
-    assert not _runs("reminders")
+    assert not _runs("tally")
+
+
+def test_the_reminders_service_is_registered_with_its_own_metrics_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reminders = registry.by_name("reminders")
+    assert (reminders.metrics_port, reminders.metrics_setting) == (
+        9465,
+        "reminders_metrics_port",
+    )
+    assert _runs("reminders")
+    monkeypatch.delenv("CW_METRICS_PORT", raising=False)
+    monkeypatch.delenv("CW_REMINDERS_METRICS_PORT", raising=False)
+    assert registry.service_settings(reminders, Settings()).metrics_port == 9465
+    monkeypatch.setenv("CW_METRICS_PORT", "9999")  # the projector's: not this service's
+    assert registry.service_settings(reminders, Settings()).metrics_port == 9465
+    monkeypatch.setenv("CW_REMINDERS_METRICS_PORT", "0")
+    assert registry.service_settings(reminders, Settings()).metrics_port == 0
+    assert registry.service_settings(registry.by_name("projector"), Settings()).metrics_port == 9999
 
 
 @pytest.mark.usefixtures("second_service")
 def test_a_second_service_shows_in_cw_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert _runs("projector")
-    assert _runs("reminders")
+    assert _runs("tally")
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     out = capsys.readouterr().out
-    assert "projector | notifier | reminders" in out
-    assert "reminders: fake reminders (metrics port 9465, exit status 75 on Refused)" in " ".join(
+    assert "projector | reminders | notifier | tally" in out
+    assert "tally: fake tally (metrics port 9475, exit status 75 on Refused)" in " ".join(
         out.split()
     )
 
@@ -85,24 +104,24 @@ def test_a_second_service_shows_in_cw_run(capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.usefixtures("second_service")
 def test_a_second_service_is_in_cw_devs_list() -> None:
     services = registered_services()
-    assert [s.name for s in services] == ["projector", "reminders"]
-    assert services[1].argv == [sys.executable, "-m", "services.cli", "run", "reminders"]
-    assert services[1].metrics_port == 9465
+    assert [s.name for s in services] == ["projector", "reminders", "tally"]
+    assert services[2].argv == [sys.executable, "-m", "services.cli", "run", "tally"]
+    assert services[2].metrics_port == 9475
 
 
 @pytest.mark.usefixtures("second_service")
 def test_cw_run_runs_the_service_on_its_own_metrics_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert main(["run", "reminders"]) == 0
-    assert [s.metrics_port for s in ran] == [9465]
+    assert main(["run", "tally"]) == 0
+    assert [s.metrics_port for s in ran] == [9475]
     monkeypatch.setenv("CW_METRICS_PORT", "0")  # the setting wins
-    assert main(["run", "reminders"]) == 0
+    assert main(["run", "tally"]) == 0
     assert ran[-1].metrics_port == 0
 
 
 @pytest.mark.usefixtures("second_service")
 def test_a_registered_error_gives_its_exit_status(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CW_CAMPAIGN_FILE", "refuse.toml")
-    assert main(["run", "reminders"]) == 75
+    assert main(["run", "tally"]) == 75
 
 
 def test_a_taken_metrics_port_names_the_setting() -> None:
@@ -145,16 +164,16 @@ def test_the_notifier_runs_in_cw_dev_only_with_a_notify_file(
 ) -> None:
     monkeypatch.delenv("CW_NOTIFY_FILE", raising=False)
     monkeypatch.delenv("CW_NOTIFIER_METRICS_PORT", raising=False)
-    assert [s.name for s in registered_services()] == ["projector"]
+    assert [s.name for s in registered_services()] == ["projector", "reminders"]
     assert _runs("notifier")  # cw run says what is missing itself
     monkeypatch.setenv("CW_NOTIFY_FILE", "notify.toml")
-    (projector, notifier) = registered_services()
+    (projector, reminders, notifier) = registered_services()
     assert (notifier.name, notifier.metrics_port) == ("notifier", 9466)
-    assert (projector.metrics_env, notifier.metrics_env) == (
-        "CW_METRICS_PORT", "CW_NOTIFIER_METRICS_PORT"
+    assert (projector.metrics_env, reminders.metrics_env, notifier.metrics_env) == (
+        "CW_METRICS_PORT", "CW_REMINDERS_METRICS_PORT", "CW_NOTIFIER_METRICS_PORT"
     )  # fmt: skip
     monkeypatch.setenv("CW_NOTIFIER_METRICS_PORT", "0")
-    assert registered_services()[1].metrics_port == 0
+    assert registered_services()[2].metrics_port == 0
 
 
 def test_the_notifier_has_its_own_metrics_port_setting(monkeypatch: pytest.MonkeyPatch) -> None:

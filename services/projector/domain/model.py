@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, TypeAlias
 
+from services.common.lifecycle import Issue, IssueKey, IssueStatus, ItemAtVenue, Needs
 from services.consumer.model import (
     Delivery,
     Outcome,
@@ -20,7 +21,9 @@ __all__ = [
     "Changes",
     "Delivery",
     "Issue",
+    "IssueKey",
     "IssueStatus",
+    "ItemAtVenue",
     "Needs",
     "Outcome",
     "OutcomeKind",
@@ -34,16 +37,10 @@ __all__ = [
     "VenuePhaseCounts",
 ]
 
-IssueKey: TypeAlias = tuple[str, str]
-"""(district, issue_id): issue ids are unique within a district's systems, not across them."""
 VenueKey: TypeAlias = tuple[str, str]
 """(district, venue_id)."""
 VenuePhaseKey: TypeAlias = tuple[str, str, str]
 """(district, venue_id, phase)."""
-ItemAtVenue: TypeAlias = tuple[str, str, str]
-"""(district, venue_id, item_code): where a rebound (反复反弹) is looked for."""
-
-IssueStatus: TypeAlias = Literal["open", "rectifying", "overdue", "closed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,38 +53,6 @@ class Refusal:
     reason: str
     issue_venue: str | None = None
     """For ``venue_mismatch``: the venue the issue belongs to."""
-
-
-@dataclass(slots=True)
-class Issue:
-    district: str
-    issue_id: str
-    venue_id: str
-    phase: str
-    item_code: str
-    category: str | None
-    severity: str
-    description: str | None
-    found_at: datetime
-    due_at: datetime | None = None
-    order_no: str | None = None
-    assignee: str | None = None
-    closed_at: datetime | None = None
-    closed_on_time: bool | None = None
-    recheck_failures: int = 0
-    rebound: bool = False
-
-    @property
-    def key(self) -> IssueKey:
-        return (self.district, self.issue_id)
-
-    def status(self, now: datetime) -> IssueStatus:
-        """The rule the ``issue_status`` view applies with the database clock."""
-        if self.closed_at is not None:
-            return "closed"
-        if self.due_at is None:
-            return "open"
-        return "overdue" if self.due_at < now else "rectifying"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,17 +103,6 @@ class Snapshot:
     """Closing times of issues of the same item at the same venue (for rebounds)."""
     pending: dict[IssueKey, list[StreamEvent]] = field(default_factory=dict)
     """Events that arrived before the ``IssueFound`` of their issue, in stream order."""
-
-
-@dataclass(frozen=True, slots=True)
-class Needs:
-    """What to load into a ``Snapshot`` for a batch."""
-
-    issue_keys: frozenset[IssueKey]
-    found_keys: frozenset[IssueKey]
-    """Issues found in this batch: their waiting events may now apply."""
-    items_at_venues: frozenset[ItemAtVenue]
-    closed_since: datetime | None
 
 
 @dataclass(slots=True)

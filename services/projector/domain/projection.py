@@ -1,4 +1,5 @@
-"""How events change the read model: the lifecycle of an issue, a venue's counters, rebounds.
+"""How events change the read model: the lifecycle of an issue (the shared rules of
+``services.common.lifecycle``), venues, and a venue's counters.
 
 Given the stored state a batch needs (a ``Snapshot``) and the batch's events in stream order,
 ``project`` returns the ``Changes``. The result does not depend on where batch boundaries fall,
@@ -10,21 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from contracts import (
-    InspectionRecorded,
-    IssueFound,
-    RecheckFailed,
-    RecheckPassed,
-    RectificationDue,
-    VenueRegistered,
+from contracts import InspectionRecorded, IssueFound, VenueRegistered
+from services.common.lifecycle import (
+    ISSUE_EVENT_TYPES,
+    ISSUE_EVENTS,
+    IssueLifecycle,
+    needs_of,
 )
 from services.projector.domain.model import (
     Changes,
     Issue,
     IssueKey,
     IssueStatus,
-    ItemAtVenue,
-    Needs,
     Refusal,
     Snapshot,
     StreamEvent,
@@ -33,45 +31,15 @@ from services.projector.domain.model import (
     VenuePhaseCounts,
 )
 
-ISSUE_EVENTS = (RectificationDue, RecheckFailed, RecheckPassed)
-ISSUE_EVENT_TYPES = frozenset(t.__name__ for t in ISSUE_EVENTS)
+__all__ = ["ISSUE_EVENTS", "ISSUE_EVENT_TYPES", "Projection", "issues_as_of", "needs_of", "project"]
 
 
-def needs_of(events: Iterable[StreamEvent], rebound_window: timedelta) -> Needs:
-    issue_keys: set[IssueKey] = set()
-    found: set[IssueKey] = set()
-    items: set[ItemAtVenue] = set()
-    earliest: datetime | None = None
-    for se in events:
-        ev = se.event
-        kind = ev.event_type
-        if kind == "IssueFound":
-            assert type(ev) is IssueFound
-            key = (ev.district, ev.data.issue_id)
-            found.add(key)
-            issue_keys.add(key)
-            items.add((ev.district, ev.venue_id, ev.data.item_code))
-            if earliest is None or ev.occurred_at < earliest:
-                earliest = ev.occurred_at
-        elif kind in ISSUE_EVENT_TYPES:
-            assert type(ev) in ISSUE_EVENTS
-            issue_keys.add((ev.district, ev.data.issue_id))  # type: ignore[union-attr]
-    return Needs(
-        issue_keys=frozenset(issue_keys),
-        found_keys=frozenset(found),
-        items_at_venues=frozenset(items),
-        closed_since=None if earliest is None else earliest - rebound_window,
-    )
-
-
-class Projection:
-    """Applies events one by one to a working copy of the state a batch touches."""
+class Projection(IssueLifecycle):
+    """Applies events one by one to a working copy of the state a batch touches: the issue
+    lifecycle (``services.common.lifecycle``), plus venues and a venue's counters."""
 
     def __init__(self, snapshot: Snapshot, rebound_window: timedelta) -> None:
-        self._issues = snapshot.issues
-        self._closures = snapshot.closures
-        self._pending = snapshot.pending
-        self._window = rebound_window
+        super().__init__(snapshot.issues, snapshot.closures, snapshot.pending, rebound_window)
         self.changes = Changes()
 
     def apply_all(self, events: Iterable[StreamEvent]) -> Changes:
@@ -92,18 +60,11 @@ class Projection:
             if counts.last_inspected_at is None or ev.occurred_at > counts.last_inspected_at:
                 counts.last_inspected_at = ev.occurred_at
         elif kind is IssueFound:
-            if not self._find_issue(ev, se.phase):  # type: ignore[arg-type]
+            if self.find(ev, se.phase) is None:  # type: ignore[arg-type]
                 return
         elif kind in ISSUE_EVENTS:
-            issue = self._issues.get((ev.district, ev.data.issue_id))  # type: ignore[union-attr]
-            if issue is None:
-                # Its IssueFound has not arrived (another publisher, a late upload): keep it.
-                self._defer(se)
+            if not self.follow(se):
                 return
-            if issue.venue_id != ev.venue_id:
-                self._refuse_venue(se, issue)
-                return
-            self._apply_to_issue(issue, se)
         else:
             # A type the contract gained after this projection was written: a dead letter to
             # replay once the projection knows it, never an assertion that stalls every district.
@@ -136,75 +97,27 @@ class Projection:
             registered_at=ev.occurred_at,
         )
 
-    # -- issues -------------------------------------------------------------------------------
+    # -- what the lifecycle tells us ----------------------------------------------------------
 
-    def _find_issue(self, ev: IssueFound, phase: str) -> bool:
-        key = (ev.district, ev.data.issue_id)
-        if key in self._issues:
-            # The same issue reported again under a new event id: the first report stands.
-            return False
-        item = (ev.district, ev.venue_id, ev.data.item_code)
-        rebound = any(
-            ev.occurred_at - self._window <= closed <= ev.occurred_at
-            for closed in self._closures.get(item, ())
-        )
-        issue = Issue(
-            district=ev.district,
-            issue_id=ev.data.issue_id,
-            venue_id=ev.venue_id,
-            phase=phase,
-            item_code=ev.data.item_code,
-            category=ev.data.category,
-            severity=ev.data.severity,
-            description=ev.data.description,
-            found_at=ev.occurred_at,
-            rebound=rebound,
-        )
-        self._issues[key] = issue
-        self.changes.issues[key] = issue
-        counts = self._counts(ev.district, ev.venue_id, phase)
-        counts.issues_found += 1
-        counts.rebounds += int(rebound)
-        waiting = self._pending.pop(key, None)
-        if waiting is not None:
-            self.changes.pending_resolved.add(key)
-            self.changes.pending_added = [p for p in self.changes.pending_added if p[0] != key]
-            for se in sorted(waiting, key=lambda s: s.seq):
-                if se.event.venue_id != issue.venue_id:
-                    self._refuse_venue(se, issue)
-                    continue
-                self._apply_to_issue(issue, se)
-                self._count_applied(se)
-                self.changes.resumed += 1
-        return True
-
-    def _apply_to_issue(self, issue: Issue, se: StreamEvent) -> None:
-        ev = se.event
-        if issue.closed_at is not None:
-            # A closed issue (销号) stays closed; a problem that comes back is a new issue.
-            return
-        kind = type(ev)
-        if kind is RectificationDue:
-            assert type(ev) is RectificationDue
-            issue.due_at = ev.data.due_at
-            issue.order_no = ev.data.order_no
-            issue.assignee = ev.data.assignee
-        elif kind is RecheckFailed:
-            issue.recheck_failures += 1
-            self._counts(issue.district, issue.venue_id, issue.phase).recheck_failures += 1
-        elif kind is RecheckPassed:
-            issue.closed_at = ev.occurred_at
-            issue.closed_on_time = issue.due_at is None or ev.occurred_at <= issue.due_at
-            counts = self._counts(issue.district, issue.venue_id, issue.phase)
-            counts.issues_closed += 1
-            counts.closed_on_time += int(issue.closed_on_time)
-            item = (issue.district, issue.venue_id, issue.item_code)
-            self._closures.setdefault(item, []).append(ev.occurred_at)
-        else:  # pragma: no cover - the caller passes issue events only
-            raise TypeError(f"not an issue event: {ev.event_type}")
+    def issue_found(self, issue: Issue) -> None:
         self.changes.issues[issue.key] = issue
+        counts = self._counts(issue.district, issue.venue_id, issue.phase)
+        counts.issues_found += 1
+        counts.rebounds += int(issue.rebound)
 
-    def _refuse_venue(self, se: StreamEvent, issue: Issue) -> None:
+    def waiting_resolved(self, key: IssueKey) -> None:
+        self.changes.pending_resolved.add(key)
+        self.changes.pending_added = [p for p in self.changes.pending_added if p[0] != key]
+
+    def resumed(self, se: StreamEvent) -> None:
+        self._count_applied(se)
+        self.changes.resumed += 1
+
+    def deferred(self, key: IssueKey, se: StreamEvent) -> None:
+        self.changes.pending_added.append((key, se))
+        self.changes.deferred += 1
+
+    def venue_refused(self, se: StreamEvent, issue: Issue) -> None:
         # Per-district permissions authorise a district, not a venue: a follow-up naming another
         # venue must not close (or extend) that venue's issue.
         self.changes.refused.append(
@@ -218,12 +131,16 @@ class Projection:
             )
         )
 
-    def _defer(self, se: StreamEvent) -> None:
-        ev = se.event
-        key = (ev.district, ev.data.issue_id)  # type: ignore[union-attr]
-        self._pending.setdefault(key, []).append(se)
-        self.changes.pending_added.append((key, se))
-        self.changes.deferred += 1
+    def recheck_failed(self, issue: Issue) -> None:
+        self._counts(issue.district, issue.venue_id, issue.phase).recheck_failures += 1
+
+    def issue_closed(self, issue: Issue) -> None:
+        counts = self._counts(issue.district, issue.venue_id, issue.phase)
+        counts.issues_closed += 1
+        counts.closed_on_time += int(bool(issue.closed_on_time))
+
+    def issue_changed(self, issue: Issue) -> None:
+        self.changes.issues[issue.key] = issue
 
     # -- counters -----------------------------------------------------------------------------
 

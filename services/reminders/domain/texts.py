@@ -1,0 +1,188 @@
+"""What a reminder says: Chinese first, as the bureau writes it, then English.
+
+Every time a person reads is local (the campaign's time zone). A venue with no registration
+still gets its reminder, with the recipients that are known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from contracts.reminders import Recipient
+from services.common.durations import format_duration
+from services.common.lifecycle import Issue
+
+ITEMS_ZH = {
+    "FM-PUB": "入口公示",
+    "FM-ZONE": "划行归市",
+    "FM-POUL": "活禽经营",
+    "FM-3F": "防蝇防鼠防尘（三防）",
+    "FM-STALL": "摊位卫生",
+    "FM-CERT": "亮证经营和健康证",
+    "FM-WASTE": "垃圾收运",
+    "FM-WC": "公共厕所",
+    "FM-VEC": "病媒生物防制",
+    "MALL-TOB": "控烟",
+    "MALL-HE": "健康教育宣传栏",
+    "MALL-PSA": "创卫宣传和公益广告",
+    "MALL-PH": "公共场所卫生",
+    "MALL-AED": "AED和急救设施",
+}
+"""The checklist catalog's items in the bureau's words (codes not listed are shown as codes)."""
+
+SEVERITY_ZH = {"minor": "一般", "major": "较重", "critical": "严重"}
+ROLE_ZH = {
+    "first_responsible": "第一责任人",
+    "assignee": "整改责任人",
+    "officer": "责任干部",
+    "deputy_head": "分管领导",
+    "head": "主要负责人",
+}
+ROLE_EN = {
+    "first_responsible": "first responsible person",
+    "assignee": "assignee",
+    "officer": "officer",
+    "deputy_head": "deputy head",
+    "head": "head",
+}
+DESCRIPTION_MAX = 200
+"""Characters of an issue's description quoted in a reminder (the rest is in the read model)."""
+
+
+def local_zh(moment: datetime, tz: ZoneInfo) -> str:
+    t = moment.astimezone(tz)
+    return f"{t.year}年{t.month}月{t.day}日 {t:%H:%M}"
+
+
+def local_en(moment: datetime, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def overdue_zh(late: timedelta) -> str:
+    if late >= timedelta(days=1):
+        return f"{late.days} 天"
+    if late >= timedelta(hours=1):
+        return f"{int(late.total_seconds() // 3600)} 小时"
+    return "不足 1 小时"
+
+
+def overdue_en(late: timedelta) -> str:
+    if late >= timedelta(days=1):
+        return f"{late.days} day{'s' if late.days > 1 else ''}"
+    if late >= timedelta(hours=1):
+        return f"{int(late.total_seconds() // 3600)} h"
+    return "less than an hour"
+
+
+def item_zh(code: str) -> str:
+    return ITEMS_ZH.get(code, code)
+
+
+def who_zh(recipients: Sequence[Recipient]) -> str:
+    if not recipients:
+        return "暂无登记的责任人，请责任科室核实"
+    return "、".join(
+        f"{r.name}（{ROLE_ZH[r.role]}" + (f"，{r.phone}）" if r.phone else "）") for r in recipients
+    )
+
+
+UNITS_ZH = {"d": "天", "h": "小时", "m": "分钟", "s": "秒"}
+
+
+def duration_zh(td: timedelta) -> str:
+    """``3d`` as the bureau says it: ``3 天``."""
+    text = format_duration(td)
+    return f"{text[:-1]} {UNITS_ZH[text[-1]]}"
+
+
+def who_en(recipients: Sequence[Recipient]) -> str:
+    if not recipients:
+        return "(no responsible person registered yet)"
+    return ", ".join(f"{r.name} ({ROLE_EN[r.role]})" for r in recipients)
+
+
+ACTION_ZH = {
+    "no_order": "问题发现已满 {order_within}，尚未下发整改交办单，请及时下发交办单并明确整改期限。",
+    "due_soon": "整改期限即将到期，请抓紧整改，并在期限前申请复查。",
+    "overdue": "已到整改期限，问题尚未销号，请立即整改并申请复查。",
+    "escalation": "已逾期 {late}，问题仍未销号，请督促立即整改。",
+    "look_back_due": "问题已于 {closed} 销号，已满 {look_back}，请开展“回头看”复查，防止反弹。",
+    "rebound_detected": "该场所同一项目在销号后再次出现问题（反复反弹），请重点督办。",
+}
+ACTION_EN = {
+    "no_order": "Found {order_within} ago and no rectification order issued yet: issue one "
+    "with a deadline.",
+    "due_soon": "The deadline is near: rectify and ask for a recheck before it.",
+    "overdue": "The deadline has passed and the issue is still open: rectify now and ask for "
+    "a recheck.",
+    "escalation": "Overdue by {late} and still open: see that it is rectified now.",
+    "look_back_due": "Closed on {closed}, {look_back} ago: make the look-back visit (回头看).",
+    "rebound_detected": "The same item failed again at this venue after it was closed "
+    "(rebound): supervise it closely.",
+}
+TITLE_ZH = {
+    "no_order": "【待下发交办单】",
+    "due_soon": "【整改即将到期】",
+    "overdue": "【整改已逾期】",
+    "escalation": "【逾期升级{level}级】",
+    "look_back_due": "【回头看到期】",
+    "rebound_detected": "【反复反弹】",
+}
+TITLE_EN = {
+    "no_order": "[No order yet]",
+    "due_soon": "[Deadline near]",
+    "overdue": "[Overdue]",
+    "escalation": "[Escalation {level}]",
+    "look_back_due": "[Look-back due]",
+    "rebound_detected": "[Rebound]",
+}
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def issue_texts(
+    kind: str,
+    level: int,
+    issue: Issue,
+    *,
+    venue_name: str | None,
+    recipients: Sequence[Recipient],
+    fire_at: datetime,
+    tz: ZoneInfo,
+    words: dict[str, str],
+    words_en: dict[str, str],
+) -> tuple[str, str, str, str]:
+    """(title_zh, body_zh, title_en, body_en) of an issue's reminder."""
+    venue = venue_name or f"场所 {issue.venue_id}（未登记）"
+    venue_en = venue_name or f"venue {issue.venue_id} (not registered)"
+    item = item_zh(issue.item_code)
+    late = fire_at - issue.due_at if issue.due_at is not None else timedelta(0)
+    fill = {**words, "late": overdue_zh(late), "level": str(level)}
+    fill_en = {**words_en, "late": overdue_en(late), "level": str(level)}
+    if issue.closed_at is not None:
+        fill["closed"] = local_zh(issue.closed_at, tz)
+        fill_en["closed"] = local_en(issue.closed_at, tz)
+    due_zh = f"，整改期限 {local_zh(issue.due_at, tz)}" if issue.due_at is not None else ""
+    due_en = f", due {local_en(issue.due_at, tz)}" if issue.due_at is not None else ""
+    title_zh = clip(TITLE_ZH[kind].format(**fill) + f"{venue}：{item}{due_zh}", 128)
+    title_en = clip(TITLE_EN[kind].format(**fill_en) + f" {venue_en}: {issue.item_code}{due_en}",
+                    128)  # fmt: skip
+    what = f"：{clip(issue.description, DESCRIPTION_MAX)}" if issue.description else ""
+    order_zh = f"交办单号 {issue.order_no}" if issue.order_no else "尚未下发交办单"
+    body_zh = (
+        f"{venue}（{issue.venue_id}）“{item}”问题（编号 {issue.issue_id}，"
+        f"{SEVERITY_ZH.get(issue.severity, issue.severity)}）{what}。"
+        f"{order_zh}{due_zh}。{ACTION_ZH[kind].format(**fill)}"
+        f"请以下人员处理：{who_zh(recipients)}。"
+    )
+    order_en = f"order {issue.order_no}" if issue.order_no else "no order yet"
+    body_en = (
+        f"{venue_en} ({issue.venue_id}), item {issue.item_code} ({issue.severity}), issue "
+        f"{issue.issue_id}; {order_en}{due_en}. {ACTION_EN[kind].format(**fill_en)} "
+        f"To act: {who_en(recipients)}."
+    )
+    return title_zh, clip(body_zh, 2000), title_en, clip(body_en, 2000)
