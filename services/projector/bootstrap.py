@@ -40,6 +40,7 @@ from services.projector.adapters import postgres
 from services.projector.adapters.gauges import DomainGauges
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.adapters.reader_role import ensure_reader_role
+from services.projector.adapters.rebuild_progress import RebuildProgress
 from services.projector.adapters.rebuilds import (
     JetStreamEnd,
     PostgresGenerations,
@@ -171,6 +172,8 @@ async def run_projector(
             # Only now, holding the lock: a standby serves no domain gauges, so sums never double.
             gauges = DomainGauges(pool, asyncio.get_running_loop(), serving=guard.holds)
             metrics.registry.register(gauges)
+            rebuilds = RebuildProgress(pool, asyncio.get_running_loop(), serving=guard.holds)
+            metrics.registry.register(rebuilds)
             auditor = asyncio.create_task(_audit_periodically(settings, nc, pool, metrics))
             counter = asyncio.create_task(_count_dead_letters(nc, metrics))
             stopper = asyncio.create_task(_stop_when(stop, projector))
@@ -181,6 +184,7 @@ async def run_projector(
                 counter.cancel()
                 stopper.cancel()
                 metrics.registry.unregister(gauges)
+                metrics.registry.unregister(rebuilds)
                 await guard.release()
         finally:
             watcher.cancel()
@@ -277,19 +281,23 @@ async def _rebuild_preflight(settings: Settings) -> None:
         raise RebuildUnavailable("the read model does not exist: run `cw init` first")
 
 
-async def rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
+async def rebuild(
+    settings: Settings, metrics: ProjectorMetrics, progress: usecases.Progress | None = None
+) -> list[str]:
     """``cw rebuild``: wire the use case (``usecases.rebuild``) to PostgreSQL and JetStream.
     Raises ``RebuildUnavailable`` when it cannot start."""
     await _rebuild_preflight(settings)
     try:
-        return await _rebuild(settings, metrics)
+        return await _rebuild(settings, metrics, progress)
     except LookupError as exc:  # says "run `cw init` first" itself
         raise RebuildUnavailable(str(exc)) from exc
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
         raise RebuildUnavailable(f"{exc}: run `cw init` first") from exc
 
 
-async def _rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
+async def _rebuild(
+    settings: Settings, metrics: ProjectorMetrics, progress: usecases.Progress | None
+) -> list[str]:
     async with projector_parts(settings) as (nc, pool, campaign):
         source = EventSource(
             nc, None, partial(decode_delivery, campaign=campaign), batch=settings.projector_batch
@@ -307,6 +315,7 @@ async def _rebuild(settings: Settings, metrics: ProjectorMetrics) -> list[str]:
             PostgresGenerations(pool),
             build,
             JetStreamEnd(nc.jetstream(), source),
+            progress=progress,
             wait_s=min(settings.projector_fetch_wait.total_seconds(), 0.5),
         )
 

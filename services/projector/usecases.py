@@ -3,6 +3,7 @@ stood at a past moment. Service layer: ports only, no driver."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -11,6 +12,9 @@ from services.projector.domain.ports import Generations, ReadModelStore, StreamE
 from services.projector.domain.projection import venues_as_of
 from services.projector.runner import Projector
 
+Progress = Callable[[int, int], None]
+"""Told how far a rebuild has got: (applied through, the stream's end)."""
+
 
 async def rebuild(
     generations: Generations,
@@ -18,8 +22,11 @@ async def rebuild(
     stream: StreamEnd,
     *,
     wait_s: float,
+    progress: Progress | None = None,
+    progress_every_s: float = 5.0,
 ) -> list[str]:
     """Replay the stream into a new generation beside the live one, then swap it in atomically.
+    ``progress`` hears (applied through, stream end) every few seconds while it replays.
 
     ``build`` starts a projector that writes to the store it is given, from the start of the
     stream, with no dead-letter publisher (rejected messages were dead-lettered when they
@@ -29,7 +36,7 @@ async def rebuild(
     report = [f"rebuild: building generation {generation.number} ({generation.name})"]
     builder = await build(generations.store(generation.name))
     try:
-        await catch_up(builder, stream, wait_s)
+        await catch_up(builder, stream, wait_s, progress, progress_every_s)
         async with generations.swapping(generation.name) as swap:
             builder.store = swap.store
             await catch_up(builder, stream, wait_s)
@@ -48,11 +55,22 @@ async def rebuild(
     return report
 
 
-async def catch_up(builder: Projector, stream: StreamEnd, wait_s: float) -> None:
+async def catch_up(
+    builder: Projector,
+    stream: StreamEnd,
+    wait_s: float,
+    progress: Progress | None = None,
+    every_s: float = 5.0,
+) -> None:
     """Apply batches until the builder's checkpoint reaches the stream's end as it is now."""
+    told = time.monotonic()
     while True:
         target = await stream.last_seq()
-        if await builder.store.checkpoint() >= target:
+        checkpoint = await builder.store.checkpoint()
+        if progress is not None and time.monotonic() - told >= every_s:
+            progress(checkpoint, target)
+            told = time.monotonic()
+        if checkpoint >= target:
             return
         batch = await builder.source.next_batch(wait_s)
         if batch:

@@ -12,6 +12,9 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.projector.adapters.gauges import DomainGauges
+from services.projector.adapters.read_model import PostgresReadModel
+from services.projector.adapters.rebuild_progress import RebuildProgress
+from services.projector.adapters.rebuilds import PostgresGenerations
 from tests import factories as f
 from tests.integration.conftest import Harness
 
@@ -113,3 +116,19 @@ async def test_a_standby_serves_no_domain_gauges(harness: Harness, pool: asyncpg
     assert await scrape(registry) == {}
     holding = True
     assert any(name == "cw_issues" for name, _ in await scrape(registry))
+
+
+async def test_a_rebuild_in_progress_shows_how_far_it_has_got(
+    harness: Harness, pool: asyncpg.Pool
+) -> None:
+    await campaign(harness)
+    registry = CollectorRegistry()
+    registry.register(
+        RebuildProgress(pool, asyncio.get_running_loop(), serving=lambda: True, max_age_s=0)
+    )
+    assert await scrape(registry) == {}  # no rebuild: no series
+    generation = await PostgresGenerations(pool).create()  # what cw rebuild starts with
+    async with PostgresReadModel(pool, schema=generation.name).unit() as unit:
+        await unit.set_checkpoint(7)
+    got = await scrape(registry)
+    assert got == {("cw_rebuild_checkpoint_seq", (("generation", str(generation.number)),)): 7}

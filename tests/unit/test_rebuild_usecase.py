@@ -119,3 +119,24 @@ async def test_a_rebuild_replays_the_stream_into_a_new_generation_and_swaps_it_i
     assert (generations.live, generations.dropped, source.stopped) == ("g2", ["g1"], True)
     assert await generations.stores["g2"].checkpoint() == 5
     assert len(generations.stores["g2"].state.issues) == 5
+
+
+async def test_a_rebuild_tells_how_far_it_has_got() -> None:
+    events = stream([f.issue("V1", f"I{i}", f.at("2023-03-01 10:00")) for i in range(6)])
+    source = ListSource(list(events))
+    told: list[tuple[int, int]] = []
+
+    async def build(store: ReadModelStore) -> Projector:
+        builder = Projector(
+            source, store, CAMPAIGN, ProjectorMetrics(),
+            dead_letters=None, fetch_wait=timedelta(milliseconds=1),
+        )  # fmt: skip
+        await source.start(0)
+        return builder
+
+    await usecases.rebuild(
+        MemoryGenerations(), build, ListEnd(source), wait_s=0.001,
+        progress=lambda applied, end: told.append((applied, end)), progress_every_s=0,
+    )  # fmt: skip
+    # Batches of two: told before each, and once more at the end.
+    assert told == [(0, 6), (2, 6), (4, 6), (6, 6)]

@@ -61,10 +61,15 @@ PROJECTOR = RunnableService(
 )
 
 
+def _rebuild_progress(applied: int, end: int) -> None:
+    share = f" ({applied / end:.0%})" if end else ""
+    print(f"rebuild: {applied:,} of {end:,} stream messages applied{share}", file=sys.stderr)
+
+
 def _rebuild(args: argparse.Namespace) -> int:
     _logging()
     try:
-        lines = run(bootstrap.rebuild(Settings(), ProjectorMetrics()))
+        lines = run(bootstrap.rebuild(Settings(), ProjectorMetrics(), _rebuild_progress))
     except bootstrap.RebuildUnavailable as exc:
         print(f"cw rebuild: {exc}", file=sys.stderr)
         return 2
