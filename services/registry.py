@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from services.common.http_server import HealthReport, serve
 from services.common.settings import Settings
+from services.consumer.health import Health
 
 Runner = Callable[[Settings, asyncio.Event], Awaitable[None]]
 """Runs the service until the event is set (SIGINT/SIGTERM), then returns."""
@@ -111,3 +113,23 @@ def start_metrics_server(
             f" ({setting}=0 turns metrics off)"
         ) from None
     return f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+
+
+def start_operator_server(
+    settings: Settings,
+    registry: CollectorRegistry,
+    name: str,
+    setting: str = METRICS_PORT_SETTING,
+) -> Health:
+    """A service's ``/metrics`` and ``/healthz`` on its port (said in the log); the ``Health``
+    the service then keeps up to date (its loop and watcher feed it)."""
+    health = Health(
+        stall_after_s=settings.stall_after.total_seconds(),
+        slow_after_s=settings.slow_after.total_seconds(),
+    )
+    url = start_metrics_server(settings, registry, name, setting, health.report)
+    if url is not None:
+        logging.getLogger(f"cw.{name}").info(
+            "metrics on %s, health on %s", url, url.removesuffix("/metrics") + "/healthz"
+        )
+    return health

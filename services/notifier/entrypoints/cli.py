@@ -7,12 +7,11 @@ import asyncio
 import logging
 
 from services.common.settings import Settings
-from services.consumer.health import Health
 from services.consumer.ports import Fenced
 from services.notifier import bootstrap
 from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.domain.targets import NotifyFileInvalid
-from services.registry import RunnableService, setting_name, start_metrics_server
+from services.registry import RunnableService, setting_name, start_operator_server
 
 METRICS_SETTING = "notifier_metrics_port"
 
@@ -21,17 +20,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """The notifier until ``stop`` is set, with its ``/metrics`` (``CW_NOTIFIER_METRICS_PORT``)."""
     targets = bootstrap.load_targets(settings)  # a bad file stops here, before any server
     metrics = NotifierMetrics()
-    health = Health(
-        stall_after_s=settings.stall_after.total_seconds(),
-        slow_after_s=settings.slow_after.total_seconds(),
+    health = start_operator_server(
+        settings, metrics.registry, "notifier", setting_name(METRICS_SETTING)
     )
-    url = start_metrics_server(
-        settings, metrics.registry, "notifier", setting_name(METRICS_SETTING), health.report
-    )
-    log = logging.getLogger("cw.notifier")
-    if url is not None:
-        log.info("metrics on %s, health on %s", url, url.removesuffix("/metrics") + "/healthz")
-    log.info("%s targets", len(targets))
+    logging.getLogger("cw.notifier").info("%s targets", len(targets))
     await bootstrap.run_notifier(settings, metrics, stop, health)
 
 

@@ -19,14 +19,13 @@ from services.common.connect import failure_text, mask_url
 from services.common.localtime import MOMENT_FORMS, MomentError, MomentInput, parse_moment
 from services.common.runtime import run
 from services.common.settings import Settings
-from services.consumer.health import Health
 from services.projector import bootstrap
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.model import VenueAsOf
 from services.projector.domain.ports import Fenced
 from services.projector.entrypoints import venue
-from services.registry import RunnableService, start_metrics_server
+from services.registry import RunnableService, start_operator_server
 
 
 def _logging() -> None:
@@ -38,15 +37,7 @@ def _logging() -> None:
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """The projector until ``stop`` is set, with its ``/metrics`` (``CW_METRICS_PORT``)."""
     metrics = ProjectorMetrics()
-    health = Health(
-        stall_after_s=settings.stall_after.total_seconds(),
-        slow_after_s=settings.slow_after.total_seconds(),
-    )
-    url = start_metrics_server(settings, metrics.registry, "projector", health=health.report)
-    if url is not None:
-        logging.getLogger("cw.projector").info(
-            "metrics on %s, health on %s", url, url.removesuffix("/metrics") + "/healthz"
-        )
+    health = start_operator_server(settings, metrics.registry, "projector")
     await bootstrap.run_projector(settings, metrics, stop, health)
 
 

@@ -4,12 +4,10 @@ reminders``, ``cw init``, ``cw dev``)."""
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from services.common.settings import Settings
-from services.consumer.health import Health
 from services.consumer.ports import Fenced
-from services.registry import RunnableService, setting_name, start_metrics_server
+from services.registry import RunnableService, setting_name, start_operator_server
 from services.reminders import bootstrap
 from services.reminders.adapters.metrics import ReminderMetrics
 
@@ -19,17 +17,9 @@ METRICS_SETTING = "reminders_metrics_port"
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """The reminders service until ``stop`` is set, with its ``/metrics``."""
     metrics = ReminderMetrics()
-    health = Health(
-        stall_after_s=settings.stall_after.total_seconds(),
-        slow_after_s=settings.slow_after.total_seconds(),
+    health = start_operator_server(
+        settings, metrics.registry, "reminders", setting_name(METRICS_SETTING)
     )
-    url = start_metrics_server(
-        settings, metrics.registry, "reminders", setting_name(METRICS_SETTING), health.report
-    )
-    if url is not None:
-        logging.getLogger("cw.reminders").info(
-            "metrics on %s, health on %s", url, url.removesuffix("/metrics") + "/healthz"
-        )
     await bootstrap.run_reminders(settings, metrics, stop, health=health)
 
 
