@@ -21,6 +21,7 @@ from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.adapters.read_model import PostgresReadModel
 from services.projector.bootstrap import run_projector
 from tests import factories as f
+from tests.support.in_process import service_in_process
 from tests.support.waiting import NotInTime, eventually
 
 log = logging.getLogger("tests.nothing_lost")
@@ -144,22 +145,11 @@ class Checkpoint:
         return await self.value()
 
 
-@contextlib.asynccontextmanager
-async def projector_in_process(
+def projector_in_process(
     settings: Settings, metrics: ProjectorMetrics | None = None
-) -> AsyncIterator[asyncio.Task[None]]:
+) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
     """``run_projector`` (what ``cw run projector`` runs) as a task; stopped on the way out."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_projector(settings, metrics or ProjectorMetrics(), stop))
-    try:
-        yield task
-    finally:
-        stop.set()
-        done, _ = await asyncio.wait({task}, timeout=30)
-        if not done:
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+    return service_in_process(run_projector, settings, metrics or ProjectorMetrics())
 
 
 def counter(metrics: ProjectorMetrics, name: str, **labels: str) -> float:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from services.common.settings import Settings
 from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.bootstrap import run_notifier
+from tests.support.in_process import service_in_process
 
 
 def notify_file(path: Path, targets: Sequence[dict[str, object]]) -> Path:
@@ -32,22 +33,11 @@ def _toml(value: object) -> str:
     return str(value)
 
 
-@contextlib.asynccontextmanager
-async def notifier_in_process(
+def notifier_in_process(
     settings: Settings, metrics: NotifierMetrics | None = None
-) -> AsyncIterator[asyncio.Task[None]]:
+) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
     """``run_notifier`` (what ``cw run notifier`` runs) as a task; stopped on the way out."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_notifier(settings, metrics or NotifierMetrics(), stop))
-    try:
-        yield task
-    finally:
-        stop.set()
-        done, _ = await asyncio.wait({task}, timeout=30)
-        if not done:
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+    return service_in_process(run_notifier, settings, metrics or NotifierMetrics())
 
 
 def count(metrics: NotifierMetrics, name: str, **labels: str) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from contracts.wire import MSG_ID, REMINDERS_STREAM
 from services.common.settings import Settings
 from services.reminders.adapters.metrics import ReminderMetrics
 from services.reminders.bootstrap import run_reminders
+from tests.support.in_process import service_in_process
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -89,22 +89,11 @@ async def published(nc: Client) -> list[Published]:
     return out
 
 
-@contextlib.asynccontextmanager
-async def reminders_in_process(
+def reminders_in_process(
     settings: Settings, metrics: ReminderMetrics | None = None
-) -> AsyncIterator[asyncio.Task[None]]:
+) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
     """``run_reminders`` (what ``cw run reminders`` runs) as a task; stopped on the way out."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_reminders(settings, metrics or ReminderMetrics(), stop))
-    try:
-        yield task
-    finally:
-        stop.set()
-        done, _ = await asyncio.wait({task}, timeout=30)
-        if not done:
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+    return service_in_process(run_reminders, settings, metrics or ReminderMetrics())
 
 
 def soon(seconds: float) -> datetime:
