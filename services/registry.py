@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from services.common.campaign import load_campaign
 from services.common.http_server import HealthReport, serve
 from services.common.settings import Settings
 from services.consumer.health import Health
@@ -126,6 +127,7 @@ def start_operator_server(
     health = Health(
         stall_after_s=settings.stall_after.total_seconds(),
         slow_after_s=settings.slow_after.total_seconds(),
+        zone=load_campaign(settings.campaign_file).timezone,
     )
     url = start_metrics_server(settings, registry, name, setting, health.report)
     if url is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 OK, SLOW, STALLED, STANDBY = "ok", "slow", "stalled", "standby"
@@ -27,6 +27,8 @@ class Health:
     stall_after_s: float = 60.0
     slow_after_s: float = 10.0
     clock: Callable[[], float] = time.time
+    zone: tzinfo = UTC
+    """The zone ``last_progress_at`` is written in (the campaign's: people read it too)."""
     standby: bool = True
     checkpoint: int | None = None
     lag_events: int | None = None
@@ -85,7 +87,9 @@ class Health:
             "lag_events": self.lag_events,
             "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
             "last_progress_at": (
-                None if progress is None else datetime.fromtimestamp(progress, UTC).isoformat()
+                None
+                if progress is None
+                else datetime.fromtimestamp(progress, self.zone).isoformat()
             ),
             "checkpoint": self.checkpoint,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from zoneinfo import ZoneInfo
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
@@ -105,3 +106,8 @@ def test_one_port_serves_metrics_and_healthz() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_last_progress_is_written_in_the_campaign_zone() -> None:
+    health = Health(clock=Clock(), zone=ZoneInfo("Asia/Shanghai"))
+    assert health.report()[1]["last_progress_at"] == "2023-11-15T06:13:20+08:00"
