@@ -240,16 +240,25 @@ class OwnNats(_Server):
     name = "nats-server"
 
     def __init__(
-        self, store: Path, *, port: int | None = None, monitor_port: int | None = None
+        self,
+        store: Path,
+        *,
+        port: int | None = None,
+        monitor_port: int | None = None,
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.port = port or free_port()
         self.monitor_port = monitor_port or free_port()
+        self.user, self.password = user, password
 
     @property
     def url(self) -> str:
-        return f"nats://{LOCALHOST}:{self.port}"
+        """The client URL, with the user and password when the server asks for them."""
+        auth = f"{self.user}:{self.password}@" if self.user else ""
+        return f"nats://{auth}{LOCALHOST}:{self.port}"
 
     @property
     def monitor_url(self) -> str:
@@ -271,6 +280,8 @@ class OwnNats(_Server):
             "-m",
             str(self.monitor_port),
         ]
+        if self.user:
+            argv += ["--user", self.user, "--pass", self.password or ""]
         self._popen(argv, log=self.store / "nats-server.log", cwd=self.store)
 
     def is_ready(self) -> bool:
