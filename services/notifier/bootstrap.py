@@ -212,6 +212,7 @@ async def run_notifier(
                 pending=source.pending,
                 oldest_waiting=source.oldest_waiting,
                 database=lambda: pool.fetchval("SELECT 1"),
+                on_observed=metrics.observed,
             )
         )
         try:

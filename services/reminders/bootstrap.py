@@ -109,6 +109,7 @@ async def run_reminders(
                 pending=source.pending,
                 oldest_waiting=source.oldest_waiting,
                 database=lambda: pool.fetchval("SELECT 1"),
+                on_observed=metrics.observed,
             )
         )
         stopper = asyncio.create_task(stop.wait())

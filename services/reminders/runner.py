@@ -227,11 +227,13 @@ class Dispatcher:
             return await unit.next_fire_at()
 
     async def watch_pending(self, every_s: float = 5.0) -> None:
-        """``cw_reminders_pending{kind}``, refreshed every few seconds."""
+        """``cw_reminders_pending{kind}`` and ``cw_reminders_unpublished``, refreshed every few
+        seconds."""
         while True:
             with contextlib.suppress(Exception):
                 async with self.store.unit() as unit:
                     self.metrics.pending_now(await unit.pending_counts())
+                    self.metrics.unpublished.set(await unit.unpublished_count())
             await asyncio.sleep(every_s)
 
     async def _until(self, event: asyncio.Event, within_s: float | None) -> None:

@@ -1,8 +1,11 @@
-"""The alerts and dashboards on a real Prometheus, scraping the real projector.
+"""The alerts and dashboards on a real Prometheus, scraping the real projector, reminders
+service and notifier (its target a local fake WeCom robot).
 
-PostgreSQL is cut under a backlog, and CwConsumerStalled fires through Prometheus's HTTP API;
-PostgreSQL comes back, the backlog is projected and the alert resolves. The rules are the
-shipped ones with durations 30 times shorter. Then every dashboard query must answer.
+PostgreSQL is cut under the projector's backlog, and CwConsumerStalled fires through
+Prometheus's HTTP API; PostgreSQL comes back, the backlog is projected and the alert resolves.
+The rules are the shipped ones with durations 30 times shorter. Meanwhile reminders fall due
+within seconds (a campaign in seconds), are sent, skipped and cancelled, and reach the robot,
+some merged. Then every dashboard query must answer.
 """
 
 from __future__ import annotations
@@ -26,12 +29,18 @@ from contracts import Event, encode_event
 from services.devstack.system import free_port
 from tests import factories as f
 from tests.support import dashboards
+from tests.support.notifier import notify_file
 from tests.support.processes import ProjectorProcess, cw
 from tests.support.prometheus import PrometheusServer
+from tests.support.reminders import campaign_file, soon
+from tests.support.robots import FakeRobot
 from tests.support.tcp_proxy import FaultyProxy
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
+FRESH = "320706"
+"""The district of the issues whose reminders fall due during the test (the projector's figures
+are checked on 320703)."""
 
 
 def _via(url: str, port: int) -> str:
@@ -82,9 +91,51 @@ def projector(env: dict[str, str], tmp_path: Path) -> Iterator[ProjectorProcess]
 
 
 @pytest.fixture
-def prometheus(env: dict[str, str], tmp_path: Path) -> Iterator[PrometheusServer]:
+async def robot() -> AsyncIterator[FakeRobot]:
+    # Two messages in two seconds: the reminders falling due together exceed the budget and are
+    # merged.
+    fake = FakeRobot("wecom", per_minute=2, window_s=2.0, throttle_s=2.0)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def services(
+    env: dict[str, str], database_url: str, robot: FakeRobot, tmp_path: Path
+) -> Iterator[dict[str, ProjectorProcess]]:
+    """``cw run reminders`` and ``cw run notifier``, straight to PostgreSQL (not through the
+    proxy: the cut is the projector's)."""
+    target = {"name": "robot", "kind": "wecom", "url": robot.url, "per_minute": 2, "window": "2s"}
+    own = {
+        **env,
+        "CW_DATABASE_URL": database_url,
+        "CW_CAMPAIGN_FILE": str(campaign_file(tmp_path)),
+        "CW_REMINDERS_METRICS_PORT": str(free_port()),
+        "CW_REMINDERS_FETCH_WAIT": "200ms",
+        "CW_NOTIFIER_METRICS_PORT": str(free_port()),
+        "CW_NOTIFY_FILE": str(notify_file(tmp_path / "notify.toml", [target])),
+    }
+    started = {
+        name: ProjectorProcess(own, tmp_path / f"{name}.log", service=name)
+        for name in ("reminders", "notifier")
+    }
+    yield started
+    for p in started.values():
+        p.ensure_gone()
+
+
+@pytest.fixture
+def prometheus(
+    env: dict[str, str], services: dict[str, ProjectorProcess], tmp_path: Path
+) -> Iterator[PrometheusServer]:
     server = PrometheusServer(
-        tmp_path / "prometheus", {"cw-projector": f"127.0.0.1:{env['CW_METRICS_PORT']}"}
+        tmp_path / "prometheus",
+        {
+            "cw-projector": f"127.0.0.1:{env['CW_METRICS_PORT']}",
+            "cw-reminders": f"127.0.0.1:{services['reminders'].env['CW_REMINDERS_METRICS_PORT']}",
+            "cw-notifier": f"127.0.0.1:{services['notifier'].env['CW_NOTIFIER_METRICS_PORT']}",
+        },
     )
     server.start()
     yield server
@@ -121,10 +172,15 @@ async def test_a_stalled_projector_fires_the_alert_and_recovers(
     proxy: FaultyProxy,
     projector: ProjectorProcess,
     prometheus: PrometheusServer,
+    *,
+    services: dict[str, ProjectorProcess],
+    robot: FakeRobot,
 ) -> None:
     # In a thread: the proxy between cw and PostgreSQL runs on this test's event loop.
     assert (await asyncio.to_thread(cw, env, "init")).returncode == 0
     projector.start()
+    for service in services.values():
+        service.start()
     start = f.at("2023-03-01 09:00")
     nc = await nats.connect(env["CW_NATS_URL"])
     js = nc.jetstream()
@@ -139,6 +195,8 @@ async def test_a_stalled_projector_fires_the_alert_and_recovers(
         await js.publish("cw.events.320703.LY-FM-001.IssueFound", b"{not json")
         for i in range(20):
             await js.publish(*_wire(f.issue("LY-FM-001", f"I{i}", start + timedelta(minutes=i))))
+        for event in _falling_due_now():
+            await js.publish(*_wire(event))
 
         async def scraped_and_projected() -> bool:
             return await _value(prometheus, 'sum(cw_issues{district="320703"})') == 22
@@ -180,11 +238,14 @@ async def test_a_stalled_projector_fires_the_alert_and_recovers(
             what=lambda: "the backlog is projected and the alert resolves\n" + projector.tail(),
         )
         await _every_dashboard_query_answers(prometheus, env, database_url)
+        assert robot.accepted(), "the robot got the reminders"
     finally:
         await nc.close()
     db = await asyncpg.connect(database_url)
     try:
-        assert await db.fetchval("SELECT count(*) FROM issue_status") == 522
+        assert (
+            await db.fetchval("SELECT count(*) FROM issue_status WHERE district = '320703'") == 522
+        )
         # Nothing of the backlog was skipped while the write lock was taken again.
         audit = await asyncio.to_thread(cw, env, "audit")
         assert audit.returncode == 0, audit.stdout + audit.stderr
@@ -192,10 +253,29 @@ async def test_a_stalled_projector_fires_the_alert_and_recovers(
         await db.close()
     # In a thread, like cw init: closing its connections goes through the proxy.
     assert await asyncio.to_thread(projector.stop) == 0
+    for name, service in services.items():
+        assert service.stop() == 0, f"{name}\n{service.tail()}"
 
 
 def _wire(event: Event) -> tuple[str, bytes]:
     return event.subject, encode_event(event)
+
+
+def _falling_due_now() -> list[Event]:
+    """Issues whose reminders fall due within seconds (campaign in seconds): reminders sent, one
+    skipped (its due_soon moment passed before it was scheduled), some cancelled (a recheck
+    passed)."""
+    found, venue = soon(-60), "LY-FM-900"
+    events = [f.venue(venue, found, district=FRESH)]
+    for n in range(3):
+        events += [f.issue(venue, f"R{n}", found, district=FRESH),
+                   f.due(venue, f"R{n}", found, soon(4 + n), district=FRESH)]  # fmt: skip
+    events += [
+        f.issue(venue, "R9", found, district=FRESH),
+        f.due(venue, "R9", found, soon(2), district=FRESH),
+        f.recheck_passed(venue, "R9", soon(0), district=FRESH),
+    ]
+    return events
 
 
 async def _every_dashboard_query_answers(

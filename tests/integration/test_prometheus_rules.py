@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.registry import all_services
 from tests.support.system_packages import ensure_binary
 
 pytestmark = pytest.mark.integration
@@ -32,10 +33,30 @@ def _yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def test_prometheus_config_and_rules_are_valid() -> None:
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.compose.yml"])
+def test_prometheus_config_and_rules_are_valid(config: str) -> None:
     promtool = ensure_binary("promtool", "prometheus")
-    out = _run(promtool, "check", "config", str(PROMETHEUS / "prometheus.yml"))
+    out = _run(promtool, "check", "config", str(PROMETHEUS / config))
     assert "SUCCESS" in out
+
+
+def test_both_scrape_configs_scrape_every_service_on_its_port_with_the_same_rules() -> None:
+    """prometheus.yml (one host) and prometheus.compose.yml (docker-compose's service names):
+    a job cw-<service> per service of the registry, on its metrics port; one set of rules."""
+    ports = {f"cw-{s.name}": (s.name, s.metrics_port) for s in all_services()}
+    host, compose = (
+        _yaml(PROMETHEUS / "prometheus.yml"),
+        _yaml(PROMETHEUS / "prometheus.compose.yml"),
+    )
+    assert (
+        host["rule_files"] == compose["rule_files"] == ["rules/recording.yml", "rules/alerts.yml"]
+    )
+    for config, where in ((host, lambda name: "127.0.0.1"), (compose, lambda name: name)):
+        jobs = {
+            job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
+            for job in config["scrape_configs"]
+        }
+        assert jobs == {job: [f"{where(name)}:{port}"] for job, (name, port) in ports.items()}
 
 
 def test_every_alert_passes_its_promtool_tests() -> None:

@@ -4,6 +4,7 @@ read-only role. (The queries themselves run in tests/e2e/test_prometheus.py.)"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,9 @@ def test_no_panel_groups_by_a_venue_issue_or_person() -> None:
     for where, expr in dashboards.promql():
         for label in ("venue_id", "issue_id", "order_no", "phone", "name"):
             assert label not in expr, f"{where}: {expr}"
+
+
+def test_titles_say_it_in_chinese_first_then_in_english() -> None:
+    for name, board in dashboards.dashboards().items():
+        for title in [board["title"], *(p["title"] for p in board["panels"])]:
+            assert re.match(r"^[\u4e00-\u9fff].* \([A-Za-z].*\)$", title), f"{name}: {title}"

@@ -78,6 +78,8 @@ def test_filters_by_district_and_kind() -> None:
         ({"kinds": []}, r"\.kinds: expected a non-empty list of strings"),
         ({"secret_env": "CW_NOT_SET"}, r"\.secret_env: the variable CW_NOT_SET is not set"),
         ({"kind": "wecom"}, r"\.secret_env: only a DingTalk robot signs"),
+        ({"url_env": "CW_DINGTALK_URL"}, r"\.url: give either url or url_env"),
+        ({"secret_env": "not a name"}, r"\.secret_env: expected the name of an environment"),
     ],
 )
 def test_a_bad_value_is_an_error_naming_the_target_and_field(
@@ -87,9 +89,28 @@ def test_a_bad_value_is_an_error_naming_the_target_and_field(
         targets({**DINGTALK, **change})
 
 
+def test_the_url_may_come_from_a_variable_as_its_token_is_a_secret() -> None:
+    env = {**ENV, "CW_WECOM_URL": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k1"}
+    (t,) = parse_targets(
+        {"targets": [{"name": "wecom", "kind": "wecom", "url_env": "CW_WECOM_URL"}]}, env
+    )
+    assert t.url == env["CW_WECOM_URL"]
+    for value, message in (
+        (None, r"targets\[0\] \(wecom\)\.url_env: the variable CW_WECOM_URL is not set"),
+        ("oapi.dingtalk.com", r"\.url_env: the variable CW_WECOM_URL holds no http\(s\)://"),
+    ):
+        given = {**ENV, "CW_WECOM_URL": value} if value else ENV
+        with pytest.raises(NotifyFileInvalid, match=message):
+            parse_targets(
+                {"targets": [{"name": "wecom", "kind": "wecom", "url_env": "CW_WECOM_URL"}]}, given
+            )
+
+
 def test_missing_fields_unknown_tables_and_twice_the_same_name_are_errors() -> None:
     with pytest.raises(NotifyFileInvalid, match=r"targets\[0\]\.name: missing"):
         targets({"kind": "webhook", "url": "http://x"})
+    with pytest.raises(NotifyFileInvalid, match=r"\(sms\)\.url: missing \(or url_env"):
+        targets({"name": "sms", "kind": "webhook"})
     with pytest.raises(NotifyFileInvalid, match="unknown key 'robots'"):
         parse_targets({"robots": []}, ENV)
     with pytest.raises(NotifyFileInvalid, match="the name 'lianyun-dingtalk' is used twice"):

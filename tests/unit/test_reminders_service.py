@@ -67,6 +67,11 @@ async def _scenario_setup(clock: Clock) -> tuple[MemoryReminders, datetime]:
     return store, due
 
 
+async def _unpublished(store: MemoryReminders) -> int:
+    async with store.unit() as unit:
+        return await unit.unpublished_count()
+
+
 def test_a_lost_confirmation_publishes_again_and_the_stream_keeps_one_copy() -> None:
     async def scenario() -> None:
         clock = Clock(T0)
@@ -81,9 +86,11 @@ def test_a_lost_confirmation_publishes_again_and_the_stream_keeps_one_copy() -> 
         fake.lose_confirmations = True
         report = await publish_outbox(store, fake, clock=clock, duplicate_window=WINDOW)
         assert (len(report.published), report.failed) == (0, 1)
+        assert await _unpublished(store) == 1  # what cw_reminders_unpublished shows
         fake.lose_confirmations = False
         report = await publish_outbox(store, fake, clock=clock, duplicate_window=WINDOW)
         assert len(report.published) == 1
+        assert await _unpublished(store) == 0
         assert [e.reminder_id for e in fake.messages] == [
             reminder_id(f.DISTRICT, "overdue", issue_id="I1", deadline=due)
         ]

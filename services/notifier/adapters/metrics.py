@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from services.consumer.health import Health
 from services.notifier.domain.model import Outcome, Recorded
 
 
@@ -61,6 +62,16 @@ class NotifierMetrics:
             "Last CW_REMINDERS sequence whose deliveries are recorded.",
             registry=r,
         )
+        self.lag = Gauge(
+            "cw_notifier_lag_events",
+            "CW_REMINDERS messages whose deliveries are not yet recorded.",
+            registry=r,
+        )
+        self.lag_seconds = Gauge(
+            "cw_notifier_lag_seconds",
+            "Age of the oldest CW_REMINDERS message whose deliveries are not yet recorded.",
+            registry=r,
+        )
 
     # DeliveryObserver
     def delivered(self, target_kind: str, outcome: Outcome, count: int) -> None:
@@ -82,3 +93,10 @@ class NotifierMetrics:
 
     def consumer_restarted(self, reason: str) -> None:
         self.consumer_restarts.labels(reason).inc()
+
+    def observed(self, health: Health) -> None:
+        """What the health watcher saw (the backlog behind /healthz), as gauges."""
+        if health.lag_events is not None:
+            self.lag.set(health.lag_events)
+        if health.lag_seconds is not None:
+            self.lag_seconds.set(health.lag_seconds)

@@ -5,6 +5,7 @@
 name = "lianyun-dingtalk"
 kind = "dingtalk"                   # dingtalk | wecom | webhook
 url = "https://oapi.dingtalk.com/robot/send?access_token=…"
+# or url_env = "CW_DINGTALK_URL": the URL (its token a secret) read from this variable
 secret_env = "CW_DINGTALK_SECRET"   # DingTalk's signing secret, read from this variable
 districts = ["320703"]              # optional filter
 kinds = ["overdue", "escalation", "digest"]   # optional filter
@@ -37,7 +38,8 @@ DEFAULT_WINDOW = timedelta(seconds=60)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DISTRICT = re.compile(r"^\d{6}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_KEYS = ("name", "kind", "url", "secret_env", "districts", "kinds", "per_minute", "window")
+_KEYS = ("name", "kind", "url", "url_env", "secret_env", "districts", "kinds", "per_minute",
+         "window")  # fmt: skip
 
 
 class NotifyFileInvalid(ValueError):
@@ -97,28 +99,35 @@ def _target(index: int, raw: Mapping[str, object], env: Mapping[str, str]) -> Ta
     unknown = sorted(set(raw) - set(_KEYS))
     if unknown:
         raise bad(unknown[0], f"unknown key (known: {', '.join(_KEYS)})")
-    for field in ("name", "kind", "url"):
+    for field in ("name", "kind"):
         if field not in raw:
             raise bad(field, "missing")
+    if "url" not in raw and "url_env" not in raw:
+        raise bad("url", "missing (or url_env, the variable holding it)")
+    if "url" in raw and "url_env" in raw:
+        raise bad("url", "give either url or url_env, not both")
     if not isinstance(name, str) or not _NAME.match(name):
         raise bad("name", "letters, digits, '.', '_' or '-', at most 64")
     kind = raw["kind"]
     if kind not in TARGET_KINDS:
         raise bad("kind", f"{kind!r} is not one of {', '.join(TARGET_KINDS)}")
     assert isinstance(kind, str)
-    url = raw["url"]
-    if not isinstance(url, str) or not _http_url(url):
-        raise bad("url", "expected an http:// or https:// URL")
+    if "url_env" in raw:
+        # A robot's URL carries its token: a deployment keeps it with its other secrets.
+        url = _from_env(raw["url_env"], env, lambda reason: bad("url_env", reason))
+        if not _http_url(url):
+            raise bad("url_env", f"the variable {raw['url_env']} holds no http(s):// URL")
+    else:
+        given = raw["url"]
+        if not isinstance(given, str) or not _http_url(given):
+            raise bad("url", "expected an http:// or https:// URL")
+        url = given
     secret = None
     if "secret_env" in raw:
         variable = raw["secret_env"]
         if kind != "dingtalk":
             raise bad("secret_env", "only a DingTalk robot signs its messages")
-        if not isinstance(variable, str) or not _ENV.match(variable):
-            raise bad("secret_env", "expected the name of an environment variable")
-        secret = env.get(variable) or None
-        if secret is None:
-            raise bad("secret_env", f"the variable {variable} is not set")
+        secret = _from_env(variable, env, lambda reason: bad("secret_env", reason))
     districts = _strings(raw, "districts", bad)
     if districts is not None:
         wrong = sorted(d for d in districts if not _DISTRICT.match(d))
@@ -153,6 +162,17 @@ def _target(index: int, raw: Mapping[str, object], env: Mapping[str, str]) -> Ta
         per_minute=per_minute,
         window=window,
     )
+
+
+def _from_env(
+    variable: object, env: Mapping[str, str], bad: Callable[[str], NotifyFileInvalid]
+) -> str:
+    if not isinstance(variable, str) or not _ENV.match(variable):
+        raise bad("expected the name of an environment variable")
+    value = env.get(variable)
+    if not value:
+        raise bad(f"the variable {variable} is not set")
+    return value
 
 
 def _strings(

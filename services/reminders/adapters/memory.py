@@ -147,6 +147,9 @@ class MemoryReminderUnit(ReminderUnit):
                 out[t.kind] = out.get(t.kind, 0) + 1
         return out
 
+    async def unpublished_count(self) -> int:
+        return sum(1 for r in self.s.outbox.values() if not r.published_at and not r.expired_at)
+
 
 class MemoryReminders(ReminderStore):
     def __init__(self) -> None:

@@ -151,6 +151,9 @@ NEXT_FIRE_AT = "SELECT min(fire_at) FROM cw_reminders.timers WHERE state = 'pend
 PENDING_COUNTS = """
 SELECT kind, count(*) AS n FROM cw_reminders.timers WHERE state = 'pending' GROUP BY kind
 """
+UNPUBLISHED_COUNT = """
+SELECT count(*) FROM cw_reminders.outbox WHERE published_at IS NULL AND expired_at IS NULL
+"""
 
 UNSTORABLE = (
     asyncpg.DataError,
@@ -314,6 +317,9 @@ class PostgresReminderUnit(ReminderUnit):
 
     async def pending_counts(self) -> Mapping[str, int]:
         return {r["kind"]: int(r["n"]) for r in await self._conn.fetch(PENDING_COUNTS)}
+
+    async def unpublished_count(self) -> int:
+        return int(await self._conn.fetchval(UNPUBLISHED_COUNT))
 
 
 class PostgresReminders(ReminderStore):

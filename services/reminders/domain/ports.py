@@ -105,6 +105,10 @@ class ReminderUnit(abc.ABC):
     async def pending_counts(self) -> Mapping[str, int]:
         """Pending timers by kind."""
 
+    @abc.abstractmethod
+    async def unpublished_count(self) -> int:
+        """Outbox entries neither published nor expired yet."""
+
 
 class ReminderStore(abc.ABC):
     @abc.abstractmethod
