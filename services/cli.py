@@ -25,6 +25,7 @@ def _registrations() -> list[Register]:
     from services.devstack.cli import register as register_dev  # noqa: PLC0415
     from services.intake.entrypoints.cli import register as register_intake  # noqa: PLC0415
     from services.projector.entrypoints.cli import register as register_projector  # noqa: PLC0415
+    from services.reports.entrypoints.cli import register as register_reports  # noqa: PLC0415
 
     return [
         register_common,
@@ -33,6 +34,7 @@ def _registrations() -> list[Register]:
         register_run,
         register_projector,
         register_dlq,
+        register_reports,
     ]
 
 

@@ -53,8 +53,14 @@ def venue(venue_id: str, when: datetime, kind: str = "farmers_market", name: str
     return event("VenueRegistered", venue_id, when, data, **kw)
 
 
-def inspection(venue_id: str, when: datetime, kind: str = "supervision", **kw: Any) -> Event:
-    data = {"inspection_id": f"INS-{next(_counter):05d}", "kind": kind}
+def inspection(venue_id: str, when: datetime, kind: str = "supervision",
+               items_checked: int | None = None, items_failed: int | None = None,
+               **kw: Any) -> Event:  # fmt: skip
+    data: dict[str, Any] = {"inspection_id": f"INS-{next(_counter):05d}", "kind": kind}
+    if items_checked is not None:
+        data["items_checked"] = items_checked
+    if items_failed is not None:
+        data["items_failed"] = items_failed
     return event("InspectionRecorded", venue_id, when, data, **kw)
 
 

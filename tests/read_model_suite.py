@@ -12,7 +12,7 @@ import pytest
 
 from contracts import Event
 from services.common.campaign import load_campaign
-from services.projector.domain.model import Issue, Needs, Refusal, StreamEvent
+from services.projector.domain.model import Issue, Needs, Refusal, StreamEvent, VenuePhaseCounts
 from services.projector.domain.ports import CheckpointRegression, ReadModelStore
 from services.projector.service import BatchOutcome, apply_batch
 from tests import factories as f
@@ -238,6 +238,46 @@ class ReadModelSuite:
         _, refused = await self.refusing(stream([a, b], start=4))
         assert [(r.kind, r.event.seq) for r in refused] == [("event_id_reused", 5)]
         assert await self.issue("I2") is not None and await self.issue("I3") is None
+
+    async def counts(self, venue_id: str, phase: str) -> VenuePhaseCounts:
+        """The stored counters of (venue, phase) in the default district."""
+        raise NotImplementedError
+
+    async def test_the_original_deadline_stays_and_extensions_count(self) -> None:
+        await self.apply(stream([
+            f.issue(V, "I1", f.at("2023-03-01 10:00")),
+            f.due(V, "I1", f.at("2023-03-01 11:00"), f.at("2023-03-10 18:00"), order_no="A"),
+            f.due(V, "I1", f.at("2023-03-02 11:00"), f.at("2023-03-10 18:00"), order_no="A2"),
+        ]))  # fmt: skip
+        await self.apply(stream([
+            f.due(V, "I1", f.at("2023-03-09 11:00"), f.at("2023-03-20 18:00"), order_no="B"),
+            f.recheck_passed(V, "I1", f.at("2023-03-15 10:00")),
+            f.due(V, "I1", f.at("2023-03-16 11:00"), f.at("2023-03-30 18:00"), order_no="C"),
+        ], start=4))  # fmt: skip
+        issue = await self.issue("I1")
+        assert issue is not None
+        # The same deadline again is no extension; an order after the closing recheck is ignored.
+        assert (issue.original_due_at, issue.due_at, issue.extensions) == (
+            f.at("2023-03-10 18:00"), f.at("2023-03-20 18:00"), 1,
+        )  # fmt: skip
+        assert (issue.closed_on_time, issue.closed_on_time_original) == (True, False)
+
+    async def test_inspections_count_by_kind_with_their_items(self) -> None:
+        day = f.at("2023-03-01 10:00")
+        await self.apply(stream([
+            f.inspection(V, day, kind="self_check", items_checked=9, items_failed=2),
+            f.inspection(V, day, kind="supervision", items_checked=9, items_failed=0),
+            f.inspection(V, day, kind="look_back"),  # no count: adds no item
+        ]))  # fmt: skip
+        await self.apply(stream([
+            f.inspection(V, day, kind="look_back", items_checked=3, items_failed=5),
+            f.inspection(V, day, kind="re_review", items_checked=4),
+        ], start=4))  # fmt: skip
+        n = await self.counts(V, "re_review")
+        assert (
+            n.inspections, n.inspections_self_check, n.inspections_supervision,
+            n.inspections_look_back, n.inspections_re_review, n.items_checked, n.items_failed,
+        ) == (5, 1, 1, 2, 1, 25, 5)  # fmt: skip
 
     def other_consumer(self, name: str) -> ReadModelStore:
         """A store on the same data with the checkpoint of another consumer."""

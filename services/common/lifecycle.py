@@ -7,7 +7,8 @@ from these rules, so that an issue the views show as closed never gets an overdu
 - a follow-up (``RectificationDue``, ``RecheckFailed``, ``RecheckPassed``) that arrives before
   its ``IssueFound`` waits for it, and is applied, in stream order, when it comes;
 - a follow-up naming another venue than its issue's is refused (never applied);
-- a later ``RectificationDue`` replaces the deadline; ``RecheckPassed`` closes the issue, and a
+- a later ``RectificationDue`` replaces the deadline (an extension when it changes it; the
+  first one's deadline is kept as the original); ``RecheckPassed`` closes the issue, and a
   closed issue stays closed (a problem that comes back is a new issue);
 - an issue is a rebound (反复反弹) when, at the same venue, an issue of the same item was closed
   within the rebound window before it was found.
@@ -55,10 +56,21 @@ class Issue:
     closed_on_time: bool | None = None
     recheck_failures: int = 0
     rebound: bool = False
+    original_due_at: datetime | None = None
+    """The deadline of the issue's first ``RectificationDue`` (``due_at`` is the one in force)."""
+    extensions: int = 0
+    """Later ``RectificationDue`` that changed the deadline."""
 
     @property
     def key(self) -> IssueKey:
         return (self.district, self.issue_id)
+
+    @property
+    def closed_on_time_original(self) -> bool | None:
+        """Closed by the original deadline (or without one); ``None`` while open."""
+        if self.closed_at is None:
+            return None
+        return self.original_due_at is None or self.closed_at <= self.original_due_at
 
     def status(self, now: datetime) -> IssueStatus:
         """The rule the ``issue_status`` view applies with the database clock."""
@@ -184,6 +196,12 @@ class IssueLifecycle:
         if kind is RectificationDue:
             assert type(ev) is RectificationDue
             previous = issue.due_at
+            if issue.original_due_at is None:
+                # A reader that keeps no original (an earlier version's row) takes the deadline
+                # it knew as the first one.
+                issue.original_due_at = previous if previous is not None else ev.data.due_at
+            if previous is not None and ev.data.due_at != previous:
+                issue.extensions += 1
             issue.due_at = ev.data.due_at
             issue.order_no = ev.data.order_no
             issue.assignee = ev.data.assignee

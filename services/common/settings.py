@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         default=None,
         description="Its password; without one, cw init does not create the role.",
     )
+    reader_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL `cw report` reads the public views through, as the read-only "
+        "role (unset: CW_DATABASE_URL).",
+    )
 
     reminders_metrics_port: int = Field(
         default=9465, description="The reminders service's Prometheus /metrics port (0: off)."

@@ -24,6 +24,7 @@ from typing import TextIO
 from services import registry
 from services.common.runtime import run
 from services.common.settings import Settings
+from services.devstack.reader import ReaderAccess, reader_access
 from services.devstack.stack import LocalStack, project_root
 from services.devstack.supervisor import ServiceSpec, run_services
 from services.devstack.system import LOCALHOST, embedded_postgres_bindir, free_port
@@ -146,6 +147,41 @@ def _psql(stack: LocalStack) -> str:
     return "psql"
 
 
+REPORT = ".venv/bin/cw report"
+
+
+def _reader(stack: LocalStack, settings: Settings) -> ReaderAccess | None:
+    own_database = stack.own or stack.environ.get("CW_DATABASE_URL") != stack.database_url
+    return reader_access(
+        stack.environ,
+        stack.database_url,
+        own_database=own_database,
+        data_dir=stack.data_dir,
+        role=settings.reader_role,
+    )
+
+
+def report_lines(reader: ReaderAccess | None, *, initialised: bool) -> list[str]:
+    """What to paste for ``cw report``: the reader's URL with the password as a shell expansion
+    (never the password itself), and, when ``cw dev`` did not run ``cw init``, the init that
+    makes the role first."""
+    if reader is None:
+        return [
+            f"  the bureau's reports:        {REPORT}  (as CW_DATABASE_URL's user: set "
+            "CW_READER_PASSWORD for the read-only role)"
+        ]
+    lines = [f"  read-only role:              {reader.role} at {reader.masked}"]
+    if not initialised:
+        lines.append(
+            f'  make it:                     CW_READER_PASSWORD="{reader.password_shell}" '
+            ".venv/bin/cw init"
+        )
+    lines.append(
+        f"  the bureau's reports:        CW_READER_DATABASE_URL={reader.url_shell()} {REPORT}"
+    )
+    return lines
+
+
 def _publish_hint(env: dict[str, str]) -> str:
     defaults = Settings.model_fields
     differing = [
@@ -200,16 +236,23 @@ async def dev(
                     print(f"{key}={value}", flush=True)
             for note in stack.notes:
                 info(f"  {note}")
+            reader = _reader(stack, settings_now)
             if stack_only or print_env:
                 info("  export " + " ".join(f"{k}={v}" for k, v in env.items()))
                 info(f"  query the read model:  {psql_command(stack)}")
+                for line in report_lines(reader, initialised=False):
+                    info(line)
                 info("  (`cw init` creates the streams and the read model.) Ctrl-C stops.")
                 await asyncio.Event().wait()
                 return 0
             from services.common.connect import Unreachable  # noqa: PLC0415
             from services.common.entrypoints import initialise  # noqa: PLC0415
 
-            settings = Settings(nats_url=env["CW_NATS_URL"], database_url=env["CW_DATABASE_URL"])
+            settings = Settings(
+                nats_url=env["CW_NATS_URL"],
+                database_url=env["CW_DATABASE_URL"],
+                reader_password=reader.password if reader else settings_now.reader_password,
+            )
             try:
                 lines = await initialise(settings)
             except Unreachable as exc:
@@ -228,8 +271,11 @@ async def dev(
                     info(line)
             info(f"  publish the example events:  {_publish_hint(env)}")
             info(f"  query the read model:        {psql_command(stack)}")
+            for line in report_lines(reader, initialised=True):
+                info(line)
             info("  Ctrl-C stops the services and what cw dev started.")
-            base_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+            reader_env = reader.env if reader else {}
+            base_env = {**os.environ, **env, **reader_env, "PYTHONUNBUFFERED": "1"}
             await run_services(
                 [
                     ServiceSpec(

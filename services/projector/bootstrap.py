@@ -38,6 +38,7 @@ from services.projector import usecases
 from services.projector.adapters import audit as audit_adapter
 from services.projector.adapters import postgres
 from services.projector.adapters.gauges import DomainGauges
+from services.projector.adapters.generations import record_campaign_phases
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.adapters.reader_role import ensure_reader_role
 from services.projector.adapters.rebuild_progress import RebuildProgress
@@ -80,6 +81,7 @@ async def ensure_read_model(settings: Settings) -> list[str]:
     try:
         report = await migrate(conn)
         report.append(await postgres.ensure_read_model(conn))
+        report.append(await record_campaign_phases(conn, load_campaign(settings.campaign_file)))
         password = settings.reader_password
         report.append(
             await ensure_reader_role(

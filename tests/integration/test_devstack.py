@@ -21,6 +21,7 @@ from services.devstack.cli import DevService, dev, psql_command
 from services.devstack.stack import DATABASE, LocalStack
 from services.devstack.supervisor import ServiceSpec, run_services
 from services.devstack.system import LOCALHOST, port_answers
+from tests.support.processes import ROOT
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -191,6 +192,10 @@ async def test_cw_dev_restarts_a_service_and_ctrl_c_stops_what_it_started(
     monkeypatch.setenv("CW_NATS_URL", nats_url)
     monkeypatch.setenv("CW_DATABASE_URL", database_url)
     monkeypatch.delenv("CW_METRICS_PORT", raising=False)
+    # A role of this test's own (roles are shared by the whole cluster).
+    role, password = f"cw_reader_{os.getpid()}", "dev-Reader-Pw"
+    monkeypatch.setenv("CW_READER_ROLE", role)
+    monkeypatch.setenv("CW_READER_PASSWORD", password)
     marker = f"cw-dev-flaky-{os.getpid()}"
     out: list[str] = []
 
@@ -216,12 +221,27 @@ async def test_cw_dev_restarts_a_service_and_ctrl_c_stops_what_it_started(
         assert f"port {taken} is taken: a free one instead" in text
         assert f"up on metrics port {taken}" not in text
         assert len(_processes_mentioning(marker)) == 1
+        # cw report works on cw dev's stack, as the read-only role, from the line it printed.
+        assert password not in text
+        report = next(line for line in text.splitlines() if "the bureau's reports:" in line)
+        pasted = await asyncio.to_thread(
+            subprocess.run,
+            ["sh", "-c", report.split("reports:", 1)[1].strip() + " summary --format json"],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )  # fmt: skip
+        assert pasted.returncode == 0, pasted.stderr
 
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
         assert await asyncio.wait_for(task, 30) == 0
     assert "cw dev: stopped" in output()
     assert _processes_mentioning(marker) == []
     assert not (tmp_path / ".cw").exists()  # configured servers: nothing of its own started
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE {role}")
+    finally:
+        await admin.close()
 
 
 async def test_the_database_fixture_gives_an_empty_database(database_url: str) -> None:

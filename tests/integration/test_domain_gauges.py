@@ -50,6 +50,10 @@ async def campaign(harness: Harness) -> None:
     await harness.publish(
         [
             f.venue(m, f.at("2023-02-01 09:00")),
+            f.inspection(m, f.at("2023-02-10 09:00"), kind="self_check"),
+            f.inspection(m, f.at("2023-03-01 09:00"), kind="supervision"),
+            f.inspection(m, f.at("2023-03-20 09:00"), kind="look_back"),
+            f.inspection(u, f.at("2023-03-21 09:00"), kind="look_back"),
             f.issue(m, "I-1", f.at("2023-03-01 10:00")),  # open: no deadline
             f.issue(m, "I-2", f.at("2023-03-01 10:05"), item_code="FM-PUB"),
             f.due(m, "I-2", f.at("2023-03-01 11:00"), f.at("2023-03-10 18:00")),  # overdue
@@ -81,11 +85,21 @@ async def test_the_gauges_say_what_the_views_say(harness: Harness, pool: asyncpg
     assert got[("cw_rebounds", place("long_term", market))] == 1
     assert got[("cw_rebounds", place("re_review", market))] == 0
     assert got[("cw_venues", (("district", "320703"), ("venue_kind", market)))] == 1
+
+    def inspections(phase: str, kind: str) -> float:
+        labels = {"district": "320703", "phase": phase, "inspection_kind": kind}
+        return got[("cw_inspections", tuple(sorted(labels.items())))]
+
+    assert inspections("self_check", "self_check") == 1
+    assert inspections("self_check", "supervision") == 0
+    assert inspections("re_review", "supervision") == 1
+    assert inspections("re_review", "look_back") == 2  # the unregistered venue's too
+    assert inspections("long_term", "look_back") == 0  # coverage rows: zeros, not gaps
     assert got[("cw_venues", (("district", "320703"), ("venue_kind", unregistered)))] == 1
     # The same totals as the views, and no venue, issue or person anywhere in a label.
     assert sum(v for (name, _), v in got.items() if name == "cw_issues") == 6
     labels = {k for (_, pairs) in got for k, _ in pairs}
-    assert labels == {"district", "phase", "venue_kind", "status"}
+    assert labels == {"district", "phase", "venue_kind", "status", "inspection_kind"}
 
 
 async def test_a_scrape_within_15_s_is_served_from_the_cache(

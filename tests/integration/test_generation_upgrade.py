@@ -8,6 +8,8 @@ import pytest
 from services.common.settings import Settings
 from services.projector.adapters.read_model import PostgresReadModel
 from services.projector.bootstrap import ensure_read_model
+from tests import factories as f
+from tests.integration.conftest import Harness
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +59,40 @@ async def test_an_earlier_generation_keeps_its_checkpoint_and_gains_what_is_new(
         assert await store.checkpoint() == 9
     finally:
         await pool.close()
+
+
+async def test_an_earlier_generation_gains_deadlines_and_inspection_kinds_from_its_archive(
+    harness: Harness,
+) -> None:
+    m = "LY-FM-001"
+    day = f.at("2023-03-01 09:00")
+    await harness.publish([
+        f.venue(m, day),
+        f.inspection(m, day, kind="supervision", items_checked=8, items_failed=2),
+        f.inspection(m, day, kind="look_back"),
+        f.due(m, "I1", f.at("2023-03-01 11:00"), f.at("2023-03-10 18:00")),  # waits for I1
+        f.issue(m, "I1", f.at("2023-03-01 10:00")),
+        f.due(m, "I1", f.at("2023-03-02 11:00"), f.at("2023-03-10 18:00")),  # no change
+        f.due("ELSEWHERE", "I1", f.at("2023-03-03 11:00"), f.at("2023-04-01 18:00")),  # refused
+        f.due(m, "I1", f.at("2023-03-09 11:00"), f.at("2023-03-20 18:00")),
+        f.recheck_passed(m, "I1", f.at("2023-03-15 10:00")),
+        f.due(m, "I1", f.at("2023-03-16 11:00"), f.at("2023-03-30 18:00")),  # after closing
+        f.issue(m, "I2", f.at("2023-03-01 10:00"), item_code="FM-PUB"),
+    ])  # fmt: skip
+    await harness.project()
+    issues = "SELECT * FROM issue_status ORDER BY issue_id"
+    counts = "SELECT * FROM venue_phase_summary ORDER BY phase"
+    before = (await harness.rows(issues), await harness.rows(counts))
+    assert before[0][0]["extensions"] == 1
+    # The previous release's shape: none of the new columns (the views go with them).
+    await harness.db.execute("""
+        DROP VIEW public.street_summary, public.district_phase_summary, public.phase_summary,
+                  public.venue_phase_summary, public.issue_status;
+        ALTER TABLE cw_rm_1.issues DROP COLUMN original_due_at, DROP COLUMN extensions;
+        ALTER TABLE cw_rm_1.venue_phase_counts
+            DROP COLUMN inspections_self_check, DROP COLUMN inspections_supervision,
+            DROP COLUMN inspections_look_back, DROP COLUMN inspections_re_review,
+            DROP COLUMN items_checked, DROP COLUMN items_failed;
+    """)  # fmt: skip
+    await ensure_read_model(harness.settings)
+    assert (await harness.rows(issues), await harness.rows(counts)) == before

@@ -26,7 +26,8 @@ async def test_issue_lifecycle_reaches_the_views(harness: Harness) -> None:
     assert rows[0]["status"] == "closed"
     assert rows[0]["closed_on_time"] is True
     assert rows[0]["recheck_failures"] == 1
-    summary = await harness.rows("SELECT * FROM venue_phase_summary")
-    assert summary[0]["phase"] == "re_review"
-    assert summary[0]["inspections"] == 1
-    assert summary[0]["issues_closed"] == 1
+    summary = await harness.rows("SELECT * FROM venue_phase_summary ORDER BY phase")
+    # Every phase of the campaign has started: the registered venue is in each (coverage).
+    assert [(r["phase"], r["inspections"], r["issues_closed"]) for r in summary] == [
+        ("long_term", 0, 0), ("re_review", 1, 1), ("self_check", 0, 0),
+    ]  # fmt: skip

@@ -8,6 +8,8 @@ import pytest
 from services.common.settings import Settings
 from services.projector.adapters.read_model import PostgresReadModel
 from services.projector.bootstrap import ensure_read_model
+from services.projector.domain.model import VenuePhaseCounts
+from tests import factories as f
 from tests.read_model_suite import ReadModelSuite
 
 pytestmark = pytest.mark.integration
@@ -26,3 +28,13 @@ class TestPostgresReadModel(ReadModelSuite):
 
     def other_consumer(self, name: str) -> PostgresReadModel:
         return PostgresReadModel(self._pool, consumer=name)
+
+    async def counts(self, venue_id: str, phase: str) -> VenuePhaseCounts:
+        # Through the public view: what operators read is what the suite checks.
+        row = await self._pool.fetchrow(
+            "SELECT * FROM venue_phase_summary WHERE district = $1 AND venue_id = $2 "
+            "AND phase = $3",
+            f.DISTRICT, venue_id, phase,
+        )  # fmt: skip
+        assert row is not None
+        return VenuePhaseCounts(**{k: row[k] for k in VenuePhaseCounts.__dataclass_fields__})

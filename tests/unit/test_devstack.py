@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from services.devstack.cli import DevService, _publish_hint, metrics_ports, psql_command
+from services.devstack.cli import (
+    DevService,
+    _publish_hint,
+    metrics_ports,
+    psql_command,
+    report_lines,
+)
+from services.devstack.reader import reader_access
 from services.devstack.stack import LocalStack
 from services.devstack.system import (
     Account,
@@ -121,3 +128,36 @@ async def test_configured_urls_are_used_as_they_are(tmp_path: Path) -> None:
         assert stack.nats is None
         assert stack.postgres is None
     assert not (tmp_path / ".cw").exists()
+
+
+def test_cw_dev_keeps_a_development_reader_password_and_never_prints_it(tmp_path: Path) -> None:
+    url = "postgresql://postgres@127.0.0.1:5432/chuangwei"
+    first = reader_access({}, url, own_database=True, data_dir=tmp_path, role="cw_reader")
+    assert first is not None
+    again = reader_access({}, url, own_database=True, data_dir=tmp_path, role="cw_reader")
+    assert again is not None and again.password == first.password  # the same across restarts
+    assert (tmp_path / "reader-password").stat().st_mode & 0o777 == 0o600
+    assert first.url == f"postgresql://cw_reader:{first.password}@127.0.0.1:5432/chuangwei"
+    assert first.env["CW_READER_DATABASE_URL"] == first.url
+    printed = "\n".join(report_lines(first, initialised=False))
+    assert first.password not in printed
+    assert first.masked in printed and "cw_reader:***@" in printed
+    assert (
+        'CW_READER_DATABASE_URL="postgresql://cw_reader:$(cat '
+        f'{tmp_path}/reader-password)@127.0.0.1:5432/chuangwei" .venv/bin/cw report'
+    ) in printed
+    assert 'CW_READER_PASSWORD="$(cat ' in printed  # the role is made by that init
+
+
+def test_a_configured_database_gets_a_reader_only_with_a_password(tmp_path: Path) -> None:
+    url = "postgresql://cw:secret@db/x"
+    assert reader_access({}, url, own_database=False, data_dir=tmp_path, role="r") is None
+    assert not tmp_path.joinpath("reader-password").exists()
+    assert "set CW_READER_PASSWORD" in report_lines(None, initialised=True)[0]
+    given = reader_access(
+        {"CW_READER_PASSWORD": "p@ss"}, url, own_database=False, data_dir=tmp_path, role="r"
+    )
+    assert given is not None and given.url == "postgresql://r:p%40ss@db/x"
+    printed = "\n".join(report_lines(given, initialised=True))
+    assert "p@ss" not in printed and "p%40ss" not in printed
+    assert 'CW_READER_DATABASE_URL="postgresql://r:$CW_READER_PASSWORD@db/x"' in printed

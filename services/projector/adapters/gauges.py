@@ -42,6 +42,16 @@ FROM (
 ) known
 GROUP BY 1, 2
 """
+INSPECTIONS = """
+SELECT district, phase,
+       sum(inspections_self_check)::bigint AS self_check,
+       sum(inspections_supervision)::bigint AS supervision,
+       sum(inspections_look_back)::bigint AS look_back,
+       sum(inspections_re_review)::bigint AS re_review
+FROM public.district_phase_summary
+GROUP BY 1, 2
+"""
+INSPECTION_KINDS = ("self_check", "supervision", "look_back", "re_review")
 PLACE = ("district", "phase", "venue_kind")
 
 
@@ -49,11 +59,14 @@ PLACE = ("district", "phase", "venue_kind")
 class Figures:
     issues: Sequence[asyncpg.Record]
     venues: Sequence[asyncpg.Record]
+    inspections: Sequence[asyncpg.Record] = ()
 
 
 async def read_figures(pool: asyncpg.Pool) -> Figures:
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        return Figures(await conn.fetch(ISSUES), await conn.fetch(VENUES))
+        return Figures(
+            await conn.fetch(ISSUES), await conn.fetch(VENUES), await conn.fetch(INSPECTIONS)
+        )
 
 
 def families(figures: Figures) -> list[GaugeMetricFamily]:
@@ -74,6 +87,12 @@ def families(figures: Figures) -> list[GaugeMetricFamily]:
     venues = GaugeMetricFamily(
         "cw_venues", "Venues known, by district and kind.", labels=["district", "venue_kind"]
     )
+    inspections = GaugeMetricFamily(
+        "cw_inspections",
+        "Inspections by district, phase and kind (self_check, supervision, look_back 回头看, "
+        "re_review).",
+        labels=["district", "phase", "inspection_kind"],
+    )
     closed: dict[tuple[str, ...], float] = {}
     rebound: dict[tuple[str, ...], float] = {}
     for row in figures.issues:
@@ -87,7 +106,10 @@ def families(figures: Figures) -> list[GaugeMetricFamily]:
         rebounds.add_metric(list(place), count)
     for row in figures.venues:
         venues.add_metric([row["district"], row["venue_kind"]], row["venues"])
-    return [issues, on_time, rebounds, venues]
+    for row in figures.inspections:
+        for kind in INSPECTION_KINDS:
+            inspections.add_metric([row["district"], row["phase"], kind], row[kind])
+    return [issues, on_time, rebounds, venues, inspections]
 
 
 class DomainGauges(Collector):

@@ -9,11 +9,14 @@ are named constants here, next to the code that runs them.
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, time
 from importlib.resources import files
 from typing import TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+from services.common.campaign import Campaign
 
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
@@ -108,6 +111,34 @@ async def ensure_read_model(conn: Conn, projection: str = PROJECTION) -> str:
         schema, generation = await create_generation(conn)
         await activate(conn, schema, generation, projection)
         return f"read model: created generation {generation} ({schema}) and the public views"
+
+
+CLEAR_PHASES = "DELETE FROM cw.campaign_phases"
+RECORD_PHASES = """
+INSERT INTO cw.campaign_phases (phase, title, starts_at, ends_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+"""
+
+
+async def record_campaign_phases(conn: Conn, campaign: Campaign) -> str:
+    """Write the campaign file's phases where the views read them (coverage): replaced whole,
+    so a phase renamed or dropped in the file leaves no row behind."""
+
+    def midnight(day: date | None) -> datetime | None:
+        return None if day is None else datetime.combine(day, time.min, campaign.timezone)
+
+    phases = campaign.phases
+    async with conn.transaction():
+        await conn.execute(CLEAR_PHASES)
+        await conn.execute(
+            RECORD_PHASES,
+            [p.name for p in phases],
+            [p.title for p in phases],
+            [midnight(p.start) for p in phases],
+            [midnight(p.end) for p in phases],
+        )
+    names = ", ".join(p.name for p in phases)
+    return f"campaign phases: {names} (from {campaign.name})"
 
 
 async def drop_generation(conn: Conn, schema: str) -> None:

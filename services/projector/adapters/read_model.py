@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import fields
 from uuid import UUID
 
 import asyncpg
@@ -33,6 +34,7 @@ from services.projector.domain.model import (
     Outcome,
     Snapshot,
     StreamEvent,
+    VenuePhaseCounts,
 )
 from services.projector.domain.ports import (
     CheckpointRegression,
@@ -82,7 +84,8 @@ UNSTORABLE = (
 # of per-element work in the driver, and PostgreSQL parses it on its own core.
 ISSUE_COLUMNS = (
     "district, issue_id, venue_id, phase, item_code, category, severity, description, found_at, "
-    "due_at, order_no, assignee, closed_at, closed_on_time, recheck_failures, rebound"
+    "due_at, order_no, assignee, closed_at, closed_on_time, recheck_failures, rebound, "
+    "original_due_at, extensions"
 )
 KEYS = "SELECT k->>0, k->>1 FROM json_array_elements($1::json) AS k"
 LOAD_ISSUES = f"""
@@ -112,7 +115,8 @@ ON CONFLICT (district, issue_id) DO UPDATE SET
     description = EXCLUDED.description, found_at = EXCLUDED.found_at,
     due_at = EXCLUDED.due_at, order_no = EXCLUDED.order_no, assignee = EXCLUDED.assignee,
     closed_at = EXCLUDED.closed_at, closed_on_time = EXCLUDED.closed_on_time,
-    recheck_failures = EXCLUDED.recheck_failures, rebound = EXCLUDED.rebound
+    recheck_failures = EXCLUDED.recheck_failures, rebound = EXCLUDED.rebound,
+    original_due_at = EXCLUDED.original_due_at, extensions = EXCLUDED.extensions
 """
 UPSERT_VENUES = """
 INSERT INTO {s}.venues
@@ -134,7 +138,13 @@ ON CONFLICT (district, venue_id, phase) DO UPDATE SET
     closed_on_time = c.closed_on_time + EXCLUDED.closed_on_time,
     recheck_failures = c.recheck_failures + EXCLUDED.recheck_failures,
     rebounds = c.rebounds + EXCLUDED.rebounds,
-    last_inspected_at = GREATEST(c.last_inspected_at, EXCLUDED.last_inspected_at)
+    last_inspected_at = GREATEST(c.last_inspected_at, EXCLUDED.last_inspected_at),
+    inspections_self_check = c.inspections_self_check + EXCLUDED.inspections_self_check,
+    inspections_supervision = c.inspections_supervision + EXCLUDED.inspections_supervision,
+    inspections_look_back = c.inspections_look_back + EXCLUDED.inspections_look_back,
+    inspections_re_review = c.inspections_re_review + EXCLUDED.inspections_re_review,
+    items_checked = c.items_checked + EXCLUDED.items_checked,
+    items_failed = c.items_failed + EXCLUDED.items_failed
 """
 ADD_PENDING = """
 INSERT INTO {s}.pending_issue_events
@@ -264,18 +274,7 @@ class PostgresUnit(ReadModelUnit):
             await c.execute(self._sql(UPSERT_VENUES), _json(list(changes.venues.values())))
         if changes.counts:
             rows = [
-                {
-                    "district": k[0],
-                    "venue_id": k[1],
-                    "phase": k[2],
-                    "inspections": n.inspections,
-                    "issues_found": n.issues_found,
-                    "issues_closed": n.issues_closed,
-                    "closed_on_time": n.closed_on_time,
-                    "recheck_failures": n.recheck_failures,
-                    "rebounds": n.rebounds,
-                    "last_inspected_at": n.last_inspected_at,
-                }
+                {"district": k[0], "venue_id": k[1], "phase": k[2], **_counts(n)}
                 for k, n in changes.counts.items()
             ]
             await c.execute(self._sql(ADD_COUNTS), _json(rows))
@@ -299,6 +298,10 @@ class PostgresUnit(ReadModelUnit):
 def _issue(r: asyncpg.Record) -> Issue:
     """An issue from a row of ``LOAD_ISSUES``: each field by its column's name, not its position."""
     return Issue(**dict(r.items()))
+
+
+def _counts(n: VenuePhaseCounts) -> dict[str, object]:
+    return {f.name: getattr(n, f.name) for f in fields(VenuePhaseCounts)}
 
 
 def _json(value: object) -> str:

@@ -17,6 +17,7 @@ from services.consumer.model import (
 )
 
 __all__ = [
+    "INSPECTION_KINDS",
     "BatchOutcome",
     "Changes",
     "Delivery",
@@ -36,6 +37,9 @@ __all__ = [
     "VenueAsOf",
     "VenuePhaseCounts",
 ]
+
+INSPECTION_KINDS = ("self_check", "supervision", "look_back", "re_review")
+"""The contract's inspection kinds, in the campaign's order; each has its own counter."""
 
 VenueKey: TypeAlias = tuple[str, str]
 """(district, venue_id)."""
@@ -92,6 +96,14 @@ class VenuePhaseCounts:
     recheck_failures: int = 0
     rebounds: int = 0
     last_inspected_at: datetime | None = None
+    inspections_self_check: int = 0
+    inspections_supervision: int = 0
+    inspections_look_back: int = 0
+    inspections_re_review: int = 0
+    items_checked: int = 0
+    """Checklist items checked by inspections that said how many they checked."""
+    items_failed: int = 0
+    """Of those items, the ones that failed."""
 
 
 @dataclass(slots=True)

@@ -55,10 +55,7 @@ class Projection(IssueLifecycle):
         if kind is VenueRegistered:
             self._register_venue(ev)  # type: ignore[arg-type]
         elif kind is InspectionRecorded:
-            counts = self._counts(ev.district, ev.venue_id, se.phase)
-            counts.inspections += 1
-            if counts.last_inspected_at is None or ev.occurred_at > counts.last_inspected_at:
-                counts.last_inspected_at = ev.occurred_at
+            self._count_inspection(ev, se.phase)  # type: ignore[arg-type]
         elif kind is IssueFound:
             if self.find(ev, se.phase) is None:  # type: ignore[arg-type]
                 return
@@ -150,6 +147,21 @@ class Projection(IssueLifecycle):
         if counts is None:
             counts = self.changes.counts[key] = VenuePhaseCounts()
         return counts
+
+    def _count_inspection(self, ev: InspectionRecorded, phase: str) -> None:
+        counts = self._counts(ev.district, ev.venue_id, phase)
+        counts.inspections += 1
+        d = ev.data
+        attr = f"inspections_{d.kind}"
+        setattr(counts, attr, getattr(counts, attr) + 1)
+        # The pass rate is over the items an inspection said it checked: one that gave no count
+        # adds nothing to either side, and no more items fail than were checked (the contract
+        # does not tie the two), so the rate stays within 0..1.
+        if d.items_checked is not None:
+            counts.items_checked += d.items_checked
+            counts.items_failed += min(d.items_failed or 0, d.items_checked)
+        if counts.last_inspected_at is None or ev.occurred_at > counts.last_inspected_at:
+            counts.last_inspected_at = ev.occurred_at
 
     def _count_applied(self, se: StreamEvent) -> None:
         t = se.event.event_type

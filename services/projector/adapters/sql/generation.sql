@@ -58,6 +58,8 @@ CREATE TABLE {s}.issues (
     closed_on_time   boolean,
     recheck_failures integer NOT NULL,
     rebound          boolean NOT NULL,
+    original_due_at  timestamptz,
+    extensions       integer NOT NULL DEFAULT 0,
     PRIMARY KEY (district, issue_id)
 );
 CREATE INDEX ON {s}.issues (district, venue_id, item_code, closed_at);
@@ -73,6 +75,12 @@ CREATE TABLE {s}.venue_phase_counts (
     recheck_failures  integer NOT NULL,
     rebounds          integer NOT NULL,
     last_inspected_at timestamptz,
+    inspections_self_check  integer NOT NULL DEFAULT 0,
+    inspections_supervision integer NOT NULL DEFAULT 0,
+    inspections_look_back   integer NOT NULL DEFAULT 0,
+    inspections_re_review   integer NOT NULL DEFAULT 0,
+    items_checked           integer NOT NULL DEFAULT 0,
+    items_failed            integer NOT NULL DEFAULT 0,
     PRIMARY KEY (district, venue_id, phase)
 );
 -- Messages the projector took but did not archive, and why: a duplicate of an archived event,

@@ -14,22 +14,52 @@ SELECT issue_id, district, venue_id, phase, item_code, category, severity,
             WHEN due_at < now() THEN 'overdue'
             ELSE 'rectifying' END AS status,
        found_at, due_at, order_no, closed_at, closed_on_time, recheck_failures, rebound,
-       assignee, description
+       assignee, description,
+       -- Appended (a view only gains columns at its end): "on time" against the first deadline.
+       original_due_at, extensions,
+       CASE WHEN closed_at IS NULL THEN NULL
+            ELSE original_due_at IS NULL OR closed_at <= original_due_at
+       END AS closed_on_time_original
 FROM {s}.issues;
 
+-- One row per (venue, phase) with any activity, and one per registered venue and phase of the
+-- campaign that has started (cw.campaign_phases, written by cw init), with zeros when nothing
+-- happened there: coverage, so a venue never inspected in a phase shows.
 CREATE OR REPLACE VIEW public.venue_phase_summary AS
-SELECT c.district, c.venue_id, COALESCE(v.kind, 'unregistered') AS venue_kind, c.phase,
-       c.inspections, c.issues_found,
+WITH places AS (
+    SELECT district, venue_id, phase FROM {s}.venue_phase_counts
+    UNION
+    SELECT v.district, v.venue_id, p.phase
+    FROM {s}.venues v CROSS JOIN cw.campaign_phases p
+    WHERE p.starts_at <= now()
+)
+SELECT r.district, r.venue_id, COALESCE(v.kind, 'unregistered') AS venue_kind, r.phase,
+       COALESCE(c.inspections, 0) AS inspections,
+       COALESCE(c.issues_found, 0) AS issues_found,
        COALESCE(o.issues_open, 0) AS issues_open,
        COALESCE(o.issues_overdue, 0) AS issues_overdue,
-       c.issues_closed, c.closed_on_time, c.recheck_failures, c.rebounds, c.last_inspected_at
-FROM {s}.venue_phase_counts c
-LEFT JOIN {s}.venues v ON v.district = c.district AND v.venue_id = c.venue_id
+       COALESCE(c.issues_closed, 0) AS issues_closed,
+       COALESCE(c.closed_on_time, 0) AS closed_on_time,
+       COALESCE(c.recheck_failures, 0) AS recheck_failures,
+       COALESCE(c.rebounds, 0) AS rebounds,
+       c.last_inspected_at,
+       COALESCE(c.inspections_self_check, 0) AS inspections_self_check,
+       COALESCE(c.inspections_supervision, 0) AS inspections_supervision,
+       COALESCE(c.inspections_look_back, 0) AS inspections_look_back,
+       COALESCE(c.inspections_re_review, 0) AS inspections_re_review,
+       COALESCE(c.items_checked, 0) AS items_checked,
+       COALESCE(c.items_failed, 0) AS items_failed,
+       (c.items_checked - c.items_failed)::double precision / NULLIF(c.items_checked, 0)
+           AS pass_rate
+FROM places r
+LEFT JOIN {s}.venue_phase_counts c
+       ON c.district = r.district AND c.venue_id = r.venue_id AND c.phase = r.phase
+LEFT JOIN {s}.venues v ON v.district = r.district AND v.venue_id = r.venue_id
 LEFT JOIN LATERAL (
     SELECT count(*)::integer AS issues_open,
            (count(*) FILTER (WHERE i.due_at < now()))::integer AS issues_overdue
     FROM {s}.issues i
-    WHERE i.district = c.district AND i.venue_id = c.venue_id AND i.phase = c.phase
+    WHERE i.district = r.district AND i.venue_id = r.venue_id AND i.phase = r.phase
       AND i.closed_at IS NULL
 ) o ON true;
 
@@ -44,7 +74,16 @@ SELECT phase, venue_kind,
        sum(closed_on_time)::integer AS closed_on_time,
        sum(recheck_failures)::integer AS recheck_failures,
        sum(rebounds)::integer AS rebounds,
-       max(last_inspected_at) AS last_inspected_at
+       max(last_inspected_at) AS last_inspected_at,
+       count(*)::integer AS venues,
+       sum(inspections_self_check)::integer AS inspections_self_check,
+       sum(inspections_supervision)::integer AS inspections_supervision,
+       sum(inspections_look_back)::integer AS inspections_look_back,
+       sum(inspections_re_review)::integer AS inspections_re_review,
+       sum(items_checked)::integer AS items_checked,
+       sum(items_failed)::integer AS items_failed,
+       sum(items_checked - items_failed)::double precision / NULLIF(sum(items_checked), 0)
+           AS pass_rate
 FROM public.venue_phase_summary
 GROUP BY phase, venue_kind;
 
@@ -65,7 +104,16 @@ SELECT district, phase, venue_kind,
        sum(closed_on_time)::integer AS closed_on_time,
        sum(recheck_failures)::integer AS recheck_failures,
        sum(rebounds)::integer AS rebounds,
-       max(last_inspected_at) AS last_inspected_at
+       max(last_inspected_at) AS last_inspected_at,
+       count(*)::integer AS venues,
+       sum(inspections_self_check)::integer AS inspections_self_check,
+       sum(inspections_supervision)::integer AS inspections_supervision,
+       sum(inspections_look_back)::integer AS inspections_look_back,
+       sum(inspections_re_review)::integer AS inspections_re_review,
+       sum(items_checked)::integer AS items_checked,
+       sum(items_failed)::integer AS items_failed,
+       sum(items_checked - items_failed)::double precision / NULLIF(sum(items_checked), 0)
+           AS pass_rate
 FROM public.venue_phase_summary
 GROUP BY district, phase, venue_kind;
 
@@ -81,7 +129,11 @@ SELECT s.district, v.street, s.phase,
        sum(s.issues_overdue)::integer AS issues_overdue,
        sum(s.issues_closed)::integer AS issues_closed,
        sum(s.closed_on_time)::integer AS closed_on_time,
-       sum(s.rebounds)::integer AS rebounds
+       sum(s.rebounds)::integer AS rebounds,
+       sum(s.items_checked)::integer AS items_checked,
+       sum(s.items_failed)::integer AS items_failed,
+       sum(s.items_checked - s.items_failed)::double precision / NULLIF(sum(s.items_checked), 0)
+           AS pass_rate
 FROM public.venue_phase_summary s
 LEFT JOIN {s}.venues v ON v.district = s.district AND v.venue_id = s.venue_id
 GROUP BY s.district, v.street, s.phase;

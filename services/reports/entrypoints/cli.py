@@ -1,0 +1,151 @@
+"""``cw report``: the bureau's numbers as tables people read."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+
+import asyncpg
+from rich.console import Console
+
+from services.common.campaign import load_campaign
+from services.common.connect import failure_text, mask_url
+from services.common.localtime import MOMENT_FORMS, MomentError, MomentInput, parse_moment
+from services.common.runtime import run
+from services.common.settings import Settings
+from services.reports import bootstrap
+from services.reports.domain.reports import REPORTS
+from services.reports.entrypoints import output
+
+NAMES = {name.replace("_", "-"): name for name in REPORTS}
+"""What is typed (``on-time``) and the report it names (``on_time``)."""
+EXIT_SHOWN, EXIT_NOTHING, EXIT_FAILED = 0, 1, 2
+
+
+def _report_name(text: str) -> str:
+    if text == "all":
+        return text
+    if text not in NAMES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a report: choose from {', '.join(NAMES)} or all"
+        )
+    return NAMES[text]
+
+
+def _moment(text: str) -> MomentInput:
+    try:
+        return parse_moment(text)
+    except MomentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    settings = Settings()
+    campaign = load_campaign(settings.campaign_file)
+    names = list(REPORTS) if not args.reports or "all" in args.reports else args.reports
+    names = list(dict.fromkeys(names))
+    if args.format == "csv" and len(names) > 1:
+        print(
+            "cw report: --format csv writes one report: name it (e.g. cw report overdue "
+            "--format csv)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    as_of: datetime | None = None
+    if args.as_of is not None:
+        try:
+            as_of = args.as_of.resolve(campaign.timezone)
+        except MomentError as exc:
+            print(f"cw report: --as-of: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    reader = bootstrap.reader_url(settings)
+    where = f"PostgreSQL at {mask_url(reader.url)} ({reader.setting})"
+    try:
+        facts, reports = run(bootstrap.reports(settings, campaign, names, args.district, as_of))
+    except asyncpg.InsufficientPrivilegeError as exc:
+        print(
+            f"cw report: {where} may not read the views ({exc}); the read-only role reads "
+            "them once `cw init` ran with CW_READER_PASSWORD",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as exc:
+        print(
+            f"cw report: the views at {where} are missing or older than this cw ({exc}): "
+            "run cw init",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(
+            f"cw report: cannot read {where}: {failure_text(exc)}; is it running, and is "
+            f"{reader.setting} right?",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if args.district is not None and not (facts.venues or facts.issues or facts.venue_phases):
+        print(
+            f"cw report: 区 {args.district} 没有任何数据 (nothing known of district "
+            f"{args.district})",
+            file=sys.stderr,
+        )
+        return EXIT_NOTHING
+    lang = args.lang
+    if args.format == "json":
+        sys.stdout.write(output.as_json(facts, reports, campaign, lang))
+    elif args.format == "csv":
+        sys.stdout.write(output.as_csv(reports[0], campaign, lang))
+    elif args.format == "markdown":
+        sys.stdout.write(output.as_markdown(facts, reports, campaign, lang))
+    elif sys.stdout.isatty():
+        output.print_tables(Console(), facts, reports, campaign, lang)
+    else:
+        print("\n".join(output.plain_lines(facts, reports, campaign, lang)))
+    return EXIT_SHOWN
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "report",
+        help="the bureau's numbers as tables: summary, overdue, rebounds, streets, on-time",
+        description="The bureau's reports, read from the public views as the read-only role "
+        "(CW_READER_DATABASE_URL; CW_DATABASE_URL when it is unset), or as they stood at a past "
+        "moment (--as-of: the archive replayed up to it): summary (by district, phase and venue "
+        "kind: coverage, inspections by kind, pass rate, issues), overdue (venue, item, order "
+        "number, deadline, days overdue, first responsible person, officer), rebounds (反复反弹), "
+        "streets (街道), on-time (closed by the original and by the extended deadline). Times "
+        "are local (the campaign's zone). On a terminal: tables; through a pipe: tab-separated "
+        "lines, never wrapped.",
+        epilog="exit status: 0 shown (also when a report has no rows); 1 nothing is known of "
+        "the --district asked; 2 a bad argument, or PostgreSQL could not be read (down, a wrong "
+        "URL, a role that may not read the views, a read model cw init has not made).",
+    )
+    p.add_argument(
+        "reports",
+        nargs="*",
+        type=_report_name,
+        metavar="REPORT",
+        help=f"which: {', '.join(NAMES)} or all (default: all)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json", "markdown"),
+        default="table",
+        help="table (default: for a person; tab-separated through a pipe), csv (one report), "
+        "json (for programs) or markdown",
+    )
+    p.add_argument(
+        "--lang",
+        choices=("zh", "en"),
+        default="zh",
+        help="zh: Simplified Chinese (default); en: English headings and codes",
+    )
+    p.add_argument("--district", metavar="D", help="one district's numbers (default: every one)")
+    p.add_argument(
+        "--as-of",
+        type=_moment,
+        metavar="T",
+        help=f"as they stood at T, replayed from the archive: {MOMENT_FORMS}",
+    )
+    p.set_defaults(handler=_report)

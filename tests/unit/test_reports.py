@@ -1,0 +1,170 @@
+"""``cw report``'s rows and formats on a small campaign, replayed as of a moment (pure)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+
+from services.common.campaign import load_campaign
+from services.reports.adapters.views import replayed
+from services.reports.domain.model import Facts, Report
+from services.reports.domain.reports import build
+from services.reports.entrypoints import output
+from tests import factories as f
+from tests.read_model_suite import stream
+
+pytestmark = pytest.mark.unit
+
+CAMPAIGN = load_campaign()
+M = "LY-FM-001"
+AS_OF = f.at("2023-03-15 12:00")
+
+
+def _events() -> list[object]:
+    market = {
+        "name": "墟沟农贸市场", "kind": "farmers_market", "street": "墟沟街道",
+        "first_responsible": {"name": "王建国", "phone": "13800000001"},
+        "officer": {"name": "刘洋", "phone": "0518-82310103"},
+    }  # fmt: skip
+    return [
+        f.event("VenueRegistered", M, f.at("2023-02-01 09:00"), market),
+        f.issue(M, "I0", f.at("2023-02-10 10:00"), item_code="FM-WC"),
+        f.recheck_passed(M, "I0", f.at("2023-02-20 10:00")),
+        f.inspection(M, f.at("2023-03-02 09:00"), items_checked=8, items_failed=2),
+        f.inspection(M, f.at("2023-03-11 09:00"), kind="look_back", items_checked=2),
+        f.issue(M, "I1", f.at("2023-03-02 10:00")),
+        f.due(M, "I1", f.at("2023-03-02 11:00"), f.at("2023-03-10 18:00"), order_no="ZG-1"),
+        f.issue(M, "I2", f.at("2023-03-02 10:30"), item_code="FM-PUB"),
+        f.due(M, "I2", f.at("2023-03-02 11:00"), f.at("2023-03-05 18:00"), order_no="ZG-2"),
+        f.due(M, "I2", f.at("2023-03-05 11:00"), f.at("2023-03-12 18:00"), order_no="ZG-2"),
+        f.recheck_passed(M, "I2", f.at("2023-03-08 10:00")),
+        f.issue(M, "I3", f.at("2023-03-03 10:00"), item_code="FM-WC"),  # a rebound of I0
+        f.issue("LY-X-9", "I4", f.at("2023-03-04 10:00")),  # a venue not registered
+        f.issue(M, "I9", f.at("2023-03-20 10:00")),  # after the moment: not there yet
+    ]
+
+
+def facts(district: str | None = None) -> Facts:
+    return replayed(stream(_events()), AS_OF, district, CAMPAIGN)  # type: ignore[arg-type]
+
+
+def one(name: str, district: str | None = None) -> Report:
+    (report,) = build(facts(district), [name])
+    return report
+
+
+def test_the_phase_summary_shows_coverage_kinds_and_the_pass_rate() -> None:
+    rows = one("summary").rows
+    assert [(r["phase"], r["venue_kind"]) for r in rows] == [
+        ("self_check", "farmers_market"), ("re_review", "farmers_market"),
+        ("re_review", "unregistered"),
+    ]  # fmt: skip
+    # Registered, never inspected in self_check: there, with 0 (coverage); long_term has not
+    # started by the moment, so it has no row; I9 came after it.
+    assert {k: rows[0][k] for k in ("venues", "venues_inspected", "coverage", "pass_rate")} == {
+        "venues": 1, "venues_inspected": 0, "coverage": 0.0, "pass_rate": None,
+    }  # fmt: skip
+    assert rows[1] == {
+        "district": "320703", "phase": "re_review", "venue_kind": "farmers_market",
+        "venues": 1, "venues_inspected": 1, "coverage": 1.0, "inspections": 2,
+        "self_check": 0, "supervision": 1, "look_back": 1, "re_review": 0,
+        "items_checked": 10, "pass_rate": 0.8, "issues_found": 3, "issues_open": 2,
+        "issues_overdue": 1, "issues_closed": 1, "closed_on_time": 1, "rebounds": 1,
+    }  # fmt: skip
+
+
+def test_days_overdue_count_a_started_day() -> None:
+    (row,) = one("overdue").rows
+    # 2023-03-10 18:00 to 2023-03-15 12:00: 4 days and 18 hours, the fifth day started.
+    assert (row["issue_id"], row["days_overdue"]) == ("I1", 5)
+
+
+def test_a_district_with_nothing_has_empty_reports() -> None:
+    assert facts("320706").venue_phases == ()
+    assert one("overdue", "320706").rows == ()
+
+
+def test_csv_exact() -> None:
+    assert output.as_csv(one("overdue"), CAMPAIGN, "zh") == (
+        "区,场所编号,场所,检查项,问题编号,交办单号,整改期限,逾期天数,第一责任人,责任干部\r\n"
+        "320703,LY-FM-001,墟沟农贸市场,FM-3F,I1,ZG-1,2023-03-10 18:00,5,"
+        "王建国 13800000001,刘洋 0518-82310103\r\n"
+    )
+    # Empty where there is no value (a pass rate with nothing checked), the street of a
+    # venue not registered too.
+    assert output.as_csv(one("streets"), CAMPAIGN, "en").splitlines() == [
+        "district,street,phase,venues,venues inspected,coverage,inspections,pass rate,"
+        "issues found,open,overdue,closed,rebounds",
+        "320703,墟沟街道,self_check,1,0,0.0%,0,,1,0,0,1,0",
+        "320703,墟沟街道,re_review,1,1,100.0%,2,80.0%,3,2,1,1,1",
+        "320703,,re_review,1,0,0.0%,0,,1,1,0,0,0",
+    ]
+
+
+def test_markdown_exact() -> None:
+    report = one("on_time")
+    assert output.as_markdown(facts(), [report], CAMPAIGN, "zh") == (
+        "连云区商务局 创卫复审 2023：截至 2023-03-15 12:00:00 北京时间，全部区\n"
+        "\n"
+        "## 按期销号（原期限与延期后期限）\n"
+        "\n"
+        "| 区 | 阶段 | 已销号 | 曾延期 | 按原期限 | 原期限按期率 | 按延期后期限 | 延期后按期率 |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|\n"
+        "| 320703 | 动员自查 | 1 | 0 | 1 | 100.0% | 1 | 100.0% |\n"
+        "| 320703 | 复审迎检 | 1 | 1 | 0 | 0.0% | 1 | 100.0% |\n"
+    )
+    empty = one("overdue", "320706")
+    assert output.as_markdown(facts("320706"), [empty], CAMPAIGN, "en").endswith(
+        "## Overdue issues\n\n(none)\n"
+    )
+
+
+def test_json_exact() -> None:
+    doc = json.loads(output.as_json(facts(), [one("rebounds")], CAMPAIGN, "en"))
+    assert doc == {
+        "as_of": "2023-03-15T12:00:00+08:00", "time_zone": "Asia/Shanghai", "district": None,
+        "reports": [{
+            "name": "rebounds", "title": "Rebounds",
+            "columns": [
+                {"key": "district", "label": "district"},
+                {"key": "venue_id", "label": "venue id"},
+                {"key": "venue", "label": "venue"},
+                {"key": "item_code", "label": "item"},
+                {"key": "issue_id", "label": "issue"},
+                {"key": "phase", "label": "phase"},
+                {"key": "found_at", "label": "found"},
+                {"key": "status", "label": "status"},
+            ],
+            "rows": [{
+                "district": "320703", "venue_id": "LY-FM-001", "venue": "墟沟农贸市场",
+                "item_code": "FM-WC", "issue_id": "I3", "phase": "re_review",
+                "found_at": "2023-03-03T10:00:00+08:00", "status": "open",
+            }],
+        }],
+    }  # fmt: skip
+    rates = json.loads(output.as_json(facts(), [one("summary")], CAMPAIGN, "zh"))
+    assert [r["pass_rate"] for r in rates["reports"][0]["rows"]] == [None, 0.8, None]
+
+
+def test_through_a_pipe_one_tab_separated_line_per_row() -> None:
+    lines = output.plain_lines(facts(), [one("rebounds")], CAMPAIGN, "zh")
+    assert lines == [
+        "连云区商务局 创卫复审 2023：截至 2023-03-15 12:00:00 北京时间，全部区",
+        "",
+        "反复反弹问题",
+        "区\t场所编号\t场所\t检查项\t问题编号\t阶段\t发现时间\t状态",
+        "320703\tLY-FM-001\t墟沟农贸市场\tFM-WC\tI3\t复审迎检\t2023-03-03 10:00\t待整改",
+    ]
+
+
+def test_a_terminal_table_measures_chinese_as_two_columns() -> None:
+    console = Console(width=200, record=True, force_terminal=False)
+    output.print_tables(console, facts(), [one("overdue")], CAMPAIGN, "zh")
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if "墟沟农贸市场" in line)
+    header = next(line for line in text.splitlines() if "第一责任人" in line)
+    # The columns line up: each heading starts where its values start, in terminal cells.
+    assert cell_len(header[: header.index("第一责任人")]) == cell_len(row[: row.index("王建国")])
