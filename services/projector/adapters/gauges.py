@@ -10,17 +10,20 @@ issue, order or person.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import asyncpg
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 log = logging.getLogger("cw.projector.gauges")
+T = TypeVar("T")
 
 ISSUES = """
 SELECT i.district, i.phase, COALESCE(v.kind, 'unregistered') AS venue_kind, i.status,
@@ -112,9 +115,13 @@ def families(figures: Figures) -> list[GaugeMetricFamily]:
     return [issues, on_time, rebounds, venues, inspections]
 
 
-class DomainGauges(Collector):
-    """A collector for the metrics registry; ``collect`` runs in the metrics server's thread and
-    reads through the service's own event loop and pool."""
+class ReadAtScrape(Collector, abc.ABC, Generic[T]):
+    """Figures read from PostgreSQL when Prometheus scrapes, at most once per ``max_age_s``,
+    served only while ``serving()`` (the write lock is held). ``collect`` runs in the metrics
+    server's thread and reads through the service's own event loop and pool."""
+
+    what = "figures"
+    """Named in the log when they cannot be read."""
 
     def __init__(
         self,
@@ -130,8 +137,14 @@ class DomainGauges(Collector):
         self._serving = serving
         self._max_age_s = max_age_s
         self._timeout_s = timeout_s
-        self._figures: Figures | None = None
+        self._figures: T | None = None
         self._read_at = -float("inf")
+
+    @abc.abstractmethod
+    async def read(self, pool: asyncpg.Pool) -> T: ...
+
+    @abc.abstractmethod
+    def families(self, figures: T) -> list[GaugeMetricFamily]: ...
 
     def describe(self) -> list[GaugeMetricFamily]:
         # Registering must not query the database.
@@ -141,13 +154,25 @@ class DomainGauges(Collector):
         if not self._serving():
             return iter(())
         if time.monotonic() - self._read_at >= self._max_age_s:
-            future = asyncio.run_coroutine_threadsafe(read_figures(self._pool), self._loop)
+            future = asyncio.run_coroutine_threadsafe(self.read(self._pool), self._loop)
             try:
                 self._figures = future.result(self._timeout_s)
             except Exception:
                 future.cancel()
                 # Stale figures are worse than none: a gap in the graph shows the outage.
-                log.warning("domain gauges: the read model could not be read", exc_info=True)
+                log.warning("%s could not be read", self.what, exc_info=True)
                 self._figures = None
             self._read_at = time.monotonic()
-        return iter(families(self._figures) if self._figures is not None else ())
+        return iter(self.families(self._figures) if self._figures is not None else ())
+
+
+class DomainGauges(ReadAtScrape[Figures]):
+    """The bureau's numbers (module docstring)."""
+
+    what = "domain gauges: the read model"
+
+    async def read(self, pool: asyncpg.Pool) -> Figures:
+        return await read_figures(pool)
+
+    def families(self, figures: Figures) -> list[GaugeMetricFamily]:
+        return families(figures)

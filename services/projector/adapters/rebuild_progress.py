@@ -10,18 +10,11 @@ dropped.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Callable, Iterator
-
 import asyncpg
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
+from services.projector.adapters.gauges import ReadAtScrape
 from services.projector.adapters.generations import PROJECTION, check_schema
-
-log = logging.getLogger("cw.projector.rebuild_progress")
 
 BUILDING = """
 SELECT n.nspname AS schema
@@ -45,44 +38,21 @@ async def generations_being_built(pool: asyncpg.Pool) -> dict[int, int]:
         return found
 
 
-class RebuildProgress(Collector):
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        loop: asyncio.AbstractEventLoop,
-        *,
-        serving: Callable[[], bool],
-        max_age_s: float = 15.0,
-        timeout_s: float = 10.0,
-    ) -> None:
-        self._pool, self._loop, self._serving = pool, loop, serving
-        self._max_age_s, self._timeout_s = max_age_s, timeout_s
-        self._building: dict[int, int] = {}
-        self._read_at = -float("inf")
+class RebuildProgress(ReadAtScrape[dict[int, int]]):
+    what = "rebuild progress"
 
-    def describe(self) -> list[GaugeMetricFamily]:
-        return []
+    async def read(self, pool: asyncpg.Pool) -> dict[int, int]:
+        return await generations_being_built(pool)
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        if not self._serving():
-            return iter(())
-        if time.monotonic() - self._read_at >= self._max_age_s:
-            future = asyncio.run_coroutine_threadsafe(
-                generations_being_built(self._pool), self._loop
-            )
-            try:
-                self._building = future.result(self._timeout_s)
-            except Exception:
-                future.cancel()
-                log.warning("rebuild progress could not be read", exc_info=True)
-                self._building = {}
-            self._read_at = time.monotonic()
+    def families(self, figures: dict[int, int]) -> list[GaugeMetricFamily]:
+        if not figures:
+            return []
         family = GaugeMetricFamily(
             "cw_rebuild_checkpoint_seq",
             "The CW_EVENTS sequence a rebuild has applied to the generation it is building "
             "(absent when no rebuild runs).",
             labels=["generation"],
         )
-        for number, checkpoint in sorted(self._building.items()):
+        for number, checkpoint in sorted(figures.items()):
             family.add_metric([str(number)], checkpoint)
-        return iter([family] if self._building else [])
+        return [family]
