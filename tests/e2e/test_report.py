@@ -89,7 +89,7 @@ async def test_every_format_as_the_read_only_role(env: dict[str, str]) -> None:
     piped = cw(env, "report", "--as-of", "2023-03-15 12:00")
     assert piped.returncode == 0, piped.stderr
     lines = piped.stdout.splitlines()
-    assert lines[0].endswith("截至 2023-03-15 12:00:00 北京时间，全部区")
+    assert lines[0].endswith("截至 2023-03-15 12:00:00 北京时间，全部辖区")
     row = lines[lines.index("逾期问题清单") + 2].split("\t")
     assert row == [
         "320703", V, "墟沟农贸市场", "FM-3F", "I1", "ZG-1", "2023-03-10 18:00", "5",

@@ -107,7 +107,7 @@ def test_csv_exact() -> None:
 def test_markdown_exact() -> None:
     report = one("on_time")
     assert output.as_markdown(facts(), [report], CAMPAIGN, "zh") == (
-        "连云区商务局 创卫复审 2023：截至 2023-03-15 12:00:00 北京时间，全部区\n"
+        "连云区商务局 创卫复审 2023：截至 2023-03-15 12:00:00 北京时间，全部辖区\n"
         "\n"
         "## 按期销号（原期限与延期后期限）\n"
         "\n"
@@ -152,7 +152,7 @@ def test_json_exact() -> None:
 def test_through_a_pipe_one_tab_separated_line_per_row() -> None:
     lines = output.plain_lines(facts(), [one("rebounds")], CAMPAIGN, "zh")
     assert lines == [
-        "连云区商务局 创卫复审 2023：截至 2023-03-15 12:00:00 北京时间，全部区",
+        "连云区商务局 创卫复审 2023：截至 2023-03-15 12:00:00 北京时间，全部辖区",
         "",
         "反复反弹问题",
         "区\t场所编号\t场所\t检查项\t问题编号\t阶段\t发现时间\t状态",

@@ -67,7 +67,7 @@ def heading(facts: Facts, campaign: Campaign, lang: Lang) -> str:
     zone = campaign.timezone
     moment = shown(facts.as_of, zone, seconds=True)
     if lang == "zh":
-        where = f"区 {facts.district}" if facts.district else "全部区"
+        where = f"辖区 {facts.district}" if facts.district else "全部辖区"
         return f"{campaign.name}：截至 {moment} {zone_label(zone)}，{where}"
     where = f"district {facts.district}" if facts.district else "every district"
     return f"{campaign.name}: as of {moment} {zone.key}, {where}"
