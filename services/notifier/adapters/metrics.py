@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from services.consumer.health import Health
+from services.consumer.metrics import ConsumerMetrics
 from services.notifier.domain.model import Outcome, Recorded
 
 
-class NotifierMetrics:
+class NotifierMetrics(ConsumerMetrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        super().__init__("cw_notifier", "CW_REMINDERS", registry)
         r = self.registry
         self.deliveries = Counter(
             "cw_notifier_deliveries",
@@ -39,37 +39,10 @@ class NotifierMetrics:
             ["reason"],
             registry=r,
         )
-        self.retries = Counter(
-            "cw_notifier_retries",
-            "Retries after a transient fault of PostgreSQL or NATS, by stage.",
-            ["stage"],
-            registry=r,
-        )
-        self.consumer_restarts = Counter(
-            "cw_notifier_consumer_restarts",
-            "Times the CW_REMINDERS consumer was recreated at the checkpoint, by reason.",
-            ["reason"],
-            registry=r,
-        )
         self.waiting = Gauge(
             "cw_notifier_waiting_deliveries",
             "(reminder, target) deliveries not yet done, by the target's kind.",
             ["target_kind"],
-            registry=r,
-        )
-        self.checkpoint = Gauge(
-            "cw_notifier_checkpoint_seq",
-            "Last CW_REMINDERS sequence whose deliveries are recorded.",
-            registry=r,
-        )
-        self.lag = Gauge(
-            "cw_notifier_lag_events",
-            "CW_REMINDERS messages whose deliveries are not yet recorded.",
-            registry=r,
-        )
-        self.lag_seconds = Gauge(
-            "cw_notifier_lag_seconds",
-            "Age of the oldest CW_REMINDERS message whose deliveries are not yet recorded.",
             registry=r,
         )
 
@@ -85,18 +58,5 @@ class NotifierMetrics:
         self.received.inc(outcome.reminders)
         self.checkpoint.set(outcome.checkpoint)
 
-    def retried(self, stage: str) -> None:
-        self.retries.labels(stage).inc()
-
     def dead_lettered(self, kind: str) -> None:
         self.rejected.labels(kind).inc()
-
-    def consumer_restarted(self, reason: str) -> None:
-        self.consumer_restarts.labels(reason).inc()
-
-    def observed(self, health: Health) -> None:
-        """What the health watcher saw (the backlog behind /healthz), as gauges."""
-        if health.lag_events is not None:
-            self.lag.set(health.lag_events)
-        if health.lag_seconds is not None:
-            self.lag_seconds.set(health.lag_seconds)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.consumer.health import Health
+from services.consumer.metrics import ConsumerMetrics
 from services.projector.domain.model import BatchOutcome
 
 
-class ProjectorMetrics:
+class ProjectorMetrics(ConsumerMetrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        super().__init__("cw_projector", "CW_EVENTS", registry)
         r = self.registry
         self.events_applied = Counter(
             "cw_projector_events_applied",
@@ -38,20 +38,6 @@ class ProjectorMetrics:
             ["state"],
             registry=r,
         )
-        self.retries = Counter(
-            "cw_projector_retries",
-            "Batches retried after a transient fault, by the stage that failed.",
-            ["stage"],
-            registry=r,
-        )
-        self.consumer_restarts = Counter(
-            "cw_projector_consumer_restarts",
-            "Times the consumer was recreated at the checkpoint, by reason: gap (a delivery "
-            "lost in transit), reconnect, connection_closed, consumer_missing (deleted), "
-            "writer_regained (the write lock was taken again).",
-            ["reason"],
-            registry=r,
-        )
         self.batch_size = Histogram(
             "cw_projector_batch_size",
             "Messages per batch.",
@@ -62,27 +48,6 @@ class ProjectorMetrics:
             "cw_projector_batch_seconds",
             "Time from taking a batch to its commit and ack.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=r,
-        )
-        self.checkpoint = Gauge(
-            "cw_projector_checkpoint_seq",
-            "Last CW_EVENTS sequence committed to the read model.",
-            registry=r,
-        )
-        self.lag = Gauge(
-            "cw_projector_lag_events",
-            "Events in CW_EVENTS not yet committed by the projector.",
-            registry=r,
-        )
-        self.lag_seconds = Gauge(
-            "cw_projector_lag_seconds",
-            "Age of the oldest message of CW_EVENTS not yet committed (from the stream's own "
-            "timestamps); 0 when caught up.",
-            registry=r,
-        )
-        self.last_progress = Gauge(
-            "cw_projector_last_progress_timestamp_seconds",
-            "When the checkpoint last moved, or the projector last had nothing to do (Unix time).",
             registry=r,
         )
         self.dead_letters_kept = Gauge(
@@ -127,20 +92,5 @@ class ProjectorMetrics:
         self.batch_seconds.observe(seconds)
         self.checkpoint.set(outcome.checkpoint)
 
-    def retried(self, stage: str) -> None:
-        self.retries.labels(stage).inc()
-
     def dead_lettered(self, kind: str) -> None:
         self.dead_letters.labels(kind).inc()
-
-    def consumer_restarted(self, reason: str) -> None:
-        self.consumer_restarts.labels(reason).inc()
-
-    def observed(self, health: Health) -> None:
-        """What the health watcher saw, as gauges."""
-        if health.lag_events is not None:
-            self.lag.set(health.lag_events)
-        if health.lag_seconds is not None:
-            self.lag_seconds.set(health.lag_seconds)
-        if health.last_progress_at is not None:
-            self.last_progress.set(health.last_progress_at)

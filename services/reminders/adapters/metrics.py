@@ -8,15 +8,15 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contracts.reminders import REMINDER_KINDS
-from services.consumer.health import Health
+from services.consumer.metrics import ConsumerMetrics
 from services.reminders.domain.model import BatchReport, OutboxEntry, Tally
 
 DELAY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0)
 
 
-class ReminderMetrics:
+class ReminderMetrics(ConsumerMetrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        super().__init__("cw_reminders", "CW_EVENTS", registry)
         r = self.registry
         self.scheduled = Counter("cw_reminders_scheduled", "Timers scheduled.", ["kind"],
                                  registry=r)  # fmt: skip
@@ -38,25 +38,12 @@ class ReminderMetrics:
             buckets=DELAY_BUCKETS,
             registry=r,
         )
-        self.retries = Counter("cw_reminders_retries", "Retried steps.", ["stage"], registry=r)
-        self.restarts = Counter(
-            "cw_reminders_consumer_restarts", "Consumer restarts at the checkpoint.", ["reason"],
-            registry=r,
-        )  # fmt: skip
-        self.checkpoint = Gauge("cw_reminders_checkpoint_seq", "Last CW_EVENTS sequence applied.",
-                                registry=r)  # fmt: skip
         self.unpublished = Gauge(
             "cw_reminders_unpublished",
             "Reminders recorded as sent in the outbox and not yet confirmed by CW_REMINDERS "
             "(normally 0 within a second: above 0 for minutes, NATS refuses them).",
             registry=r,
         )
-        self.lag = Gauge("cw_reminders_lag_events", "CW_EVENTS messages not yet applied.",
-                         registry=r)  # fmt: skip
-        self.lag_seconds = Gauge(
-            "cw_reminders_lag_seconds", "Age of the oldest CW_EVENTS message not yet applied.",
-            registry=r,
-        )  # fmt: skip
         for kind in REMINDER_KINDS:
             self.pending.labels(kind).set(0)
 
@@ -87,18 +74,5 @@ class ReminderMetrics:
         self.tally(outcome.tally)
         self.checkpoint.set(outcome.checkpoint)
 
-    def retried(self, stage: str) -> None:
-        self.retries.labels(stage).inc()
-
     def dead_lettered(self, kind: str) -> None:
         """Dead letters of CW_EVENTS are the projector's: the reminders service writes none."""
-
-    def consumer_restarted(self, reason: str) -> None:
-        self.restarts.labels(reason).inc()
-
-    def observed(self, health: Health) -> None:
-        """What the health watcher saw (the backlog behind /healthz), as gauges."""
-        if health.lag_events is not None:
-            self.lag.set(health.lag_events)
-        if health.lag_seconds is not None:
-            self.lag_seconds.set(health.lag_seconds)
