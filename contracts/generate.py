@@ -34,6 +34,7 @@ from contracts.wire import (
     EVENT_SUBJECT_ADDRESS,
     EVENTS_STREAM,
     EVENTS_SUBJECTS,
+    INTAKE_DEAD_LETTER_SUBJECT_ADDRESS,
     REMINDER_DIGEST_SUBJECT_ADDRESS,
     REMINDER_SUBJECT_ADDRESS,
     REMINDERS_STREAM,
@@ -329,11 +330,29 @@ def asyncapi_document(examples: list[Json], reminders: list[Json]) -> Json:
                 "address": DEAD_LETTER_SUBJECT_ADDRESS,
                 "title": "Dead letters",
                 "description": f"Rejected input, in stream {DEAD_LETTERS_STREAM}, kept until an "
-                "operator replays (cw dlq replay) or removes it.",
+                "operator replays (cw dlq replay) or removes it. The intake's have a channel of "
+                "their own (intakeDeadLetters).",
                 "parameters": {
                     "stage": {
                         "description": "The stage that rejected the message.",
-                        "examples": ["intake", "projector"],
+                        "examples": ["projector", "notifier"],
+                    }
+                },
+                "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
+            },
+            "intakeDeadLetters": {
+                "address": INTAKE_DEAD_LETTER_SUBJECT_ADDRESS,
+                "title": "A district's rejected lines",
+                "description": f"Lines a district's publisher (cw publish) rejected, in stream "
+                f"{DEAD_LETTERS_STREAM}, header Cw-Dlq-Stage intake. The district is the "
+                "publisher's (CW_DISTRICT): NATS lets each district's publisher write its own "
+                "and no other. A replacement replayed from one stays in that district.",
+                "parameters": {
+                    "district": {
+                        "description": "6-digit administrative code of the publisher; unknown "
+                        "when an unrestricted publisher sent a line whose district cannot be "
+                        "read.",
+                        "examples": ["320703"],
                     }
                 },
                 "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
@@ -393,6 +412,20 @@ def asyncapi_document(examples: list[Json], reminders: list[Json]) -> Json:
                 "title": "Read dead letters",
                 "summary": "Operators list, show and replay them with `cw dlq`.",
                 "messages": [{"$ref": "#/channels/deadLetters/messages/DeadLetter"}],
+            },
+            "publishIntakeDeadLetter": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/intakeDeadLetters"},
+                "title": "Keep a rejected line",
+                "summary": "`cw publish` keeps each line it rejects, under its own district.",
+                "messages": [{"$ref": "#/channels/intakeDeadLetters/messages/DeadLetter"}],
+            },
+            "receiveIntakeDeadLetters": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/intakeDeadLetters"},
+                "title": "Read a district's rejected lines",
+                "summary": "Operators list, show and replay them with `cw dlq` (stage intake).",
+                "messages": [{"$ref": "#/channels/intakeDeadLetters/messages/DeadLetter"}],
             },
         },
         "components": {"messages": messages, "schemas": schemas},

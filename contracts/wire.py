@@ -13,7 +13,9 @@ the other and each can keep its own retention:
   by the reminders service and read by notification consumers; the model is in
   ``reminders.py``, its schema in ``schema/Reminder.v1.json``;
 - **dead letters** (``CW_DEAD_LETTERS``, ``cw.dlq.<stage>``): whatever a stage rejected, with
-  the ``Cw-Dlq-*`` headers below.
+  the ``Cw-Dlq-*`` headers below. The intake's carry the publishing district as a last token,
+  ``cw.dlq.intake.<district>``: with per-district permissions a publisher may write its own
+  district's dead letters and no one else's.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ DEAD_LETTERS_STREAM = "CW_DEAD_LETTERS"
 DEAD_LETTERS_SUBJECTS = "cw.dlq.>"
 DEAD_LETTER_SUBJECT_PREFIX = "cw.dlq."
 DEAD_LETTER_SUBJECT_ADDRESS = "cw.dlq.{stage}"
+INTAKE_STAGE = "intake"
+INTAKE_DEAD_LETTER_SUBJECT_ADDRESS = "cw.dlq.intake.{district}"
+"""What a district's publisher (``cw publish``) rejected: the district that published it."""
+UNKNOWN_DISTRICT = "unknown"
+"""The last token of an intake dead letter whose publisher named no district and whose line
+names none that can be read (an unrestricted publisher, e.g. the operator)."""
 
 MSG_ID = "Nats-Msg-Id"
 """JetStream's de-duplication header: an event's ``event_id``; a dead letter's own id."""
@@ -66,5 +74,26 @@ def event_subject(district: str, venue_id: str, event_type: str) -> str:
 
 
 def dead_letter_subject(stage: str) -> str:
-    """Where ``stage`` (``projector``, ``intake``, ...) puts what it rejects."""
+    """Where ``stage`` (``projector``, ``notifier``, ...) puts what it rejects; the intake's are
+    per district (``intake_dead_letter_subject``)."""
     return f"{DEAD_LETTER_SUBJECT_PREFIX}{stage}"
+
+
+def intake_dead_letter_subject(district: str) -> str:
+    """``cw.dlq.intake.<district>``: where the intake of ``district``'s publisher puts what it
+    rejects."""
+    return f"{DEAD_LETTER_SUBJECT_PREFIX}{INTAKE_STAGE}.{district}"
+
+
+def intake_dead_letter_district(subject: str) -> str | None:
+    """The district of ``cw.dlq.intake.<district>`` (``None`` for another subject, the older
+    ``cw.dlq.intake`` and ``UNKNOWN_DISTRICT``)."""
+    prefix = f"{DEAD_LETTER_SUBJECT_PREFIX}{INTAKE_STAGE}."
+    district = subject.removeprefix(prefix) if subject.startswith(prefix) else ""
+    return district if district and district != UNKNOWN_DISTRICT else None
+
+
+def dead_letter_stage(subject: str) -> str:
+    """The stage of a dead letter's subject: the token after ``cw.dlq.`` (``intake`` for
+    ``cw.dlq.intake.320703`` and for the older ``cw.dlq.intake``)."""
+    return subject.removeprefix(DEAD_LETTER_SUBJECT_PREFIX).split(".", 1)[0]

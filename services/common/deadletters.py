@@ -117,7 +117,7 @@ class DeadLetter:
         return cls(
             seq=seq,
             subject=subject,
-            stage=h.get(STAGE, subject.removeprefix(wire.DEAD_LETTER_SUBJECT_PREFIX)),
+            stage=h.get(STAGE, wire.dead_letter_stage(subject)),
             reason=header_text(h.get(REASON, "")),
             field=header_text(h.get(FIELD, "")),
             original_subject=h.get(SUBJECT),

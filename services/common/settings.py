@@ -19,6 +19,13 @@ class Settings(BaseSettings):
         description="NATS server URL (several: comma-separated); a token or password in it is "
         "never printed.",
     )
+    district: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{6}$",
+        description="The district this publisher publishes for (`cw publish`): its rejected lines "
+        "go to cw.dlq.intake.<district>, and its replies to the _INBOX_<district> inbox its NATS "
+        "user may read; required with a district publisher's NATS user (`cw nats publisher`).",
+    )
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/chuangwei",
         description="PostgreSQL URL of the read model (and cw.dead_letter_actions).",

@@ -31,7 +31,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy
 from nats.js.errors import NotFoundError
 
-from contracts.wire import DEAD_LETTER_SUBJECT_PREFIX, DEAD_LETTERS_SUBJECTS
+from contracts.wire import DEAD_LETTERS_SUBJECTS, dead_letter_stage
 from services.common.deadletters import TRUNCATED, dead_letter_headers
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
 from services.consumer.model import Delivery
@@ -460,10 +460,11 @@ class DeadLetterPublisher:
 
 
 async def dead_letters_per_stage(js: JetStreamContext) -> dict[str, int]:
-    """Dead letters kept in CW_DEAD_LETTERS by stage: the token after ``cw.dlq.``."""
+    """Dead letters kept in CW_DEAD_LETTERS by stage: the token after ``cw.dlq.`` (the intake's
+    of every district together)."""
     info = await js.stream_info(DEAD_LETTERS_STREAM, subjects_filter=DEAD_LETTERS_SUBJECTS)
     counts: dict[str, int] = {}
     for subject, count in (info.state.subjects or {}).items():
-        stage = subject.removeprefix(DEAD_LETTER_SUBJECT_PREFIX).split(".", 1)[0]
+        stage = dead_letter_stage(subject)
         counts[stage] = counts.get(stage, 0) + int(count)
     return counts

@@ -32,11 +32,16 @@ class Intake:
 
 @asynccontextmanager
 async def intake(
-    nats_url: str, *, in_flight: int, database_url: str | None = None
+    nats_url: str,
+    *,
+    in_flight: int,
+    database_url: str | None = None,
+    district: str | None = None,
 ) -> AsyncIterator[Intake]:
     """Connect (failing fast with ``Unreachable``), check the streams (``StreamsMissing``), and
     hand out sinks that keep up to ``in_flight`` publishes awaiting their acknowledgement. The
-    read model at ``database_url`` is connected to meanwhile; it is never a condition."""
+    read model at ``database_url`` is connected to meanwhile; it is never a condition.
+    ``district``: the publisher's own (``CW_DISTRICT``), where rejected lines are filed."""
     archive = PostgresArchive(database_url) if database_url is not None else None
     try:
         nc = await connect(nats_url)
@@ -44,7 +49,9 @@ async def intake(
             window = await check_streams(nc.jetstream())
             publishing = nc.jetstream(publish_async_max_pending=in_flight)
             yield Intake(
-                lambda file_name: JetStreamIntake(AsyncPublisher(publishing), file_name=file_name),
+                lambda file_name: JetStreamIntake(
+                    AsyncPublisher(publishing), file_name=file_name, district=district
+                ),
                 archive,
                 window,
             )

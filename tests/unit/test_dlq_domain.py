@@ -97,3 +97,22 @@ def test_the_acknowledged_message_must_be_the_replacement_on_its_subject() -> No
     earlier = stored_problem(letter, chosen, at(12, data=b"{}"))
     assert earlier is not None and "an earlier replay of this dead letter with other" in earlier
     assert stored_problem(letter, chosen, None) is not None
+
+
+def test_an_intake_replacement_stays_in_the_district_whose_publisher_sent_the_line() -> None:
+    body = f.recheck_failed("LY-FM-001", "I-1", f.at("2023-03-20 10:00"))
+    payload = encode_event(body)
+    headers = dead_letter_headers(stage="intake", reason="test", field="(event)", payload=payload)
+    elsewhere = body.model_copy(update={"district": "110101"})
+    for subject, problems in (
+        ("cw.dlq.intake.320703", []),
+        ("cw.dlq.intake.110101", ["district"]),
+        ("cw.dlq.intake.unknown", []),
+        ("cw.dlq.intake", []),  # an older dead letter: no district to hold it to
+    ):
+        letter = DeadLetter.from_message(3, subject, payload, headers)
+        assert letter.stage == "intake"
+        assert [p.field for p in identity_problems(letter, body)] == problems
+    sent_by_320703 = DeadLetter.from_message(3, "cw.dlq.intake.320703", payload, headers)
+    [problem] = identity_problems(sent_by_320703, elsewhere)
+    assert "district 320703's publisher sent the line" in problem.reason

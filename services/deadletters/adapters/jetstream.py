@@ -10,6 +10,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 
+from contracts.wire import INTAKE_STAGE, dead_letter_stage
 from services.common.connect import connect_command
 from services.common.deadletters import MSG_ID, DeadLetter
 from services.common.streams import (
@@ -39,6 +40,17 @@ class DeadLetterCounts:
     total: int
     by_subject: dict[str, int]
 
+    def by_stage(self) -> dict[str, int]:
+        """The intake's of every district together."""
+        out: dict[str, int] = {}
+        for subject, n in self.by_subject.items():
+            stage = dead_letter_stage(subject)
+            out[stage] = out.get(stage, 0) + n
+        return out
+
+    def of_stage(self, stage: str) -> int:
+        return self.by_stage().get(stage, 0)
+
 
 async def connect(url: str) -> Client:
     """Connect, failing within seconds when the server is not there."""
@@ -61,7 +73,10 @@ class DeadLetterStore:
 
     async def list(self, *, stage: str | None, limit: int, after: int = 0) -> list[DeadLetter]:
         """The oldest ``limit`` dead letters after sequence ``after``, of one stage or all."""
-        subject = dead_letter_subject(stage) if stage else DEAD_LETTERS_SUBJECTS
+        # The intake's are on cw.dlq.intake.<district> (older ones on cw.dlq.intake): no one
+        # subject filter matches both, so they are picked from all by their subject's stage.
+        by_subject = stage is not None and stage != INTAKE_STAGE
+        subject = dead_letter_subject(stage) if stage and by_subject else DEAD_LETTERS_SUBJECTS
         out: list[DeadLetter] = []
         seq = after + 1
         while len(out) < limit:
@@ -72,7 +87,8 @@ class DeadLetterStore:
                     raise StreamMissing(_missing(self._stream)) from None
                 break  # no more
             letter = _letter(raw.seq, raw.subject, raw.data, raw.headers)
-            out.append(letter)
+            if stage is None or dead_letter_stage(letter.subject) == stage:
+                out.append(letter)
             seq = letter.seq + 1
         return out
 

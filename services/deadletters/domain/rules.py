@@ -16,6 +16,7 @@ from typing import Literal
 import orjson
 
 from contracts import Event, EventRejected, FieldError, decode_event
+from contracts.wire import intake_dead_letter_district
 from services.common.deadletters import ISSUE_VENUE, TRUNCATED, DeadLetter
 
 VENUE_MISMATCH = "venue_mismatch"
@@ -134,8 +135,9 @@ def identity_problems(letter: DeadLetter, event: Event) -> list[FieldError]:
     A replacement keeps the original event_id, and the district and venue of the subject it was
     published on: with per-district permissions, the subject is what NATS authorised, so a fix
     cannot move an event to another district or venue. For ``venue_mismatch`` the venue is the
-    issue's venue instead, where the follow-up event belongs. Intake dead letters have no subject;
-    only their event_id is checked.
+    issue's venue instead, where the follow-up event belongs. Intake dead letters have no event
+    subject; their own subject names the district whose publisher sent the line
+    (``cw.dlq.intake.<district>``), and a replacement stays in it.
     """
     problems: list[FieldError] = []
     original_id = original_event_id(letter)
@@ -160,6 +162,15 @@ def identity_problems(letter: DeadLetter, event: Event) -> list[FieldError]:
             )
     else:
         subject_venue = None
+        sender = intake_dead_letter_district(letter.subject)
+        if sender is not None and event.district != sender:
+            problems.append(
+                FieldError(
+                    "district",
+                    f"is {event.district}, but district {sender}'s publisher sent the line "
+                    f"({letter.subject}); a replacement stays in that district",
+                )
+            )
     issue_venue = letter.headers.get(ISSUE_VENUE) if letter.kind == VENUE_MISMATCH else None
     if issue_venue:
         if event.venue_id != issue_venue:

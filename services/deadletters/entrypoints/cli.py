@@ -85,9 +85,7 @@ async def list_command(
         for letter in letters:
             _say(console, orjson.dumps(_summary(letter)).decode())
         return 0
-    by_stage = ", ".join(
-        f"{subject.removeprefix('cw.dlq.')} {n}" for subject, n in sorted(counts.by_subject.items())
-    )
+    by_stage = ", ".join(f"{name} {n}" for name, n in sorted(counts.by_stage().items()))
     _say(console, f"{DEAD_LETTERS_STREAM}: {counts.total} dead letters ({by_stage or 'none'})")
     if not letters:
         return 0
@@ -115,7 +113,7 @@ async def list_command(
         # Past rich: it would turn the tabs into spaces.
         console.file.write("".join(f"{line}\n" for line in lines))
     shown = len(letters)
-    wanted = counts.by_subject.get(f"cw.dlq.{stage}", 0) if stage else counts.total
+    wanted = counts.of_stage(stage) if stage else counts.total
     if shown < wanted:
         _say(console, f"showing the oldest {shown} of {wanted}; use --limit to see more")
     return 0

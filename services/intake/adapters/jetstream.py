@@ -24,7 +24,12 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
-from contracts.wire import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
+from contracts.wire import (
+    DEAD_LETTERS_STREAM,
+    EVENTS_STREAM,
+    INTAKE_STAGE,
+    intake_dead_letter_subject,
+)
 from services.common.connect import connect_command
 from services.common.deadletters import (
     FILE,
@@ -34,12 +39,12 @@ from services.common.deadletters import (
     header_safe,
 )
 from services.common.retry import RetryPolicy, retry
-from services.intake.domain.lines import Accepted, Rejected
+from services.intake.domain.lines import Accepted, Rejected, sender_district
 from services.intake.domain.ports import NotConfirmed, OnAck
 
 log = logging.getLogger(__name__)
 
-STAGE = "intake"
+STAGE = INTAKE_STAGE
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,  # nats.errors.TimeoutError is one too
@@ -224,7 +229,9 @@ def event_message(accepted: Accepted) -> Outgoing:
     return Outgoing(accepted.subject, accepted.payload, {MSG_ID: accepted.msg_id})
 
 
-def dead_letter_message(rejected: Rejected, file_name: str) -> Outgoing:
+def dead_letter_message(
+    rejected: Rejected, file_name: str, publisher_district: str | None = None
+) -> Outgoing:
     headers = dead_letter_headers(
         stage=STAGE,
         reason=rejected.reason,
@@ -235,21 +242,26 @@ def dead_letter_message(rejected: Rejected, file_name: str) -> Outgoing:
     headers[FILE] = header_safe(file_name, 200)
     if rejected.cut:
         headers[TRUNCATED] = str(rejected.size)
-    return Outgoing(dead_letter_subject(STAGE), rejected.payload, headers)
+    subject = intake_dead_letter_subject(sender_district(rejected, publisher_district))
+    return Outgoing(subject, rejected.payload, headers)
 
 
 class JetStreamIntake:
-    """The intake's sink on JetStream: events to ``CW_EVENTS``, rejections to ``cw.dlq.intake``."""
+    """The intake's sink on JetStream: events to ``CW_EVENTS``, rejections to
+    ``cw.dlq.intake.<district>`` (``district``: the publisher's own, when it is restricted)."""
 
-    def __init__(self, publisher: Publisher, *, file_name: str) -> None:
+    def __init__(
+        self, publisher: Publisher, *, file_name: str, district: str | None = None
+    ) -> None:
         self._publisher = publisher
         self._file_name = file_name
+        self._district = district
 
     async def publish(self, accepted: Accepted, on_ack: OnAck) -> None:
         await self._publisher.submit(event_message(accepted), _duplicate(on_ack))
 
     async def dead_letter(self, rejected: Rejected, on_ack: OnAck) -> None:
-        message = dead_letter_message(rejected, self._file_name)
+        message = dead_letter_message(rejected, self._file_name, self._district)
         await self._publisher.submit(message, _duplicate(on_ack))
 
     async def drain(self) -> None:

@@ -6,10 +6,15 @@ Pure: no files, no NATS. A line is judged with exactly the validation the servic
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
+import orjson
+
 from contracts import MAX_EVENT_BYTES, Event, EventRejected, FieldError, decode_event
+from contracts.events import DISTRICT_CODE
+from contracts.wire import UNKNOWN_DISTRICT
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,24 @@ class Rejected:
     @property
     def cut(self) -> bool:
         return self.size > len(self.payload)
+
+
+def sender_district(rejected: Rejected, publisher_district: str | None) -> str:
+    """The district a rejected line's dead letter is filed under (``cw.dlq.intake.<it>``).
+
+    A publisher restricted to its district (``CW_DISTRICT``) may write only its own dead
+    letters, whatever district the line claims; without one, the line's district when it can be
+    read, else ``unknown``."""
+    if publisher_district is not None:
+        return publisher_district
+    try:
+        claimed = orjson.loads(rejected.payload)
+    except orjson.JSONDecodeError:
+        return UNKNOWN_DISTRICT
+    district = claimed.get("district") if isinstance(claimed, dict) else None
+    if isinstance(district, str) and re.fullmatch(DISTRICT_CODE, district):
+        return district
+    return UNKNOWN_DISTRICT
 
 
 def judge(line: Line) -> Accepted | Rejected | None:

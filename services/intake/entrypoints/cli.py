@@ -16,7 +16,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from contracts.wire import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
+from contracts.wire import DEAD_LETTERS_STREAM, EVENTS_STREAM, INTAKE_DEAD_LETTER_SUBJECT_ADDRESS
 from services.common.cliargs import positive_int
 from services.common.connect import Unreachable
 from services.common.durations import format_duration
@@ -45,7 +45,9 @@ Validate each line of a JSON Lines file against the event contract (contracts/RE
 publish the valid events into CW_EVENTS on cw.events.<district>.<venue_id>.<event_type>, with
 the header Nats-Msg-Id set to event_id. Many events are in flight at once. Each rejected line
 is reported with its line number, field and reason and sent to the dead-letter stream on
-cw.dlq.intake. Blank lines are skipped.
+cw.dlq.intake.<district>: CW_DISTRICT, the district this publisher publishes for (required when
+NATS restricts the user to it), else the line's district when it can be read, else "unknown".
+Blank lines are skipped.
 
 The summary counts each event once: new; already held, either by CW_EVENTS (sent again within
 its duplicate window, so NATS stored no second copy) or by the read model (sent again later:
@@ -64,11 +66,14 @@ async def publish_command(
     database_url: str | None = None,
     progress: bool = True,
     in_flight: int = 256,
+    district: str | None = None,
 ) -> int:
     """Run ``cw publish``; print to ``console``; return the exit status. ``database_url``: the
     read model to ask which events it holds (``None``: not asked)."""
     try:
-        async with intake(nats_url, in_flight=in_flight, database_url=database_url) as wired:
+        async with intake(
+            nats_url, in_flight=in_flight, database_url=database_url, district=district
+        ) as wired:
             with (
                 open_input(path) as (stream, total, name),
                 _progress_bar(console, total, enabled=progress) as advance,
@@ -89,7 +94,7 @@ async def publish_command(
     except OSError as exc:
         _say(console, f"cannot read {path}: {exc.strerror or exc}")
         return 2
-    for line in summary(report, wired.duplicate_window):
+    for line in summary(report, wired.duplicate_window, district):
         _say(console, line)
     return report.exit_code
 
@@ -102,7 +107,9 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def summary(report: IntakeReport, duplicate_window: timedelta) -> list[str]:
+def summary(
+    report: IntakeReport, duplicate_window: timedelta, district: str | None = None
+) -> list[str]:
     """What became of the file, each event counted once; a line of explanation per kind of
     repeat, so that a count never says more than happened."""
     r = report
@@ -139,7 +146,8 @@ def summary(report: IntakeReport, duplicate_window: timedelta) -> list[str]:
         )
     if r.rejected:
         lines.append(
-            f"rejected lines are kept in {DEAD_LETTERS_STREAM} on {dead_letter_subject(STAGE)}: "
+            f"rejected lines are kept in {DEAD_LETTERS_STREAM} on "
+            f"{INTAKE_DEAD_LETTER_SUBJECT_ADDRESS.format(district=district or '<district>')}: "
             f"cw dlq list --stage {STAGE}; fix and cw dlq replay SEQ --file FIXED.json"
         )
     if r.failure is not None:
@@ -191,6 +199,7 @@ def _publish(args: argparse.Namespace) -> int:
             database_url=settings.database_url,
             progress=not args.no_progress,
             in_flight=args.in_flight,
+            district=settings.district,
         )
     )
 
