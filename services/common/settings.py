@@ -19,6 +19,17 @@ class Settings(BaseSettings):
         description="NATS server URL (several: comma-separated); a token or password in it is "
         "never printed.",
     )
+    nats_creds: Path | None = Field(
+        default=None,
+        description="A NATS credentials file: a .creds file (user JWT and seed) or an NKey user "
+        "seed; its contents are never printed. Unset: the user and password in CW_NATS_URL, if "
+        "any.",
+    )
+    nats_inbox_prefix: str = Field(
+        default="_INBOX",
+        description="Subject prefix of this client's reply inboxes; a district publisher allowed "
+        "to subscribe only to its own (e.g. _INBOX_320703) cannot read others' replies.",
+    )
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/chuangwei",
         description="PostgreSQL URL of the read model (and cw.dead_letter_actions).",

@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 
-from services.common.connect import connect_command
+from services.common.connect import NatsAccess, connect_command
 from services.common.deadletters import MSG_ID, DeadLetter
 from services.common.streams import (
     DEAD_LETTERS_STREAM,
@@ -40,7 +40,7 @@ class DeadLetterCounts:
     by_subject: dict[str, int]
 
 
-async def connect(url: str) -> Client:
+async def connect(url: NatsAccess | str) -> Client:
     """Connect, failing within seconds when the server is not there."""
     return await connect_command(url, name="cw-dlq")
 

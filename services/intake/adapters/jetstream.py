@@ -25,7 +25,7 @@ from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
 from contracts.wire import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
-from services.common.connect import connect_command
+from services.common.connect import NatsAccess, connect_command
 from services.common.deadletters import (
     FILE,
     MSG_ID,
@@ -66,7 +66,7 @@ class Outgoing:
     headers: Mapping[str, str]
 
 
-async def connect(url: str) -> Client:
+async def connect(url: NatsAccess | str) -> Client:
     """Connect, failing fast when the server is not there; once connected, ride out a restart."""
     return await connect_command(url, name="cw-publish")
 
