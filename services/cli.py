@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 
 from services import registry
+from services.common.connect import Refused
 from services.common.settings import Settings, described_settings
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -39,6 +40,7 @@ def _registrations() -> list[Register]:
 
 
 EXIT_METRICS_PORT_TAKEN = 2
+EXIT_REFUSED = 3
 
 
 def _logging() -> None:
@@ -68,6 +70,10 @@ def _run(args: argparse.Namespace) -> int:
     except registry.MetricsPortTaken as exc:
         log.error("%s", exc)
         return EXIT_METRICS_PORT_TAKEN
+    except Refused as exc:
+        # Credentials a server refuses will not start working by waiting: say so and stop.
+        log.error("%s: stopping", exc)
+        return EXIT_REFUSED
     except tuple(service.exits) as exc:
         log.error("%s: stopping", exc)
         return next(code for kind, code in service.exits.items() if isinstance(exc, kind))
@@ -91,7 +97,8 @@ def register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         epilog="services: "
         + "; ".join(_described(s) for s in services)
         + f". Exit status: 0 stopped; 2 the metrics port is taken"
-        f" ({registry.METRICS_PORT_SETTING}).",
+        f" ({registry.METRICS_PORT_SETTING}); 3 NATS refused the credentials"
+        " (CW_NATS_URL, CW_NATS_CREDS).",
     )
     p.add_argument("service", choices=names, metavar="SERVICE", help=" | ".join(names))
     p.set_defaults(handler=_run)

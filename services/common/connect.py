@@ -6,12 +6,20 @@
 - ``connect_postgres_command``: the same for PostgreSQL.
 - ``connect_service``: for a long-running service: waits for a server that is not up yet (the
   one retry policy), then reconnects for ever.
+
+Who we are on NATS comes the same way everywhere (``NatsAccess``): a user and password (or a
+token) in ``CW_NATS_URL``, or a credentials file in ``CW_NATS_CREDS`` (a ``.creds`` file with a
+user JWT, or an NKey user seed). A server that refuses those credentials is not waited for: it
+will not change its mind, so ``Refused`` says so at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -21,6 +29,9 @@ from nats.aio.client import Client
 
 from services.common.retry import RetryPolicy, retry
 
+if TYPE_CHECKING:
+    from services.common.settings import Settings
+
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0
@@ -29,6 +40,82 @@ CONNECT_TIMEOUT_S = 5.0
 
 class Unreachable(ConnectionError):
     """A server cannot be reached (or refuses us); the message says which, without secrets."""
+
+
+class Refused(Unreachable):
+    """NATS answered and refused our credentials, or refused an operation they do not allow."""
+
+
+_JWT_MARK = "-----BEGIN NATS USER JWT-----"
+_USER_SEED_PREFIX = "SU"
+
+
+@dataclass(frozen=True, slots=True)
+class NatsAccess:
+    """Where NATS is and who we are there."""
+
+    url: str
+    creds: Path | None = None
+    """A ``.creds`` file (user JWT and seed) or an NKey user seed file: ``CW_NATS_CREDS``."""
+    inbox_prefix: str = "_INBOX"
+    """Where replies come back: a user allowed to subscribe to its own prefix only cannot read
+    another user's replies (``CW_NATS_INBOX_PREFIX``)."""
+
+    @classmethod
+    def of(cls, target: NatsAccess | str) -> NatsAccess:
+        return target if isinstance(target, NatsAccess) else cls(target)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NatsAccess:
+        return cls(settings.nats_url, settings.nats_creds, settings.nats_inbox_prefix)
+
+    def shown(self) -> str:
+        """The server and the credentials' file, fit for a message (no secret)."""
+        where = mask_url(self.url)
+        return f"{where} (credentials {self.creds})" if self.creds is not None else where
+
+    def options(self) -> dict[str, Any]:
+        """``nats.connect`` keyword arguments for these credentials."""
+        options: dict[str, Any] = {"inbox_prefix": self.inbox_prefix}
+        if self.creds is None:
+            return options
+        try:
+            text = self.creds.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+            raise Refused(f"cannot read CW_NATS_CREDS {self.creds}: {why}") from None
+        if _JWT_MARK in text:
+            options["user_credentials"] = str(self.creds)
+        elif text.strip().startswith(_USER_SEED_PREFIX):
+            options["nkeys_seed_str"] = text.strip()
+        else:
+            raise Refused(
+                f"CW_NATS_CREDS {self.creds} is neither a .creds file (a user JWT and seed) "
+                "nor an NKey user seed (a line starting SU)"
+            )
+        return options
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """The server's own words when it refused us (authorization or permissions), else None."""
+    text = str(exc)
+    for mark in (
+        "Authorization Violation",
+        "Permissions Violation",
+        "Authentication Expired",
+        "User Authentication Revoked",
+        "Account Authentication Expired",
+    ):
+        if mark.lower() in text.lower():
+            return " ".join(text.replace("nats: ", "").strip("'\" ").split())
+    return None
+
+
+def _refused_text(access: NatsAccess, why: str) -> str:
+    return (
+        f"NATS at {access.shown()} refused these credentials ({why}); check the user and "
+        "password in CW_NATS_URL or the file in CW_NATS_CREDS"
+    )
 
 
 def mask_url(url: str) -> str:
@@ -83,8 +170,10 @@ def failure_text(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-async def connect_command(url: str, *, name: str | None = None) -> Client:
-    """Connect for a command: fail within seconds with ``Unreachable``."""
+async def connect_command(target: NatsAccess | str, *, name: str | None = None) -> Client:
+    """Connect for a command: fail within seconds with ``Unreachable`` (``Refused`` when the
+    server refuses the credentials)."""
+    access = NatsAccess.of(target)
     failures: list[Exception] = []
 
     async def quiet(exc: Exception) -> None:
@@ -97,19 +186,23 @@ async def connect_command(url: str, *, name: str | None = None) -> Client:
     try:
         nc = await asyncio.wait_for(
             nats.connect(
-                url,
+                access.url,
                 name=name,
                 connect_timeout=CONNECT_TIMEOUT_S,
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0.5,
                 error_cb=quiet,
+                **access.options(),
             ),
             timeout=3 * CONNECT_TIMEOUT_S,
         )
     except (OSError, TimeoutError, nats.errors.Error) as exc:
-        why = failure_text(failures[-1] if failures else exc)
+        last = failures[-1] if failures else exc
+        refused = _refusal(last)
+        if refused is not None:
+            raise Refused(_refused_text(access, refused)) from None
         raise Unreachable(
-            f"cannot reach NATS at {mask_url(url)} ({why}); "
+            f"cannot reach NATS at {access.shown()} ({failure_text(last)}); "
             "is it running, and is CW_NATS_URL right?"
         ) from None
     # nats-py uses one setting for the first connection and for reconnecting: raise it now, so
@@ -119,18 +212,60 @@ async def connect_command(url: str, *, name: str | None = None) -> Client:
     return nc
 
 
-async def connect_service(url: str, *, name: str) -> Client:
-    """Connect for a long-running service: wait until the server is up, then stay connected."""
+async def connect_service(target: NatsAccess | str, *, name: str) -> Client:
+    """Connect for a long-running service: wait until the server is up, then stay connected.
+
+    Refused credentials raise ``Refused`` at once instead of being retried for ever; an
+    operation the server does not allow this user is logged as an error in one line.
+    """
+    access = NatsAccess.of(target)
+    options = access.options()
+    refusals: list[str] = []
+
+    last_said: list[str] = [""]
+
+    async def said(exc: Exception) -> None:
+        # One line, instead of nats-py's default traceback per error; an outage's reconnect
+        # attempts (two a second) say their failure once, not for as long as it lasts.
+        refused = _refusal(exc)
+        text = failure_text(exc) if refused is None else refused
+        repeated, last_said[0] = text == last_said[0], text
+        if refused is not None:
+            refusals.append(refused)
+        if repeated:
+            log.debug("NATS at %s: %s", access.shown(), text)
+        elif refused is None:
+            log.warning("NATS at %s: %s", access.shown(), text)
+        else:
+            log.error("NATS at %s refused %s: %s", access.shown(), name, refused)
+
+    async def attempt() -> Client:
+        refusals.clear()
+        try:
+            # One try per server here (nats-py would loop for ever inside connect, refused
+            # credentials included); waiting for a server that is not up is retry()'s job.
+            nc = await nats.connect(
+                access.url,
+                name=name,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.5,
+                error_cb=said,
+                **options,
+            )
+        except nats.errors.Error as exc:
+            why = refusals[-1] if refusals else _refusal(exc)
+            if why is not None:
+                raise Refused(_refused_text(access, why)) from None
+            raise
+        nc.options["max_reconnect_attempts"] = -1  # once connected, reconnect for ever
+        return nc
+
     return await retry(
-        f"NATS at {mask_url(url)} not reachable",
-        lambda: nats.connect(
-            url,
-            name=name,
-            connect_timeout=CONNECT_TIMEOUT_S,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-        ),
+        f"NATS at {access.shown()} not reachable",
+        attempt,
         policy=RetryPolicy(first_s=0.2),
+        never=(Refused,),
     )
 
 

@@ -7,7 +7,12 @@ import logging
 import sys
 
 from services.common.campaign import load_campaign
-from services.common.connect import Unreachable, connect_command, connect_postgres_command
+from services.common.connect import (
+    NatsAccess,
+    Unreachable,
+    connect_command,
+    connect_postgres_command,
+)
 from services.common.database_zone import ensure_database_zone
 from services.common.runtime import run
 from services.common.settings import Settings
@@ -39,7 +44,7 @@ async def initialise(settings: Settings) -> list[str]:
 
     # The services read the campaign file: a bad one is refused here, before anything runs.
     load_campaign(settings.campaign_file)
-    nc = await connect_command(settings.nats_url)
+    nc = await connect_command(NatsAccess.from_settings(settings), name="cw-init")
     try:
         report = await ensure_streams(
             nc.jetstream(),

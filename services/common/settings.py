@@ -19,12 +19,23 @@ class Settings(BaseSettings):
         description="NATS server URL (several: comma-separated); a token or password in it is "
         "never printed.",
     )
+    nats_creds: Path | None = Field(
+        default=None,
+        description="A NATS credentials file: a .creds file (user JWT and seed) or an NKey user "
+        "seed; its contents are never printed. Unset: the user and password in CW_NATS_URL, if "
+        "any.",
+    )
+    nats_inbox_prefix: str = Field(
+        default="_INBOX",
+        description="Subject prefix of this client's reply inboxes; a district publisher allowed "
+        "to subscribe only to its own (e.g. _INBOX_320703) cannot read others' replies.",
+    )
     district: str | None = Field(
         default=None,
         pattern=r"^[0-9]{6}$",
         description="The district this publisher publishes for (`cw publish`): its rejected lines "
-        "go to cw.dlq.intake.<district>, and its replies to the _INBOX_<district> inbox its NATS "
-        "user may read; required with a district publisher's NATS user (`cw nats publisher`).",
+        "go to cw.dlq.intake.<district>, the one dead-letter subject its NATS user may write; "
+        "required with a district publisher's NATS user (`cw nats publisher`).",
     )
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/chuangwei",

@@ -10,7 +10,7 @@ import asyncpg
 import nats.errors
 from nats.js import JetStreamContext
 
-from services.common.connect import mask_url
+from services.common.connect import NatsAccess, mask_url
 from services.deadletters.adapters.jetstream import StreamMissing, connect
 from services.deadletters.adapters.postgres import RecordsMissing
 
@@ -20,7 +20,7 @@ class Unavailable(Exception):
 
 
 @asynccontextmanager
-async def jetstream(nats_url: str) -> AsyncIterator[JetStreamContext]:
+async def jetstream(nats_url: NatsAccess | str) -> AsyncIterator[JetStreamContext]:
     try:
         nc = await connect(nats_url)
     except (TimeoutError, OSError, nats.errors.Error) as exc:

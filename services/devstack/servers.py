@@ -247,9 +247,13 @@ class OwnNats(_Server):
         monitor_port: int | None = None,
         user: str | None = None,
         password: str | None = None,
+        config: Path | None = None,
     ) -> None:
         super().__init__()
         self.store = store
+        self.config = config
+        """A nats-server configuration (users, permissions); the flags here override its
+        ports, address and store."""
         self.port = port or free_port()
         self.monitor_port = monitor_port or free_port()
         self.user, self.password = user, password
@@ -268,8 +272,10 @@ class OwnNats(_Server):
         self.store.mkdir(parents=True, exist_ok=True)
 
     def spawn(self) -> None:
-        argv = [
-            str(nats_server_binary()),
+        argv = [str(nats_server_binary())]
+        if self.config is not None:
+            argv += ["-c", str(self.config)]
+        argv += [
             "-js",
             "-sd",
             str(self.store),

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from services.common.connect import NatsAccess
 from services.intake.adapters.jetstream import (
     AsyncPublisher,
     JetStreamIntake,
@@ -32,7 +33,7 @@ class Intake:
 
 @asynccontextmanager
 async def intake(
-    nats_url: str,
+    nats_url: NatsAccess | str,
     *,
     in_flight: int,
     database_url: str | None = None,

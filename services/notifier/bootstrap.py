@@ -16,7 +16,7 @@ import asyncpg
 from nats.aio.client import Client
 
 from contracts.wire import REMINDERS_STREAM
-from services.common.connect import connect_service, mask_webhook_url
+from services.common.connect import NatsAccess, connect_service, mask_webhook_url
 from services.common.durations import format_duration
 from services.common.retry import RetryPolicy, retry
 from services.common.runtime import unless_stopped
@@ -150,7 +150,7 @@ async def run_notifier(
         log.info("%s", describe(target))
 
     async def connect() -> Client:
-        return await connect_service(settings.nats_url, name="cw-notifier")
+        return await connect_service(NatsAccess.from_settings(settings), name="cw-notifier")
 
     nc = await connect()
     # min_size=0: the pool is created even while PostgreSQL is down; work then retries.

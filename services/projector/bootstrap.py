@@ -17,6 +17,7 @@ from nats.aio.client import Client
 from contracts.wire import EVENTS_STREAM
 from services.common.campaign import Campaign, load_campaign
 from services.common.connect import (
+    NatsAccess,
     Unreachable,
     connect_command,
     connect_postgres_command,
@@ -63,7 +64,7 @@ async def _until_up(what: str, connect: Callable[[], Awaitable[T]]) -> T:
 
 
 async def connect_nats(settings: Settings, name: str) -> Client:
-    return await connect_service(settings.nats_url, name=name)
+    return await connect_service(NatsAccess.from_settings(settings), name=name)
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:
@@ -239,7 +240,7 @@ async def audit(settings: Settings, since: int = 1) -> AuditReport:
     """``cw audit``: account for every message of ``CW_EVENTS`` from ``since`` up to the
     projector's checkpoint. Raises ``AuditUnavailable`` when it cannot read what it needs."""
     try:
-        nc = await connect_command(settings.nats_url, name="cw-audit")
+        nc = await connect_command(NatsAccess.from_settings(settings), name="cw-audit")
         try:
             conn = await connect_postgres_command(settings.database_url)
             try:
@@ -264,7 +265,7 @@ class RebuildUnavailable(RuntimeError):
 async def _rebuild_preflight(settings: Settings) -> None:
     """Fail within seconds, in one line, where a long-running service would wait."""
     try:
-        nc = await connect_command(settings.nats_url, name="cw-rebuild")
+        nc = await connect_command(NatsAccess.from_settings(settings), name="cw-rebuild")
         try:
             stream_there = await events_stream_exists(nc.jetstream())
         finally:

@@ -11,7 +11,7 @@ import asyncpg
 from nats.js.errors import NotFoundError
 
 from services.common.campaign import load_campaign
-from services.common.connect import connect_service
+from services.common.connect import NatsAccess, connect_service
 from services.common.migrations import migrate
 from services.common.retry import RetryPolicy, retry
 from services.common.runtime import unless_stopped
@@ -57,7 +57,7 @@ async def run_reminders(
     health = health or Health()
     campaign = load_campaign(settings.campaign_file)
     name = "cw-reminders"
-    nc = await connect_service(settings.nats_url, name=name)
+    nc = await connect_service(NatsAccess.from_settings(settings), name=name)
     pool = await asyncpg.create_pool(
         settings.database_url, min_size=0, max_size=4, command_timeout=60
     )
@@ -71,7 +71,9 @@ async def run_reminders(
         if not await unless_stopped(acquired, stop):
             return  # stopped while waiting as the standby
         health.writing()
-        conn = NatsConnection(nc, reopen=lambda: connect_service(settings.nats_url, name=name))
+        conn = NatsConnection(
+            nc, reopen=lambda: connect_service(NatsAccess.from_settings(settings), name=name)
+        )
         js = nc.jetstream()
         try:
             target = await stream_last_seq(js)

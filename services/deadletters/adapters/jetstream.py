@@ -11,7 +11,7 @@ from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 
 from contracts.wire import INTAKE_STAGE, dead_letter_stage
-from services.common.connect import connect_command
+from services.common.connect import NatsAccess, connect_command
 from services.common.deadletters import MSG_ID, DeadLetter
 from services.common.streams import (
     DEAD_LETTERS_STREAM,
@@ -52,7 +52,7 @@ class DeadLetterCounts:
         return self.by_stage().get(stage, 0)
 
 
-async def connect(url: str) -> Client:
+async def connect(url: NatsAccess | str) -> Client:
     """Connect, failing within seconds when the server is not there."""
     return await connect_command(url, name="cw-dlq")
 

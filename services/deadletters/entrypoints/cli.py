@@ -16,6 +16,7 @@ from rich.table import Table
 from contracts import EventRejected
 from services.common.campaign import load_campaign
 from services.common.cliargs import positive_int
+from services.common.connect import NatsAccess
 from services.common.deadletters import FILE as FILE_HEADER
 from services.common.deadletters import TRUNCATED as TRUNCATED_HEADER
 from services.common.deadletters import DeadLetter, header_text
@@ -62,7 +63,7 @@ def rejected_at(letter: DeadLetter, zone: ZoneInfo, *, offset: bool = True) -> s
 
 
 async def list_command(
-    nats_url: str,
+    nats_url: NatsAccess | str,
     *,
     stage: str | None,
     limit: int,
@@ -136,7 +137,7 @@ def _summary(letter: DeadLetter) -> dict[str, object]:
 
 
 async def show_command(
-    nats_url: str, seq: int, *, console: Console, zone: ZoneInfo | None = None
+    nats_url: NatsAccess | str, seq: int, *, console: Console, zone: ZoneInfo | None = None
 ) -> int:
     try:
         async with jetstream(nats_url) as js:
@@ -193,7 +194,7 @@ def _readable(payload: bytes) -> str:
 
 
 async def replay_command(
-    nats_url: str,
+    nats_url: NatsAccess | str,
     database_url: str,
     seqs: Sequence[int],
     *,
@@ -220,7 +221,12 @@ async def replay_command(
 
 
 async def delete_command(
-    nats_url: str, database_url: str, seqs: Sequence[int], *, reason: str, console: Console
+    nats_url: NatsAccess | str,
+    database_url: str,
+    seqs: Sequence[int],
+    *,
+    reason: str,
+    console: Console,
 ) -> int:
     """Record each dead letter as deleted with ``reason``, then remove it."""
     failed = 0
@@ -250,7 +256,7 @@ def _list(args: argparse.Namespace) -> int:
     settings = Settings()
     return run(
         list_command(
-            settings.nats_url,
+            NatsAccess.from_settings(settings),
             stage=args.stage,
             limit=args.limit,
             as_json=args.json,
@@ -263,7 +269,9 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     settings = Settings()
     zone = load_campaign(settings.campaign_file).timezone
-    return run(show_command(settings.nats_url, args.seq, console=_console(), zone=zone))
+    return run(
+        show_command(NatsAccess.from_settings(settings), args.seq, console=_console(), zone=zone)
+    )
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -281,7 +289,7 @@ def _replay(args: argparse.Namespace) -> int:
     settings = Settings()
     return run(
         replay_command(
-            settings.nats_url,
+            NatsAccess.from_settings(settings),
             settings.database_url,
             args.seq,
             fixed=fixed,
@@ -295,7 +303,7 @@ def _delete(args: argparse.Namespace) -> int:
     settings = Settings()
     return run(
         delete_command(
-            settings.nats_url,
+            NatsAccess.from_settings(settings),
             settings.database_url,
             args.seq,
             reason=args.reason,

@@ -30,7 +30,7 @@ from contracts.wire import (
     INTAKE_STAGE,
     intake_dead_letter_subject,
 )
-from services.common.connect import connect_command
+from services.common.connect import NatsAccess, connect_command
 from services.common.deadletters import (
     FILE,
     MSG_ID,
@@ -71,7 +71,7 @@ class Outgoing:
     headers: Mapping[str, str]
 
 
-async def connect(url: str) -> Client:
+async def connect(url: NatsAccess | str) -> Client:
     """Connect, failing fast when the server is not there; once connected, ride out a restart."""
     return await connect_command(url, name="cw-publish")
 

@@ -18,7 +18,7 @@ from rich.progress import (
 
 from contracts.wire import DEAD_LETTERS_STREAM, EVENTS_STREAM, INTAKE_DEAD_LETTER_SUBJECT_ADDRESS
 from services.common.cliargs import positive_int
-from services.common.connect import Unreachable
+from services.common.connect import NatsAccess, Unreachable
 from services.common.durations import format_duration
 from services.common.runtime import run
 from services.common.settings import Settings
@@ -59,7 +59,7 @@ summary says that repeats older than the duplicate window are counted as new.
 
 
 async def publish_command(
-    nats_url: str,
+    nats_url: NatsAccess | str,
     path: str,
     *,
     console: Console,
@@ -193,7 +193,7 @@ def _publish(args: argparse.Namespace) -> int:
     settings = Settings()
     return run(
         publish_command(
-            settings.nats_url,
+            NatsAccess.from_settings(settings),
             args.file,
             console=console,
             database_url=settings.database_url,
