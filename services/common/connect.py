@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,9 +171,16 @@ def failure_text(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-async def connect_command(target: NatsAccess | str, *, name: str | None = None) -> Client:
+async def connect_command(
+    target: NatsAccess | str,
+    *,
+    name: str | None = None,
+    on_refusal: Callable[[str], None] | None = None,
+) -> Client:
     """Connect for a command: fail within seconds with ``Unreachable`` (``Refused`` when the
-    server refuses the credentials)."""
+    server refuses the credentials). ``on_refusal`` is told the server's words each time it
+    refuses this user an operation once connected (``Permissions Violation for Publish to
+    "…"``): nats-py reports it only there, and the request or publish then gets no answer."""
     access = NatsAccess.of(target)
     failures: list[Exception] = []
 
@@ -180,6 +188,9 @@ async def connect_command(target: NatsAccess | str, *, name: str | None = None) 
         # nats-py logs a traceback per failed attempt by default; we say it in one line.
         failures.append(exc)
         log.debug("nats: %r", exc)
+        refused = _refusal(exc)
+        if refused is not None and on_refusal is not None:
+            on_refusal(refused)
 
     # One retry per server, and a deadline over all of them: nats-py reads 0 attempts as
     # "forever", and its default (60 attempts, 2 s apart) is the two-minute hang of old.

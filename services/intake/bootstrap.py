@@ -12,6 +12,7 @@ from services.common.connect import NatsAccess
 from services.intake.adapters.jetstream import (
     AsyncPublisher,
     JetStreamIntake,
+    Refusals,
     check_streams,
     connect,
 )
@@ -27,8 +28,8 @@ class Intake:
     sink_for: SinkFor
     archive: ReadModelArchive | None
     """``None`` when no database was given."""
-    duplicate_window: timedelta
-    """``CW_EVENTS``'s, as the stream is configured."""
+    duplicate_window: timedelta | None
+    """``CW_EVENTS``'s, as the stream is configured; ``None``: this user may not ask."""
 
 
 @asynccontextmanager
@@ -45,13 +46,16 @@ async def intake(
     ``district``: the publisher's own (``CW_DISTRICT``), where rejected lines are filed."""
     archive = PostgresArchive(database_url) if database_url is not None else None
     try:
-        nc = await connect(nats_url)
+        refusals = Refusals()
+        nc = await connect(nats_url, refusals)
         try:
-            window = await check_streams(nc.jetstream())
+            window = await check_streams(nc.jetstream(), refusals)
             publishing = nc.jetstream(publish_async_max_pending=in_flight)
             yield Intake(
                 lambda file_name: JetStreamIntake(
-                    AsyncPublisher(publishing), file_name=file_name, district=district
+                    AsyncPublisher(publishing, refusals=refusals),
+                    file_name=file_name,
+                    district=district,
                 ),
                 archive,
                 window,

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import nats
 import nats.errors
@@ -30,7 +31,7 @@ from contracts.wire import (
     INTAKE_STAGE,
     intake_dead_letter_subject,
 )
-from services.common.connect import NatsAccess, connect_command
+from services.common.connect import NatsAccess, Refused, connect_command
 from services.common.deadletters import (
     FILE,
     MSG_ID,
@@ -60,6 +61,93 @@ class StreamsMissing(RuntimeError):
     """A stream ``cw publish`` writes to does not exist."""
 
 
+T = TypeVar("T")
+_VIOLATION = re.compile(r'Permissions Violation for (Publish|Subscription) to "?([^"\s]+)', re.I)
+
+
+class PublishRefused(Refused):
+    """NATS refused this user a subject (its permissions): said in one line, and nothing more
+    is sent; waiting or sending again would not change the server's mind.
+
+    nats-py hands the server's words over in lower case: ``subject`` is the subject as it was
+    sent when it is known (``as_sent``), else as the server said it."""
+
+    def __init__(self, action: str, subject: str) -> None:
+        self.action, self.subject = action, subject
+        if action == "subscribe":
+            text = (
+                "NATS refused to let this user subscribe to its reply inbox: set "
+                "CW_NATS_INBOX_PREFIX to the user's own prefix (a district's publisher: "
+                "_INBOX_<district>)"
+            )
+        else:
+            text = f"NATS refused to let this user publish to {subject}: {_why(subject)}"
+        super().__init__(text)
+
+    def about(self, subject: str) -> bool:
+        return self.subject.lower() == subject.lower()
+
+    def as_sent(self, subject: str) -> PublishRefused:
+        return PublishRefused(self.action, subject)
+
+
+def _why(subject: str) -> str:
+    subject = subject.lower()
+    if subject.startswith("cw.events."):
+        return (
+            "this publisher may only publish for its own district (check the file's districts, "
+            "and the user in CW_NATS_URL or CW_NATS_CREDS)"
+        )
+    if subject.startswith(intake_dead_letter_subject("")):
+        return "this publisher may keep only its own district's rejected lines: set CW_DISTRICT"
+    return "this user's permissions do not allow it"
+
+
+class Refusals:
+    """The server's refusals of one connection, as ``connect_command`` hears them
+    (``on_refusal``): nats-py only reports them there, and the refused publish or request then
+    waits for an answer that never comes. ``race`` and the listeners end that wait at once."""
+
+    def __init__(self) -> None:
+        self.first: PublishRefused | None = None
+        self._seen = asyncio.Event()
+        self._listeners: list[Callable[[PublishRefused], None]] = []
+
+    def __call__(self, text: str) -> None:
+        found = _VIOLATION.search(text)
+        if found is None:
+            return
+        action = "publish" if found.group(1).lower() == "publish" else "subscribe"
+        refused = PublishRefused(action, found.group(2))
+        if self.first is None:
+            self.first = refused
+        self._seen.set()
+        for listener in self._listeners:
+            listener(refused)
+
+    def listen(self, listener: Callable[[PublishRefused], None]) -> None:
+        self._listeners.append(listener)
+
+    def forget(self) -> None:
+        """A refusal that was expected and dealt with (a stream info the user may not ask)."""
+        self.first = None
+        self._seen.clear()
+
+    async def race(self, work: Awaitable[T]) -> T:
+        """``work``'s result, or ``PublishRefused`` as soon as the server refuses something."""
+        task = asyncio.ensure_future(work)
+        refused = asyncio.ensure_future(self._seen.wait())
+        try:
+            await asyncio.wait({task, refused}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            refused.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        assert self.first is not None
+        raise self.first
+
+
 PUBLISH_RETRY = RetryPolicy(attempts=10)
 """How often and how patiently a publish is repeated: about a minute in all."""
 
@@ -71,20 +159,30 @@ class Outgoing:
     headers: Mapping[str, str]
 
 
-async def connect(url: NatsAccess | str) -> Client:
+async def connect(url: NatsAccess | str, refusals: Refusals | None = None) -> Client:
     """Connect, failing fast when the server is not there; once connected, ride out a restart."""
-    return await connect_command(url, name="cw-publish")
+    return await connect_command(url, name="cw-publish", on_refusal=refusals)
 
 
-async def check_streams(js: JetStreamContext) -> timedelta:
+async def check_streams(js: JetStreamContext, refusals: Refusals | None = None) -> timedelta | None:
     """Check that the streams exist; return ``CW_EVENTS``'s duplicate window (within it a
-    repeated ``Nats-Msg-Id`` is dropped; after it, only the projector knows a repeat)."""
+    repeated ``Nats-Msg-Id`` is dropped; after it, only the projector knows a repeat).
+
+    ``None`` when this user may not ask (a district's publisher may not use the JetStream API:
+    a stream's info would name every district's venues); a missing stream then shows as
+    publishes that are not confirmed."""
+    refusals = refusals or Refusals()
     windows: dict[str, timedelta] = {}
     for name in (EVENTS_STREAM, DEAD_LETTERS_STREAM):
         try:
-            info = await js.stream_info(name)
+            info = await refusals.race(js.stream_info(name))
         except NotFoundError:
             raise StreamsMissing(f"stream {name} does not exist: run `cw init` first") from None
+        except PublishRefused as exc:
+            if exc.action != "publish" or not exc.about(f"$JS.API.STREAM.INFO.{name}"):
+                raise
+            refusals.forget()
+            return None
         windows[name] = timedelta(seconds=info.config.duplicate_window or 0)
     return windows[EVENTS_STREAM]
 
@@ -115,6 +213,8 @@ class AsyncPublisher:
     resolved (``publish_async_completed`` would wait for it for ever), so each future here
     gets a deadline and ``drain`` counts what it submitted itself. A failure that can pass is
     published again, by ``retry``, until the policy's attempts (the first one included) run out.
+    A subject the server refuses this user (``refusals``) ends it all at once: ``submit`` and
+    ``drain`` raise ``PublishRefused``, and nothing is sent again.
     """
 
     def __init__(
@@ -123,6 +223,7 @@ class AsyncPublisher:
         *,
         ack_timeout_s: float = 5.0,
         backoff: RetryPolicy = PUBLISH_RETRY,
+        refusals: Refusals | None = None,
     ) -> None:
         self._js = js
         self._ack_timeout_s = ack_timeout_s
@@ -132,10 +233,28 @@ class AsyncPublisher:
         self._settled.set()
         self._retries: set[asyncio.Task[None]] = set()
         self._failure: NotConfirmed | None = None
+        self._refused: PublishRefused | None = None
+        self._in_flight: dict[asyncio.Future[PubAck], Outgoing] = {}
         self.unconfirmed = 0
+        if refusals is not None:
+            refusals.listen(self._refuse)
+
+    def _refuse(self, refused: PublishRefused) -> None:
+        if self._refused is None:
+            sent = (m.subject for m in self._in_flight.values() if refused.about(m.subject))
+            subject = next(sent, None)
+            self._refused = refused.as_sent(subject) if subject is not None else refused
+        for task in self._retries:
+            task.cancel()
+        # A submit waiting for room among the publishes in flight gets it at once.
+        for future in list(self._in_flight):
+            future.cancel()
+        self._settled.set()
 
     async def submit(self, message: Outgoing, on_ack: Callable[[PubAck], None]) -> None:
         """Return once ``message`` is in flight; wait while nats-py's pending limit is reached."""
+        if self._refused is not None:
+            raise self._refused
         if self._failure is not None:
             raise self._failure
         self._open += 1
@@ -149,10 +268,13 @@ class AsyncPublisher:
             self._fail(message, f"{type(exc).__name__}: {exc}")
             return
         deadline = asyncio.get_running_loop().call_later(self._ack_timeout_s, future.cancel)
+        self._in_flight[future] = message
         future.add_done_callback(lambda done: self._answered(message, on_ack, deadline, done))
 
     async def drain(self) -> None:
         await self._settled.wait()
+        if self._refused is not None:
+            raise self._refused
         if self._failure is not None:
             raise self._failure
 
@@ -169,6 +291,9 @@ class AsyncPublisher:
         future: asyncio.Future[PubAck],
     ) -> None:
         deadline.cancel()
+        self._in_flight.pop(future, None)
+        if self._refused is not None:
+            return
         if future.cancelled():
             self._again(message, on_ack, TimeoutError())
             return
@@ -184,6 +309,8 @@ class AsyncPublisher:
     def _again(
         self, message: Outgoing, on_ack: Callable[[PubAck], None], first: BaseException
     ) -> None:
+        if self._refused is not None:
+            return
         task = asyncio.create_task(self._retry(message, on_ack, first))
         self._retries.add(task)
         task.add_done_callback(self._retries.discard)
@@ -221,7 +348,7 @@ class AsyncPublisher:
 
     def _close(self) -> None:
         self._open -= 1
-        if self._open == 0:
+        if self._open == 0 or self._refused is not None:
             self._settled.set()
 
 

@@ -18,7 +18,7 @@ from rich.progress import (
 
 from contracts.wire import DEAD_LETTERS_STREAM, EVENTS_STREAM, INTAKE_DEAD_LETTER_SUBJECT_ADDRESS
 from services.common.cliargs import positive_int
-from services.common.connect import NatsAccess, Unreachable
+from services.common.connect import NatsAccess, Refused, Unreachable
 from services.common.durations import format_duration
 from services.common.runtime import run
 from services.common.settings import Settings
@@ -38,6 +38,8 @@ exit status:
      ones are listed above the summary and kept in CW_DEAD_LETTERS (cw dlq list)
   2  NATS could not be reached or did not confirm some events; run the same
      command again: nothing is doubled
+  3  NATS refused this user (its credentials, or a subject it may not publish to,
+     such as another district's): said in one line; nothing more was sent
 """
 
 DESCRIPTION = """\
@@ -88,6 +90,10 @@ async def publish_command(
     except StreamsMissing as exc:
         _say(console, str(exc))
         return 2
+    except Refused as exc:
+        # One line, and nothing else: a refusal is not fixed by sending again.
+        _say(console, str(exc))
+        return 3
     except Unreachable as exc:
         _say(console, str(exc))
         return 2
@@ -108,12 +114,13 @@ def _count(n: int, word: str) -> str:
 
 
 def summary(
-    report: IntakeReport, duplicate_window: timedelta, district: str | None = None
+    report: IntakeReport, duplicate_window: timedelta | None, district: str | None = None
 ) -> list[str]:
     """What became of the file, each event counted once; a line of explanation per kind of
     repeat, so that a count never says more than happened."""
     r = report
-    window = format_duration(duplicate_window)
+    # A district's publisher may not read the stream's configuration: its window goes unnamed.
+    window = f"{format_duration(duplicate_window)} " if duplicate_window is not None else ""
     first = f"{_count(r.sent, 'event')} sent: {r.new} new, {r.held} already held"
     if r.reused:
         first += f", {r.reused} reusing an event_id"
@@ -123,13 +130,13 @@ def summary(
     lines = [first]
     if r.duplicate:
         lines.append(
-            f"  {r.duplicate} already in {EVENTS_STREAM}: sent again within its {window} "
+            f"  {r.duplicate} already in {EVENTS_STREAM}: sent again within its {window}"
             "duplicate window, so NATS stored no second copy"
         )
     if r.already_projected:
         lines.append(
             f"  {r.already_projected} already in the read model: sent again after "
-            f"{EVENTS_STREAM}'s {window} duplicate window, so stored there again; the projector "
+            f"{EVENTS_STREAM}'s {window}duplicate window, so stored there again; the projector "
             "skips them by event_id, nothing is doubled"
         )
     if r.reused:
@@ -141,7 +148,7 @@ def summary(
     if r.archive_unavailable is not None and r.new:
         lines.append(
             f"  note: the read model was not asked ({r.archive_unavailable}), so new means not "
-            f"seen within {EVENTS_STREAM}'s {window} duplicate window; an event sent before "
+            f"seen within {EVENTS_STREAM}'s {window}duplicate window; an event sent before "
             "that is only recognised by the projector, which skips it by event_id"
         )
     if r.rejected:

@@ -1,0 +1,1 @@
+"""Who may do what on NATS: the users, their permissions, their credentials."""

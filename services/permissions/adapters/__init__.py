@@ -1,0 +1,1 @@
+"""Credentials: new passwords and NKeys, written to files only their owner can read."""

@@ -1,0 +1,1 @@
+"""Each NATS user's permissions, pure: ``users.py``."""

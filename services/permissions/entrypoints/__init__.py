@@ -1,0 +1,1 @@
+"""``cw nats``: the users of the NATS server."""
