@@ -11,6 +11,7 @@ import nats.errors
 from nats.js import JetStreamContext
 
 from services.common.connect import NatsAccess, mask_url
+from services.common.refusals import Refusals
 from services.deadletters.adapters.jetstream import StreamMissing, connect
 from services.deadletters.adapters.postgres import RecordsMissing
 
@@ -21,14 +22,20 @@ class Unavailable(Exception):
 
 @asynccontextmanager
 async def jetstream(nats_url: NatsAccess | str) -> AsyncIterator[JetStreamContext]:
+    refusals = Refusals()
     try:
-        nc = await connect(nats_url)
+        nc = await connect(nats_url, refusals)
     except (TimeoutError, OSError, nats.errors.Error) as exc:
         raise Unavailable(str(exc)) from None
     try:
         yield nc.jetstream()
     except StreamMissing as exc:
         raise Unavailable(str(exc)) from None
+    except nats.errors.TimeoutError:
+        # A request NATS refused this user is never answered: say the refusal, not the wait.
+        if refusals.first is None:
+            raise Unavailable("NATS did not answer in time; is it overloaded?") from None
+        raise Unavailable(str(refusals.first)) from None
     finally:
         await nc.close()
 

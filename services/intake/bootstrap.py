@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.common.connect import NatsAccess
+from services.common.refusals import Refusals
 from services.intake.adapters.jetstream import (
     AsyncPublisher,
     JetStreamIntake,
-    Refusals,
     check_streams,
     connect,
 )

@@ -13,6 +13,7 @@ from nats.js.errors import NotFoundError
 from contracts.wire import INTAKE_STAGE, dead_letter_stage
 from services.common.connect import NatsAccess, connect_command
 from services.common.deadletters import MSG_ID, DeadLetter
+from services.common.refusals import Refusals
 from services.common.streams import (
     DEAD_LETTERS_STREAM,
     DEAD_LETTERS_SUBJECTS,
@@ -52,9 +53,9 @@ class DeadLetterCounts:
         return self.by_stage().get(stage, 0)
 
 
-async def connect(url: NatsAccess | str) -> Client:
+async def connect(url: NatsAccess | str, refusals: Refusals | None = None) -> Client:
     """Connect, failing within seconds when the server is not there."""
-    return await connect_command(url, name="cw-dlq")
+    return await connect_command(url, name="cw-dlq", on_refusal=refusals)
 
 
 class DeadLetterStore:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import nats
 import nats.errors
@@ -31,7 +30,7 @@ from contracts.wire import (
     INTAKE_STAGE,
     intake_dead_letter_subject,
 )
-from services.common.connect import NatsAccess, Refused, connect_command
+from services.common.connect import NatsAccess, connect_command
 from services.common.deadletters import (
     FILE,
     MSG_ID,
@@ -39,6 +38,7 @@ from services.common.deadletters import (
     dead_letter_headers,
     header_safe,
 )
+from services.common.refusals import Refusals, SubjectRefused
 from services.common.retry import RetryPolicy, retry
 from services.intake.domain.lines import Accepted, Rejected, sender_district
 from services.intake.domain.ports import NotConfirmed, OnAck
@@ -59,93 +59,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 class StreamsMissing(RuntimeError):
     """A stream ``cw publish`` writes to does not exist."""
-
-
-T = TypeVar("T")
-_VIOLATION = re.compile(r'Permissions Violation for (Publish|Subscription) to "?([^"\s]+)', re.I)
-
-
-class PublishRefused(Refused):
-    """NATS refused this user a subject (its permissions): said in one line, and nothing more
-    is sent; waiting or sending again would not change the server's mind.
-
-    nats-py hands the server's words over in lower case: ``subject`` is the subject as it was
-    sent when it is known (``as_sent``), else as the server said it."""
-
-    def __init__(self, action: str, subject: str) -> None:
-        self.action, self.subject = action, subject
-        if action == "subscribe":
-            text = (
-                "NATS refused to let this user subscribe to its reply inbox: set "
-                "CW_NATS_INBOX_PREFIX to the user's own prefix (a district's publisher: "
-                "_INBOX_<district>)"
-            )
-        else:
-            text = f"NATS refused to let this user publish to {subject}: {_why(subject)}"
-        super().__init__(text)
-
-    def about(self, subject: str) -> bool:
-        return self.subject.lower() == subject.lower()
-
-    def as_sent(self, subject: str) -> PublishRefused:
-        return PublishRefused(self.action, subject)
-
-
-def _why(subject: str) -> str:
-    subject = subject.lower()
-    if subject.startswith("cw.events."):
-        return (
-            "this publisher may only publish for its own district (check the file's districts, "
-            "and the user in CW_NATS_URL or CW_NATS_CREDS)"
-        )
-    if subject.startswith(intake_dead_letter_subject("")):
-        return "this publisher may keep only its own district's rejected lines: set CW_DISTRICT"
-    return "this user's permissions do not allow it"
-
-
-class Refusals:
-    """The server's refusals of one connection, as ``connect_command`` hears them
-    (``on_refusal``): nats-py only reports them there, and the refused publish or request then
-    waits for an answer that never comes. ``race`` and the listeners end that wait at once."""
-
-    def __init__(self) -> None:
-        self.first: PublishRefused | None = None
-        self._seen = asyncio.Event()
-        self._listeners: list[Callable[[PublishRefused], None]] = []
-
-    def __call__(self, text: str) -> None:
-        found = _VIOLATION.search(text)
-        if found is None:
-            return
-        action = "publish" if found.group(1).lower() == "publish" else "subscribe"
-        refused = PublishRefused(action, found.group(2))
-        if self.first is None:
-            self.first = refused
-        self._seen.set()
-        for listener in self._listeners:
-            listener(refused)
-
-    def listen(self, listener: Callable[[PublishRefused], None]) -> None:
-        self._listeners.append(listener)
-
-    def forget(self) -> None:
-        """A refusal that was expected and dealt with (a stream info the user may not ask)."""
-        self.first = None
-        self._seen.clear()
-
-    async def race(self, work: Awaitable[T]) -> T:
-        """``work``'s result, or ``PublishRefused`` as soon as the server refuses something."""
-        task = asyncio.ensure_future(work)
-        refused = asyncio.ensure_future(self._seen.wait())
-        try:
-            await asyncio.wait({task, refused}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            refused.cancel()
-        if task.done():
-            return task.result()
-        task.cancel()
-        assert self.first is not None
-        raise self.first
 
 
 PUBLISH_RETRY = RetryPolicy(attempts=10)
@@ -178,7 +91,7 @@ async def check_streams(js: JetStreamContext, refusals: Refusals | None = None) 
             info = await refusals.race(js.stream_info(name))
         except NotFoundError:
             raise StreamsMissing(f"stream {name} does not exist: run `cw init` first") from None
-        except PublishRefused as exc:
+        except SubjectRefused as exc:
             if exc.action != "publish" or not exc.about(f"$JS.API.STREAM.INFO.{name}"):
                 raise
             refusals.forget()
@@ -214,7 +127,7 @@ class AsyncPublisher:
     gets a deadline and ``drain`` counts what it submitted itself. A failure that can pass is
     published again, by ``retry``, until the policy's attempts (the first one included) run out.
     A subject the server refuses this user (``refusals``) ends it all at once: ``submit`` and
-    ``drain`` raise ``PublishRefused``, and nothing is sent again.
+    ``drain`` raise ``SubjectRefused``, and nothing is sent again.
     """
 
     def __init__(
@@ -233,13 +146,13 @@ class AsyncPublisher:
         self._settled.set()
         self._retries: set[asyncio.Task[None]] = set()
         self._failure: NotConfirmed | None = None
-        self._refused: PublishRefused | None = None
+        self._refused: SubjectRefused | None = None
         self._in_flight: dict[asyncio.Future[PubAck], Outgoing] = {}
         self.unconfirmed = 0
         if refusals is not None:
             refusals.listen(self._refuse)
 
-    def _refuse(self, refused: PublishRefused) -> None:
+    def _refuse(self, refused: SubjectRefused) -> None:
         if self._refused is None:
             sent = (m.subject for m in self._in_flight.values() if refused.about(m.subject))
             subject = next(sent, None)
