@@ -25,6 +25,7 @@ def _registrations() -> list[Register]:
     from services.deadletters.entrypoints.cli import register as register_dlq  # noqa: PLC0415
     from services.devstack.cli import register as register_dev  # noqa: PLC0415
     from services.intake.entrypoints.cli import register as register_intake  # noqa: PLC0415
+    from services.permissions.entrypoints.cli import register as register_nats  # noqa: PLC0415
     from services.projector.entrypoints.cli import register as register_projector  # noqa: PLC0415
     from services.reports.entrypoints.cli import register as register_reports  # noqa: PLC0415
 
@@ -36,6 +37,7 @@ def _registrations() -> list[Register]:
         register_projector,
         register_dlq,
         register_reports,
+        register_nats,
     ]
 
 
