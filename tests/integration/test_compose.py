@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from services.notifier.domain.targets import parse_targets
+from services.permissions.domain.users import OPERATOR, SERVICES, password_variable
 from services.registry import all_services, setting_name
 from tests.support.system_packages import ensure_binary
 
@@ -33,6 +34,10 @@ REQUIRED = {
     "CW_DINGTALK_URL": "https://oapi.dingtalk.com/robot/send?access_token=t0k3n",
     "CW_DINGTALK_SECRET": "SEC0123456789",
     "CW_WECOM_URL": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k3y",
+    "CW_NATS_OPERATOR_PASSWORD": "nats-Operator-1",
+    "CW_NATS_PROJECTOR_PASSWORD": "nats-Projector-1",
+    "CW_NATS_REMINDERS_PASSWORD": "nats-Reminders-1",
+    "CW_NATS_NOTIFIER_PASSWORD": "nats-Notifier-1",
 }
 """The variables the stack cannot start without."""
 SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|_URL$")
@@ -131,7 +136,8 @@ def test_no_port_is_open_to_the_world_without_a_comment_saying_why(
                 )
             else:
                 assert host == "127.0.0.1", (name, host)
-    assert opened == ["grafana"]  # the operators' browsers; NATS only when CW_NATS_ADDRESS says
+    # The operators' browsers, and the district systems (NATS's client port, not monitoring).
+    assert sorted(opened) == ["grafana", "nats"]
 
 
 def _port(given: str | dict[str, Any]) -> tuple[str, str, str]:
@@ -200,3 +206,18 @@ def test_the_notifier_gets_every_variable_its_notify_file_names(config: dict[str
         targets = parse_targets(tomllib.load(file), notifier["environment"])
     assert {t.url for t in targets} == {REQUIRED["CW_DINGTALK_URL"], REQUIRED["CW_WECOM_URL"]}
     assert any(t.secret == REQUIRED["CW_DINGTALK_SECRET"] for t in targets)
+
+
+def test_each_cw_service_is_its_own_nats_user(config: dict[str, Any]) -> None:
+    services = config["services"]
+    # nats-server reads each user's password from its environment (deploy/nats-users.conf).
+    assert {password_variable(r) for r in (OPERATOR, *SERVICES)} <= set(
+        services["nats"]["environment"]
+    )
+    users = {"init": OPERATOR, **{s: s for s in SERVICES}}
+    for name, user in users.items():
+        env = services[name]["environment"]
+        password = REQUIRED[password_variable(user)]
+        assert env["CW_NATS_URL"] == f"nats://{user}:{password}@nats:4222", name
+        if name != "init":
+            assert env["CW_NATS_INBOX_PREFIX"] == f"_INBOX_{user}"

@@ -206,3 +206,23 @@ def server_config(users: Sequence[str], *, header: str = "") -> str:
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def password_variable(user: str) -> str:
+    """The environment variable that holds ``user``'s password in ``deploy/nats-users.conf``
+    (nats-server reads ``$NAME`` from its environment; docker-compose requires it)."""
+    return f"CW_NATS_{user.upper()}_PASSWORD"
+
+
+def deploy_users() -> list[str]:
+    """The lines of ``deploy/nats-users.conf`` that come from here: one permissions variable
+    per role, and the operator and services, their passwords from the environment. A unit test
+    finds each in the shipped file; district publishers are added below them by hand."""
+    roles = {OPERATOR: operator(), **{s: service_permissions(s) for s in SERVICES}}
+    lines = [f"{role.upper()}_PERMISSIONS = {p.render()}" for role, p in roles.items()]
+    lines.append("users: [")
+    lines += [
+        "  " + password_user(role, f"${password_variable(role)}", f"${role.upper()}_PERMISSIONS")
+        for role in roles
+    ]
+    return lines
