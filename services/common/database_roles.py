@@ -187,7 +187,12 @@ async def _service_role(admin: asyncpg.Connection, target: Target) -> str:
     template = CREATE_ROLE if existing is None else ALTER_ROLE
     await admin.execute(template.format(role=quoted["ident"], password=password))
     verb = "created" if existing is None else "updated"
-    login = "with CW_DATABASE_URL's password" if target.password else "without a password"
+    if target.password:
+        login = "with CW_DATABASE_URL's password"
+    elif existing is None:
+        login = "without a password (CW_DATABASE_URL has none)"
+    else:
+        login = "(its password unchanged: CW_DATABASE_URL has none)"
     return f"role {target.role}: {verb} {login}; not a superuser, may not create roles or databases"
 
 

@@ -233,9 +233,14 @@ async def test_every_step_runs_as_the_service_role_and_the_reader_reads_views_on
         await nc.close()
         await webhook.stop()
 
-    reader = await asyncpg.connect(
-        _as(settings.database_url, settings.reader_role, READER_PASSWORD)
-    )
+    # The operators' commands: cw audit as the services' role, cw report as the reader.
+    done = cw(env, "audit")
+    assert done.returncode == 0, done.stdout + done.stderr
+    reader_url = _as(settings.database_url, settings.reader_role, READER_PASSWORD)
+    as_reader = {**env, "CW_READER_DATABASE_URL": reader_url}
+    done = cw(as_reader, "report", "summary", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    reader = await asyncpg.connect(reader_url)
     try:
         for view in PUBLIC_VIEWS:
             await reader.fetchval(f"SELECT count(*) FROM public.{view}")

@@ -1,6 +1,8 @@
 """The read-only role (``cw_reader``): the public views and nothing else.
 
-Grafana's data source and reports log in as this role. It may read the views (the operators'
+Grafana's data source and reports log in as this role. ``cw db setup`` (an administrator)
+creates it; ``cw init`` as the services' role, the views' owner, grants it the views. A
+superuser's ``cw init`` does both, as before. It may read the views (the operators'
 contract) and nothing behind them: no generation schema ``cw_rm_<n>``, no ``cw`` bookkeeping, no
 write, no DDL, not even a temporary table. The views run with their owner's rights, so the role
 needs no grant on the tables they read; a ``cw rebuild`` replaces the views with ``CREATE OR
