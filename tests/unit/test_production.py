@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,28 @@ def test_every_problem_at_once() -> None:
 def test_the_shipped_example_passwords_are_defaults() -> None:
     # What the compose file's comments and the README show as placeholders.
     assert {"postgres", "changeme", "password", "secret"} <= DEFAULT_SECRETS
+
+
+SHIPPED_SECRET = re.compile(
+    r"""(?ix)[\w.-]*(?:password|passwd|token|secret)\b["']?\s*[:=]\s*["']?([^\s"',}#]+)"""
+)
+
+COMPOSE_DEFAULT = re.compile(r"(?i)\$\{\w*(?:password|passwd|token|secret)\w*:?-([^}]*)\}")
+
+
+def test_every_secret_shipped_in_an_example_is_refused_in_production() -> None:
+    # A value written in deploy/ or docker-compose.yml (not a ${VARIABLE}) is one anyone can
+    # read: production must refuse it, so it has to be among the defaults.
+    root = Path(__file__).resolve().parents[2]
+    files = [root / "docker-compose.yml", *(p for p in (root / "deploy").rglob("*") if p.is_file())]
+    texts = [
+        path.read_text(encoding="utf-8", errors="replace")
+        for path in files
+        if path.suffix not in (".json", ".png", ".svg")
+    ]
+    # A literal value, and a ${VAR:-default}'s default: both are shipped.
+    found = [v for text in texts for v in SHIPPED_SECRET.findall(text)]
+    found += [v for text in texts for v in COMPOSE_DEFAULT.findall(text)]
+    # ${VAR}, ${VAR:?…} (required) and "…" placeholders ship nothing.
+    shipped = {v for v in found if v and not v.startswith(("$", "?", "…", "<"))}
+    assert {v for v in shipped if v.lower() not in DEFAULT_SECRETS} == set()
