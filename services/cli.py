@@ -118,6 +118,14 @@ def settings_epilog(width: int = 79) -> str:
             textwrap.wrap(meaning, width, initial_indent=" " * 6, subsequent_indent=" " * 6)
         )
     lines.append("")
+    lines.extend(
+        textwrap.wrap(
+            "With CW_ENV=production every command and service refuses to start (exit status 78, "
+            "one line per problem) while NATS has no credentials, a database URL has no "
+            "password, or a secret is a default one.",
+            width,
+        )
+    )
     lines.append("cw COMMAND --help tells more about a command, its arguments and exit statuses.")
     return "\n".join(lines)
 
@@ -147,6 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 EXIT_BAD_CAMPAIGN = 2
+EXIT_NOT_FOR_PRODUCTION = 78  # EX_CONFIG
+
+
+def refused_in_production(command: str) -> int | None:
+    """With ``CW_ENV=production``, a command or service does not start on settings that are not
+    fit for it (:mod:`services.common.production`): one line per problem, never a secret."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from services.common.production import production_problems  # noqa: PLC0415
+
+    try:
+        settings = Settings()
+    except ValidationError:
+        return None  # the command itself says what is wrong with the settings
+    problems = production_problems(settings)
+    for problem in problems:
+        print(f"cw {command}: CW_ENV=production: {problem}", file=sys.stderr)
+    return EXIT_NOT_FOR_PRODUCTION if problems else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    refused = refused_in_production(args.command)
+    if refused is not None:
+        return refused
     try:
         return handler(args)
     except CampaignError as exc:

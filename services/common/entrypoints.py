@@ -74,6 +74,46 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+async def setup(settings: Settings) -> list[str]:
+    """``cw db setup``: the administrator's step (:mod:`services.common.database_roles`)."""
+    from services.common.database_roles import SetupRefused, setup_database  # noqa: PLC0415
+    from services.projector.adapters.reader_role import PUBLIC_VIEWS  # noqa: PLC0415
+
+    if not settings.admin_database_url:
+        raise SetupRefused(
+            "set CW_ADMIN_DATABASE_URL to a superuser's URL (or a role with CREATEROLE and "
+            "CREATEDB); it is read from the environment, never from the command line"
+        )
+    password = settings.reader_password
+    return await setup_database(
+        settings.admin_database_url,
+        settings.database_url,
+        reader_role=settings.reader_role,
+        reader_password=password.get_secret_value() if password else None,
+        zone=load_campaign(settings.campaign_file).timezone,
+        public_views=PUBLIC_VIEWS,
+    )
+
+
+def _db_setup(args: argparse.Namespace) -> int:
+    from services.common.database_roles import SetupRefused, admin_unreachable  # noqa: PLC0415
+
+    try:
+        lines = run(setup(Settings()))
+    except Unreachable as exc:
+        print(f"cw db setup: {admin_unreachable(exc)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except SetupRefused as exc:
+        print(f"cw db setup: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    for line in lines:
+        print(line)
+    return 0
+
+
+EXIT_REFUSED = 3
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "init",
@@ -84,3 +124,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog="exit status: 0 done; 2 NATS or PostgreSQL cannot be reached (said in one line)",
     )
     p.set_defaults(handler=_init)
+
+    db = sub.add_parser(
+        "db",
+        help="the PostgreSQL administrator's step: cw db setup",
+        description="What needs an administrator of the PostgreSQL cluster, once.",
+    )
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND", help="setup")
+    s = db_sub.add_parser(
+        "setup",
+        help="create the services' role, the read-only role and the database",
+        description="As CW_ADMIN_DATABASE_URL (a superuser, or a role with CREATEROLE and "
+        "CREATEDB): create or update the role named by CW_DATABASE_URL's user with that URL's "
+        "password (LOGIN, NOSUPERUSER, NOCREATEDB, NOCREATEROLE, NOBYPASSRLS), the database of "
+        "CW_DATABASE_URL if missing, where the role may create schemas and the public views, "
+        "the read-only role CW_READER_ROLE with CW_READER_PASSWORD when set, and the database's "
+        "TimeZone. What a superuser's cw init made is handed over to the role. Then run cw init "
+        "(and everything else) as CW_DATABASE_URL's user. Safe to run again.",
+        epilog="exit status: 0 done; 2 PostgreSQL cannot be reached as the administrator; 3 "
+        "refused (said in one line: no CW_ADMIN_DATABASE_URL, CW_DATABASE_URL's user is the "
+        "administrator or an administrating role, or the administrator lacks a right)",
+    )
+    s.set_defaults(handler=_db_setup)

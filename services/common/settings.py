@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +15,11 @@ from services.common.durations import format_duration, parse_duration
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CW_", frozen=True, extra="ignore")
 
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="production: every command and service refuses to start while NATS has no "
+        "credentials, a database URL has no password, or a secret is a default one.",
+    )
     nats_url: str = Field(
         default="nats://127.0.0.1:4222",
         description="NATS server URL (several: comma-separated); a token or password in it is "
@@ -39,7 +45,13 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/chuangwei",
-        description="PostgreSQL URL of the read model (and cw.dead_letter_actions).",
+        description="PostgreSQL URL of the read model (and cw.dead_letter_actions); its user is "
+        "the role the services, cw init and cw rebuild run as (cw db setup creates it).",
+    )
+    admin_database_url: str | None = Field(
+        default=None,
+        description="Only for cw db setup: a PostgreSQL URL of a superuser (or a role with "
+        "CREATEROLE and CREATEDB) that creates the database and the roles.",
     )
     campaign_file: Path | None = Field(
         default=None,

@@ -38,7 +38,8 @@ def decode_delivery(d: Delivery, campaign: Campaign) -> Prepared:
     except Exception as exc:
         # A registered upcaster that crashes on an odd event: that event is unreadable, which
         # is bad input too; it must reach the dead letters, not vanish in a callback.
-        log.exception("event at sequence %s could not be read", d.seq)
+        # Its message may quote the event: the dead letter keeps it, the log names the type.
+        log.error("event at sequence %s could not be read (%s)", d.seq, type(exc).__name__)
         return Rejection(d, f"unreadable: {type(exc).__name__}: {exc}", "(event)", "unreadable")
     if event.subject != d.subject:
         # With per-district permissions on subjects, the subject is what NATS authorised: an

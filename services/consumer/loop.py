@@ -156,7 +156,8 @@ class Consumer(abc.ABC, Generic[Report, M]):
             (only,) = batch
             if isinstance(only, Rejection):
                 raise
-            log.error("event at sequence %s cannot be stored: %s", only.seq, exc)
+            # PostgreSQL's message may quote the value: the dead letter keeps it, the log not.
+            log.error("event at sequence %s cannot be stored: a dead letter says why", only.seq)
             delivery = Delivery(only.seq, only.subject, only.raw, only.headers)
             await self.dead_letter(delivery, f"the read model cannot store it: {exc}",
                                     "(event)", "unstorable")  # fmt: skip
@@ -178,7 +179,11 @@ class Consumer(abc.ABC, Generic[Report, M]):
         letters = self.dead_letters
         await self._retry("dead_letters", partial(letters.publish, delivery, reason, field, kind,
                                                   extra))  # fmt: skip
-        log.warning("dead letter seq=%s (%s): %s", delivery.seq, kind, reason)
+        # The reason may quote the message (a malformed phone number): it stays in the dead
+        # letter, for the operator (`cw dlq show`), and out of the log.
+        log.warning(
+            "dead letter seq=%s (%s), field %s: cw dlq shows why", delivery.seq, kind, field
+        )
         self.metrics.dead_lettered(kind)
 
     async def _retry(self, stage: str, attempt: Callable[[], Awaitable[T]]) -> T:

@@ -24,7 +24,7 @@ from typing import TextIO
 from services import registry
 from services.common.runtime import run
 from services.common.settings import Settings
-from services.devstack.reader import ReaderAccess, reader_access
+from services.devstack.reader import ReaderAccess, reader_access, service_url
 from services.devstack.secure import EXAMPLES_DISTRICT, PUBLISHER, SecureNats, secure_nats
 from services.devstack.stack import LocalStack, project_root
 from services.devstack.supervisor import ServiceSpec, run_services
@@ -152,12 +152,15 @@ def _psql(stack: LocalStack) -> str:
 REPORT = ".venv/bin/cw report"
 
 
+def _own_database(stack: LocalStack) -> bool:
+    return stack.own or stack.environ.get("CW_DATABASE_URL") != stack.database_url
+
+
 def _reader(stack: LocalStack, settings: Settings) -> ReaderAccess | None:
-    own_database = stack.own or stack.environ.get("CW_DATABASE_URL") != stack.database_url
     return reader_access(
         stack.environ,
         stack.database_url,
-        own_database=own_database,
+        own_database=_own_database(stack),
         data_dir=stack.data_dir,
         role=settings.reader_role,
     )
@@ -302,16 +305,25 @@ async def dev(
                 await asyncio.Event().wait()
                 return 0
             from services.common.connect import Unreachable  # noqa: PLC0415
-            from services.common.entrypoints import initialise  # noqa: PLC0415
+            from services.common.database_roles import SetupRefused  # noqa: PLC0415
+            from services.common.entrypoints import initialise, setup  # noqa: PLC0415
 
+            reader_password = reader.password if reader else settings_now.reader_password
+            services_url = service_url(
+                stack.database_url, own_database=_own_database(stack), data_dir=stack.data_dir
+            )
             settings = Settings(
                 nats_url=env["CW_NATS_URL"],
-                database_url=env["CW_DATABASE_URL"],
-                reader_password=reader.password if reader else settings_now.reader_password,
+                database_url=services_url or env["CW_DATABASE_URL"],
+                admin_database_url=stack.database_url if services_url else None,
+                reader_password=reader_password,
             )
             try:
+                if services_url is not None:
+                    for line in await setup(settings):
+                        info(f"  db setup: {line}")
                 lines = await initialise(settings)
-            except Unreachable as exc:
+            except (Unreachable, SetupRefused) as exc:
                 info(f"cw dev: {exc}")
                 return 2
             for line in lines:
@@ -332,7 +344,15 @@ async def dev(
                 info(line)
             info("  Ctrl-C stops the services and what cw dev started.")
             reader_env = reader.env if reader else {}
-            base_env = {**os.environ, **env, **reader_env, "PYTHONUNBUFFERED": "1"}
+            # The services run as the least-privileged role, as in production.
+            services_env = {"CW_DATABASE_URL": services_url} if services_url else {}
+            base_env = {
+                **os.environ,
+                **env,
+                **services_env,
+                **reader_env,
+                "PYTHONUNBUFFERED": "1",
+            }
             await run_services(
                 [
                     ServiceSpec(

@@ -22,6 +22,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from services.common.connect import mask_url
 
 PASSWORD_FILE = "reader-password"
+SERVICE_PASSWORD_FILE = "service-password"
+SERVICE_ROLE = "cw_service"
+"""The role ``cw dev`` runs ``cw init`` and the services as, on a database it found or started:
+the least-privileged shape of production (``cw db setup``), not the superuser."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +61,8 @@ def with_user(url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _dev_password(data_dir: Path) -> str:
-    path = data_dir / PASSWORD_FILE
+def _dev_password(data_dir: Path, name: str = PASSWORD_FILE) -> str:
+    path = data_dir / name
     if path.is_file():
         return path.read_text(encoding="utf-8").strip()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -88,3 +92,12 @@ def reader_access(
     else:
         return None
     return ReaderAccess(role, password, with_user(database_url, role, password), shell)
+
+
+def service_url(database_url: str, *, own_database: bool, data_dir: Path) -> str | None:
+    """The services' URL on the stack's database: ``cw_service`` with a development password
+    kept in ``.cw/service-password`` (mode 0600); ``None`` on a database given by
+    ``CW_DATABASE_URL``, whose user is the operator's choice."""
+    if not own_database:
+        return None
+    return with_user(database_url, SERVICE_ROLE, _dev_password(data_dir, SERVICE_PASSWORD_FILE))

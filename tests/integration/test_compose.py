@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 REQUIRED = {
     "CW_POSTGRES_PASSWORD": "pg-Secret-1",
+    "CW_SERVICE_DB_PASSWORD": "service-Secret-1",
     "CW_READER_PASSWORD": "reader-Secret-1",
     "CW_GRAFANA_ADMIN_PASSWORD": "grafana-Secret-1",
     "CW_DINGTALK_URL": "https://oapi.dingtalk.com/robot/send?access_token=t0k3n",

@@ -20,7 +20,7 @@ import pytest
 from services.devstack.cli import DevService, dev, psql_command
 from services.devstack.stack import DATABASE, LocalStack
 from services.devstack.supervisor import ServiceSpec, run_services
-from services.devstack.system import LOCALHOST, port_answers
+from services.devstack.system import LOCALHOST, port_answers, postgres_fallback_dir
 from tests.support.processes import ROOT
 from tests.support.waiting import eventually
 
@@ -254,3 +254,55 @@ async def test_the_database_fixture_gives_an_empty_database(database_url: str) -
         assert tables == 0
     finally:
         await conn.close()
+
+
+_WHO_AM_I = """
+import asyncio, os, time, urllib.parse  # {marker}
+import asyncpg
+async def main():
+    conn = await asyncpg.connect(os.environ["CW_DATABASE_URL"])
+    row = await conn.fetchrow(
+        "SELECT current_user AS who, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+        "WHERE rolname = current_user")
+    await conn.close()
+    print("runs as", row["who"], "super", row["rolsuper"], "createrole", row["rolcreaterole"],
+          "createdb", row["rolcreatedb"], flush=True)
+asyncio.run(main())
+time.sleep(600)
+"""
+
+
+async def test_cw_dev_runs_the_services_as_the_least_privileged_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("CW_NATS_URL", "CW_DATABASE_URL", "CW_READER_PASSWORD", "CW_METRICS_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    marker = f"cw-dev-whoami-{os.getpid()}"
+    fake = DevService("whoami", [sys.executable, "-c", _WHO_AM_I.format(marker=marker)], 0)
+    out: list[str] = []
+
+    def output() -> str:
+        out.append(capsys.readouterr().out)
+        return "".join(out)
+
+    task = asyncio.create_task(dev(own=True, project_dir=tmp_path, services=[fake]))
+    try:
+
+        async def said() -> bool:
+            return "whoami | runs as" in output()
+
+        await eventually(said, within=120, what=output, running=[task])
+        text = output()
+        assert "whoami | runs as cw_service super False createrole False createdb False" in text
+        assert "db setup: role cw_service: created" in text
+        assert "init: read-only role cw_reader: granted the public views" in text
+        password_file = tmp_path / ".cw" / "service-password"
+        assert password_file.stat().st_mode & 0o777 == 0o600
+        assert password_file.read_text().strip() not in text
+    finally:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+        assert await asyncio.wait_for(task, 60) == 0
+        data = tmp_path / ".cw"
+        shutil.rmtree(postgres_fallback_dir(data / "postgres"), ignore_errors=True)  # as root
+        shutil.rmtree(data, ignore_errors=True)
+    assert _processes_mentioning(marker) == []
