@@ -12,6 +12,8 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 
+import nats.errors
+
 from services import registry
 from services.common.connect import Refused
 from services.common.settings import Settings, described_settings
@@ -190,6 +192,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every command that reads the campaign file refuses a bad one, in one line.
         print(f"cw {args.command}: campaign file: {exc}", file=sys.stderr)
         return EXIT_BAD_CAMPAIGN
+    except nats.errors.TimeoutError:
+        # NATS leaves a request it refused this user unanswered, so a refusal looks like this.
+        print(
+            f"cw {args.command}: NATS did not answer in time; a request this NATS user may not "
+            "make is never answered: is it the operator? (README, 'Who may do what')",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -148,6 +148,17 @@ async def test_a_publisher_is_refused_another_district_in_one_line(
     assert "set CW_NATS_INBOX_PREFIX" in done.stdout
     _clean(secured, done.stdout + done.stderr)
 
+    # Another district's CW_DISTRICT: its rejected lines would go where this user may not write.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"event_id": "nope"}\n', encoding="utf-8")
+    elsewhere = {**_env(secured, "publisher", database_url), "CW_DISTRICT": "110101"}
+    done = cw(elsewhere, "publish", "--no-progress", str(bad))
+    assert done.returncode == 3
+    assert done.stdout.splitlines()[-1] == (
+        "NATS refused to let this user publish to cw.dlq.intake.110101: this publisher may keep "
+        "only its own district's rejected lines: set CW_DISTRICT"
+    )
+
 
 def test_a_publisher_may_not_run_operators_commands(
     secured: SecuredServer, database_url: str
@@ -160,6 +171,11 @@ def test_a_publisher_may_not_run_operators_commands(
         "NATS refused to let this user use the JetStream API: cw init, cw dlq, cw audit and "
         "cw rebuild are the operator's"
     ]
+    _clean(secured, said)
+    done = cw(env, "init")
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said
+    assert "cw init: NATS did not answer in time; a request this NATS user may not make" in said
     _clean(secured, said)
 
 
