@@ -314,3 +314,33 @@ async def test_replay_and_delete_without_the_database_objects_say_run_cw_init(
     assert "run `cw init` first" in delete_out.getvalue()
     store = DeadLetterStore(nc.jetstream())
     assert [d.seq for d in await store.list(stage=None, limit=9)] == dead_letters
+
+
+async def test_intake_dead_letters_of_every_district_and_older_ones_are_stage_intake(
+    nats_url: str, nc: Client
+) -> None:
+    js = nc.jetstream()
+    for subject in ("cw.dlq.intake", "cw.dlq.intake.320703", "cw.dlq.intake.110101"):
+        payload = orjson.dumps({"district": subject})
+        headers = dead_letter_headers(stage="intake", reason="r", field="f", payload=payload)
+        await js.publish(subject, payload, headers=headers)
+    await js.publish("cw.dlq.projector", b"{}")  # no headers: the stage is read from the subject
+
+    console, out = _console()
+    assert await list_command(nats_url, stage="intake", limit=2, as_json=False,
+                              console=console) == 0  # fmt: skip
+    text = out.getvalue()
+    assert f"{DEAD_LETTERS_STREAM}: 4 dead letters (intake 3, projector 1)" in text
+    assert "showing the oldest 2 of 3" in text
+    console, out = _console()
+    assert await list_command(nats_url, stage="intake", limit=50, as_json=True,
+                              console=console) == 0  # fmt: skip
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(r["subject"], r["stage"]) for r in rows] == [
+        ("cw.dlq.intake", "intake"),
+        ("cw.dlq.intake.320703", "intake"),
+        ("cw.dlq.intake.110101", "intake"),
+    ]
+    store = DeadLetterStore(js)
+    [projector] = await store.list(stage="projector", limit=50)
+    assert projector.stage == "projector"
