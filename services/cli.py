@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 
 import nats.errors
+from pydantic import ValidationError
 
 from services import registry
 from services.common.connect import Refused
@@ -45,6 +46,8 @@ def _registrations() -> list[Register]:
 
 EXIT_METRICS_PORT_TAKEN = 2
 EXIT_REFUSED = 3
+EXIT_BAD_SETTING = 78
+"""``EX_CONFIG``, as production mode's refusals."""
 
 
 def _logging() -> None:
@@ -178,6 +181,20 @@ def refused_in_production(command: str) -> int | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        # A setting that cannot be read, in one line each: its name and why, never its value
+        # (it may be a secret).
+        for error in exc.errors():
+            name = "CW_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"cw: {name}: {error['msg']}", file=sys.stderr)
+        return EXIT_BAD_SETTING
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from services.common.campaign import CampaignError  # noqa: PLC0415
 
     parser = build_parser()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts.wire import dead_letter_stage, intake_dead_letter_district
+from services.cli import main
 from services.intake.domain.lines import Rejected, sender_district
 
 pytestmark = pytest.mark.unit
@@ -35,3 +36,13 @@ def test_the_stage_and_district_of_a_dead_letter_subject() -> None:
     assert intake_dead_letter_district("cw.dlq.intake.unknown") is None
     assert intake_dead_letter_district("cw.dlq.intake") is None
     assert intake_dead_letter_district("cw.dlq.projector") is None
+
+
+def test_a_district_setting_that_is_not_a_district_is_said_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CW_DISTRICT", "3207")
+    assert main(["publish", "-"]) == 78
+    said = capsys.readouterr()
+    assert said.err.splitlines() == ["cw: CW_DISTRICT: String should match pattern '^[0-9]{6}$'"]
+    assert "3207" not in said.err.replace("CW_DISTRICT", "")
