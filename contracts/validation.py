@@ -32,6 +32,7 @@ MAX_EVENT_BYTES = 64 * 1024
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 BOM = b"\xef\xbb\xbf"
 _NOT_NUMBERS = re.compile(rb"[:\[,]\s*-?(?:NaN|Infinity)\b")
+_PLAIN_KEY = re.compile(r'[^\s."\\]+')
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +67,20 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
         # The discriminated union puts the tag (the event type) first; it is not a field.
         if loc and loc[0] in EVENT_TYPES:
             loc = loc[1:]
-        field = ".".join(str(p) for p in loc) or "(event)"
+        field = ".".join(_segment(p) for p in loc) or "(event)"
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             field = "event_type"
         out.append(FieldError(field, plain_reason(err)))
     return out
+
+
+def _segment(part: object) -> str:
+    """One step of a field's dotted path. A key that is empty, or holds a dot, a quote or white
+    space, is written as JSON writes it (``""``, ``"a.b"``, ``"data "``): otherwise ``""`` reads
+    as the whole event, ``a.b`` as a path, and ``data `` as ``data`` once a dead-letter header
+    has folded its spaces."""
+    text = str(part)
+    return shown(text) if isinstance(part, str) and not _PLAIN_KEY.fullmatch(text) else text
 
 
 def _count(n: object, one: str, many: str) -> str:
