@@ -1,0 +1,143 @@
+"""Hostile input through the store and the commands, against the run's NATS and PostgreSQL.
+
+- Every event drawn from the contract's JSON Schemas is projected by the running projector
+  (its real unit of work on PostgreSQL): archived, or refused by a rule of the domain; none is
+  ``unstorable`` and none stalls it.
+- The fault suite's hostile messages, published straight to ``cw.events.>`` past the intake, are
+  each projected or dead-lettered with the field and kind ``decode_delivery`` gives, and
+  ``cw audit`` is clean.
+- ``cw publish`` on a file of them exits 0 or 1 with its report, never a traceback, and every
+  rejected line is in the intake's dead letters with its field.
+
+``CW_HOSTILE_EXAMPLES`` and ``CW_HOSTILE_COUNT`` make a deeper run (see the unit tier's
+``test_hostile_input.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+
+from contracts import decode_event
+from services.common.campaign import load_campaign
+from services.consumer.decoding import decode_delivery
+from services.consumer.model import Delivery, Rejection
+from services.intake.adapters.files import read_lines
+from services.intake.domain.lines import Rejected, judge
+from tests.integration.conftest import Harness, audits_clean
+from tests.integration.test_projector_refusals import dead_letters, outcomes
+from tests.support.hostile import hostile_cases
+from tests.support.processes import cw, cw_env
+from tests.support.schema_events import hostile_count, hostile_settings, schema_events
+
+pytestmark = pytest.mark.integration
+
+DOMAIN_REFUSALS = {"venue_mismatch", "event_id_reused"}
+"""Why a valid event may still be refused: rules of the read model, not of storage."""
+
+
+def drawn_events(examples: int) -> list[dict[str, Any]]:
+    """Events drawn from the schemas, each with an event_id of its own (a drawn id repeats)."""
+    events: list[dict[str, Any]] = []
+
+    @hostile_settings(examples)
+    @given(schema_events())
+    def draw(obj: dict[str, Any]) -> None:
+        events.append({**obj, "event_id": str(uuid.uuid4())})
+
+    draw()
+    return events
+
+
+async def archived_seqs(harness: Harness) -> set[int]:
+    rows = await harness.rows("SELECT stream_seq FROM event_archive")
+    return {int(str(r["stream_seq"])) for r in rows}
+
+
+async def test_every_event_drawn_from_the_schema_is_projected(harness: Harness) -> None:
+    events = await asyncio.to_thread(drawn_events, 150)
+    js = harness.nc.jetstream()
+    for obj in events:
+        event = decode_event(_json(obj))
+        await js.publish(event.subject, _json(obj), headers={"Nats-Msg-Id": obj["event_id"]})
+    await harness.project()
+
+    archived = await archived_seqs(harness)
+    refused = {seq: reason for seq, (_, reason) in (await outcomes(harness)).items()}
+    assert set(range(1, len(events) + 1)) == archived | set(refused)
+    # Drawn ids are short and repeat across venues: a domain rule may refuse a few, storage none.
+    assert set(refused.values()) <= DOMAIN_REFUSALS, refused
+    assert len(archived) > len(events) * 0.8
+    await audits_clean(harness.settings)
+
+
+async def test_hostile_messages_sent_past_the_intake_are_projected_or_dead_lettered(
+    harness: Harness,
+) -> None:
+    cases = hostile_cases(hostile_count(400), seed=20261125)
+    for case in cases:
+        await harness.publish_raw(case.subject, case.payload)
+    campaign = load_campaign()
+    await harness.project()
+
+    archived = await archived_seqs(harness)
+    results = await outcomes(harness)
+    letters = {d.original_stream_seq: d for d in await dead_letters(harness)}
+    for seq, case in enumerate(cases, start=1):
+        expected = decode_delivery(Delivery(seq, case.subject, case.payload, None), campaign)
+        what = f"message {seq} ({case.mutation}): {case.payload[:200]!r}"
+        if isinstance(expected, Rejection):
+            letter = letters.get(seq)
+            assert letter is not None, f"no dead letter for {what}"
+            assert (letter.field, letter.kind) == (expected.field, expected.kind), what
+            assert letter.reason, what
+            assert results.get(seq) == ("dead_lettered", expected.kind), what
+        elif seq not in archived:
+            outcome, reason = results[seq]
+            assert (outcome, reason in DOMAIN_REFUSALS) == ("dead_lettered", True), what
+    assert len(archived) >= len(cases) // 5
+    await audits_clean(harness.settings)
+
+
+async def test_cw_publish_on_hostile_lines_reports_and_dead_letters_every_rejected_line(
+    harness: Harness, tmp_path: Path
+) -> None:
+    cases = hostile_cases(hostile_count(300), seed=7)
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join(c.payload for c in cases) + b"\n")
+    with path.open("rb") as lines:
+        verdicts = [judge(line) for line in read_lines(lines)]
+    rejected = [v for v in verdicts if isinstance(v, Rejected)]
+    assert rejected
+
+    env = cw_env(harness.settings.nats_url, harness.settings.database_url)
+    done = await asyncio.to_thread(cw, env, "publish", str(path), "--no-progress")
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output
+    assert f"; {len(rejected)} lines rejected" in done.stdout
+    for r in rejected:
+        assert f"line {r.line}: rejected: {r.field}: " in done.stdout
+    # A dead letter is kept once per payload (its id is the payload's digest): the first line.
+    first: dict[bytes, Rejected] = {}
+    for r in rejected:
+        first.setdefault(r.payload, r)
+    letters = [d for d in await dead_letters(harness) if d.stage == "intake"]
+    assert sorted((d.line, d.field) for d in letters) == sorted(
+        (r.line, r.field) for r in first.values()
+    )
+    assert all(d.field and d.reason.startswith(f"{d.field}: ") for d in letters)
+    # What the intake let through, the projector takes whole.
+    await harness.project()
+    await audits_clean(harness.settings)
+
+
+def _json(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False).encode()
