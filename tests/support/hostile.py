@@ -420,6 +420,14 @@ def _duplicate_key(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
     return raw[:-1] + b',"' + key.encode() + b'":' + _dump(value) + b"}", "?"
 
 
+def _deep_nesting(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
+    # A shallow nest is an unknown field like any other; a deep one is refused as malformed
+    # before it is parsed (a depth bomb), whatever the depth a JSON parser would go to.
+    depth = rng.choice((50, 600, 20_000))
+    raw = _dump(obj)[:-1] + b',"nest":' + b"[" * depth + b"]" * depth + b"}"
+    return raw, "nest" if depth < 100 else "(event)"
+
+
 MUTATIONS: dict[str, tuple[int, Mutation]] = {
     "missing_required": (8, _missing_required),
     "wrong_type": (8, _wrong_type),
@@ -439,6 +447,7 @@ MUTATIONS: dict[str, tuple[int, Mutation]] = {
     "not_utf8": (4, _not_utf8),
     "too_large": (1, _too_large),
     "duplicate_key": (2, _duplicate_key),
+    "deep_nesting": (1, _deep_nesting),
 }
 """Each mutation with its weight; valid events and subject mismatches come on top."""
 VALID_SHARE = 0.3
@@ -448,14 +457,22 @@ _WEIGHTS = [MUTATIONS[n][0] for n in _NAMES]
 
 
 def _mismatched(rng: random.Random, obj: Json) -> str:
-    which = rng.randrange(3)
+    """A publishable subject that is not the payload's: another district (a district speaking
+    for another), venue or type, a token more or fewer, or the type in lower case."""
+    which = rng.randrange(6)
     district, venue, event_type = obj["district"], obj["venue_id"], obj["event_type"]
     if which == 0:
         district = rng.choice([d for d in DISTRICTS if d != district])
     elif which == 1:
         venue = venue + "X"
-    else:
+    elif which == 2:
         event_type = rng.choice([t for t in EVENT_TYPES if t != event_type])
+    elif which == 3:
+        return event_subject(district, venue, event_type) + ".v1"
+    elif which == 4:
+        return f"cw.events.{district}.{venue}"
+    else:
+        event_type = event_type.lower()
     return event_subject(district, venue, event_type)
 
 

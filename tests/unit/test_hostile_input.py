@@ -52,7 +52,7 @@ from tests.support.schema_events import (
     hostile_settings,
     schema_events,
 )
-from tests.unit.test_contract_schema import EVENT_SCHEMA, _validator
+from tests.unit.test_contract_schema import EVENT_SCHEMA, _validator, mutants
 
 pytestmark = pytest.mark.unit
 
@@ -146,8 +146,10 @@ def check_rejection(exc: EventRejected, raw: bytes, value: Any, expected: str | 
         assert error.field and error.reason, error
     if field == "(event)":
         if value is not None:
-            # The bytes were JSON: the contract refused the whole, for its size or its shape.
-            assert len(raw) > MAX_EVENT_BYTES or not isinstance(value, dict), exc
+            # The bytes were JSON: the contract refused the whole, for its size, its shape, or
+            # a nesting deeper than it reads (a depth bomb, refused before it is parsed).
+            deep = "recursion limit" in exc.reason or "nested too deeply" in exc.reason
+            assert len(raw) > MAX_EVENT_BYTES or not isinstance(value, dict) or deep, exc
         return
     assert value is not None, f"bytes that are no JSON text were judged field by field: {exc}"
     assert _recognisable(field, value), f"{field!r} is not a path of {raw[:300]!r}"
@@ -220,7 +222,10 @@ def test_hostile_messages_are_the_same_for_the_same_seed() -> None:
     assert first == hostile_messages(500, seed=11)
     assert first != hostile_messages(500, seed=12)
     assert len(first) == 500
-    assert all(SUBJECT.fullmatch(subject) for subject, _ in first)
+    for case in hostile_cases(500, seed=11):
+        assert case.subject.startswith("cw.events."), case
+        assert not set(case.subject) & set(" *>\t\r\n"), case  # publishable
+        assert SUBJECT.fullmatch(case.subject) or case.mutation == "subject_mismatch", case
     # A longer list starts with the shorter one: a count is a prefix, not another draw.
     assert hostile_messages(100, seed=11) == first[:100]
 
@@ -261,3 +266,13 @@ def test_an_unknown_key_is_named_so_that_it_cannot_be_read_as_another_path(
         assert caught.value.first_field == expected
         assert str(caught.value) == f"{expected}: unknown field (not in the contract)"
         del where[key]
+
+
+@hostile_settings(300)
+@given(schema_events().flatmap(lambda obj: mutants([obj])))
+def test_any_change_to_a_drawn_event_gets_one_verdict_and_a_named_field(obj: Any) -> None:
+    # The differential test's own mutations (any value anywhere, keys added and removed), on
+    # events drawn from the schema rather than on the examples.
+    raw = json.dumps(obj, ensure_ascii=False).encode()
+    subject = "cw.events.320703.LY-FM-001.IssueFound"
+    judge(Case(subject, raw, "any", "?"))
