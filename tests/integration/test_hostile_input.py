@@ -30,6 +30,7 @@ from services.consumer.decoding import decode_delivery
 from services.consumer.model import Delivery, Rejection
 from services.intake.adapters.files import read_lines
 from services.intake.domain.lines import Rejected, judge
+from tests import factories as f
 from tests.integration.conftest import Harness, audits_clean
 from tests.integration.test_projector_refusals import dead_letters, outcomes
 from tests.support.hostile import hostile_cases
@@ -141,3 +142,30 @@ async def test_cw_publish_on_hostile_lines_reports_and_dead_letters_every_reject
 
 def _json(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, ensure_ascii=False).encode()
+
+
+async def test_a_count_postgresql_cannot_hold_is_an_unstorable_dead_letter(
+    harness: Harness,
+) -> None:
+    # Valid by the contract, one by one: 100,000 items an inspection. A district that sends
+    # 21,475 of them for one venue and phase takes its integer sum past what PostgreSQL holds;
+    # the sum stands here already near the end. That event is dead-lettered, the rest go on.
+    venue, when = "LY-FM-001", f.at("2023-03-15 10:00")
+    await harness.publish([f.inspection(venue, when, items_checked=100_000)])
+    await harness.project()
+    schema = await harness.db.fetchval("SELECT active_schema FROM cw.read_model_head")
+    await harness.db.execute(
+        f"UPDATE {schema}.venue_phase_counts SET items_checked = 2147483647 - 99999"
+    )
+    await harness.publish([
+        f.inspection(venue, when, items_checked=100_000),
+        f.inspection(venue, when, items_checked=3),
+        f.issue(venue, "I1", when),
+    ])  # fmt: skip
+    await harness.project()
+
+    letters = await dead_letters(harness)
+    assert [(d.kind, d.original_stream_seq) for d in letters] == [("unstorable", 2)]
+    assert "out of range" in letters[0].reason
+    assert await archived_seqs(harness) == {1, 3, 4}
+    await audits_clean(harness.settings)
