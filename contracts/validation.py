@@ -32,6 +32,10 @@ MAX_EVENT_BYTES = 64 * 1024
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 BOM = b"\xef\xbb\xbf"
 _NOT_NUMBERS = re.compile(rb"[:\[,]\s*-?(?:NaN|Infinity)\b")
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 _PLAIN_KEY = re.compile(r'[^\s."\\]+')
 
 
@@ -170,6 +174,27 @@ def _json_error(exc: Exception, raw: bytes | str) -> EventRejected:
     return _malformed(text)
 
 
+def _json_invalid(detail: str, raw: bytes | str) -> str:
+    """The parser's complaint, with the cause a publisher can act on when it is the encoding:
+    bytes that are not UTF-8 (a system writing GBK), or an escaped lone surrogate."""
+    if isinstance(raw, bytes):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return (
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); an event "
+                f"is UTF-8, not GBK or Latin-1 ({detail})"
+            )
+    probe = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    lone = _LONE_SURROGATE.search(probe)
+    if lone is not None and ("surrogate" in detail or "hex escape" in detail):
+        return (
+            f"{lone.group().decode()} is half of a surrogate pair, which is no character: "
+            f"escape a character outside the BMP as both halves, or write it as it is ({detail})"
+        )
+    return detail
+
+
 def _too_large(size: int) -> EventRejected:
     return EventRejected(
         [FieldError("(event)", f"message is {size} bytes; the limit is {MAX_EVENT_BYTES}")]
@@ -191,7 +216,7 @@ def decode_event(raw: bytes | str) -> Event:
     except ValidationError as exc:
         first = exc.errors(include_url=False)
         if first and first[0]["type"] == "json_invalid":
-            raise _malformed(str(first[0]["msg"])) from None
+            raise _malformed(_json_invalid(str(first[0]["msg"]), raw)) from None
         if not any(e["loc"][-1:] == ("schema_version",) for e in first):
             raise EventRejected(_field_errors(exc)) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:

@@ -276,3 +276,23 @@ def test_any_change_to_a_drawn_event_gets_one_verdict_and_a_named_field(obj: Any
     raw = json.dumps(obj, ensure_ascii=False).encode()
     subject = "cw.events.320703.LY-FM-001.IssueFound"
     judge(Case(subject, raw, "any", "?"))
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        ('{"source":"连云区"}'.encode("gb18030"), "not UTF-8 text (byte 0xc1 at offset 11)"),
+        (b'{"source":"a\xff"}', "not UTF-8 text (byte 0xff at offset 12)"),
+        (rb'{"source":"\ud800"}', "\\ud800 is half of a surrogate pair"),
+        (rb'{"source":"\udc00x"}', "\\udc00 is half of a surrogate pair"),
+        (rb'{"source":"\ud83d\ude00\ud83d"}', "\\ud83d is half of a surrogate pair"),
+    ],
+    ids=["GBK", "a stray byte", "high surrogate", "low surrogate", "a pair, then half"],
+)
+def test_text_that_is_not_unicode_is_said_so(payload: bytes, words: str) -> None:
+    # The parser alone said "invalid unicode code point" for GBK, and "unexpected end of hex
+    # escape" for a lone surrogate: true, but no help to the publisher's developer.
+    with pytest.raises(EventRejected) as caught:
+        decode_event(payload)
+    assert caught.value.first_field == "(event)"
+    assert str(caught.value).startswith(f"(event): malformed JSON: {words}")
