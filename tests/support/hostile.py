@@ -1,7 +1,7 @@
 """Hostile messages for ``cw.events.>``: valid events and every way a publisher gets one wrong.
 
-``hostile_messages(count, seed)`` is what the fault suite sends; ``hostile_cases`` is the same
-list with what each message is (its mutation, and the field a rejection must name), for the
+``hostile_messages(count, seed)`` is what the fault suite sends; ``hostile_cases`` gives the
+messages with what each one is (its mutation, and the field a rejection must name), for the
 tests that check the verdicts. Plain ``random`` with a seed: the same arguments give the same
 bytes on every machine, with no hypothesis at call time, and 10,000 take well under a second.
 
@@ -9,6 +9,8 @@ A message's subject is always a realistic, publishable one, ``cw.events.<distric
 <type>`` with the tokens of the event the mutation started from, except for
 ``subject_mismatch``, whose subject names another district, venue or type than its (valid)
 payload. Every event id is drawn from the seed, so valid events never repeat within a list.
+``hostile_messages`` holds no valid event: each one must be refused; ``hostile_cases`` mixes
+valid ones in (30 % by default).
 """
 
 from __future__ import annotations
@@ -110,8 +112,8 @@ class Case:
     mutation: str
     field: str | None
     """The field a rejection must name (a rejection may name a field below it), ``(event)``
-    for a message that is not a JSON object, ``None`` for one the contract accepts, and
-    ``"?"`` where the verdict is the contract's own call (duplicate keys)."""
+    for a message that is not a JSON object, ``None`` for a valid event, and ``"?"`` where a
+    test cannot tell in advance."""
 
 
 # --- valid events -----------------------------------------------------------------------------
@@ -414,10 +416,22 @@ def _too_large(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
 
 
 def _duplicate_key(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
-    raw = _dump(obj)
+    # A key twice, the second time with another value. Every JSON reader here (pydantic's,
+    # Python's, orjson, PostgreSQL's jsonb, JavaScript's) takes the last, so the payload says
+    # something else than the subject copied from the first.
     key = rng.choice(("district", "venue_id", "event_type", "schema_version"))
-    value = rng.choice((obj[key], rng.choice(DISTRICTS), "IssueFound", 1))
-    return raw[:-1] + b',"' + key.encode() + b'":' + _dump(value) + b"}", "?"
+    field = SUBJECT_MISMATCH
+    if key == "district":
+        value: Any = rng.choice([d for d in DISTRICTS if d != obj["district"]])
+    elif key == "venue_id":
+        value = obj["venue_id"] + "Z"
+    elif key == "event_type":
+        value = rng.choice([t for t in EVENT_TYPES if t != obj["event_type"]])
+        rechecks = {"RecheckFailed", "RecheckPassed"}
+        field = SUBJECT_MISMATCH if {value, obj["event_type"]} == rechecks else "data"
+    else:
+        value, field = 2, "schema_version"
+    return _dump(obj)[:-1] + b',"' + key.encode() + b'":' + _dump(value) + b"}", field
 
 
 def _deep_nesting(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
@@ -476,28 +490,30 @@ def _mismatched(rng: random.Random, obj: Json) -> str:
     return event_subject(district, venue, event_type)
 
 
-def hostile_case(rng: random.Random) -> Case:
-    """One message: valid (about 30 %), a subject that disagrees with its valid payload
+def hostile_case(rng: random.Random, valid_share: float = VALID_SHARE) -> Case:
+    """One message: valid (``valid_share``), a subject that disagrees with its valid payload
     (about 8 %), or one mutation of a valid event."""
     obj = valid_event(rng)
     subject = event_subject(obj["district"], obj["venue_id"], obj["event_type"])
     roll = rng.random()
-    if roll < VALID_SHARE:
+    if roll < valid_share:
         return Case(subject, _dump(obj), "valid", None)
-    if roll < VALID_SHARE + SUBJECT_MISMATCH_SHARE:
+    if roll < valid_share + SUBJECT_MISMATCH_SHARE:
         return Case(_mismatched(rng, obj), _dump(obj), "subject_mismatch", SUBJECT_MISMATCH)
     name = rng.choices(_NAMES, _WEIGHTS)[0]
     payload, field = MUTATIONS[name][1](rng, obj)
     return Case(subject, payload, name, field)
 
 
-def hostile_cases(count: int, seed: int) -> list[Case]:
-    """``count`` messages with what each is; the same for the same ``seed``."""
+def hostile_cases(count: int, seed: int, valid_share: float = VALID_SHARE) -> list[Case]:
+    """``count`` messages with what each is, valid events among them (``valid_share``); the
+    same for the same ``seed``, and a shorter list is the start of a longer one."""
     rng = random.Random(seed)
-    return [hostile_case(rng) for _ in range(count)]
+    return [hostile_case(rng, valid_share) for _ in range(count)]
 
 
 def hostile_messages(count: int, seed: int) -> list[tuple[str, bytes]]:
-    """``count`` (subject, payload) pairs for ``cw.events.>``: a deterministic mix of valid
-    events and every kind of mistake above (see the module's documentation)."""
-    return [(c.subject, c.payload) for c in hostile_cases(count, seed)]
+    """``count`` (subject, payload) pairs for ``cw.events.>``, each one a mistake the projector
+    must refuse with a reason naming a field (no valid event among them): a deterministic mix
+    of every mutation above and of subjects that disagree with their payload."""
+    return [(c.subject, c.payload) for c in hostile_cases(count, seed, valid_share=0.0)]

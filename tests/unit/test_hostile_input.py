@@ -239,6 +239,14 @@ def test_hostile_messages_are_ten_thousand_and_mix_every_mutation() -> None:
     assert len(set(valid_ids)) == len(valid_ids)
 
 
+def test_every_hostile_message_is_refused_with_a_field() -> None:
+    # What the fault suite sends among its valid events: each one must be dead-lettered.
+    for seq, (subject, payload) in enumerate(hostile_messages(2_000, seed=20231125), start=1):
+        prepared = decode_delivery(Delivery(seq, subject, payload, None), CAMPAIGN)
+        assert isinstance(prepared, Rejection), (subject, payload[:300])
+        assert prepared.field and prepared.reason and prepared.kind, prepared
+
+
 def test_every_hostile_message_is_an_event_or_a_rejection_naming_its_field() -> None:
     for case in hostile_cases(hostile_count(2_000), seed=20261125):
         judge(case)
