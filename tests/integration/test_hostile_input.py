@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import uuid
 from pathlib import Path
@@ -23,11 +24,13 @@ from typing import Any
 
 import pytest
 from hypothesis import given
+from rich.console import Console
 
 from contracts import decode_event
 from services.common.campaign import load_campaign
 from services.consumer.decoding import decode_delivery
 from services.consumer.model import Delivery, Rejection
+from services.deadletters.entrypoints.cli import list_command, show_command
 from services.intake.adapters.files import read_lines
 from services.intake.domain.lines import Rejected, judge
 from tests import factories as f
@@ -104,14 +107,38 @@ async def test_hostile_messages_sent_past_the_intake_are_projected_or_dead_lette
             assert (outcome, reason in DOMAIN_REFUSALS) == ("dead_lettered", True), what
     assert len(archived) >= len(cases) // 5
     await audits_clean(harness.settings)
+    await _operators_read(harness, len(letters))
 
 
+async def _operators_read(harness: Harness, n: int) -> None:
+    """``cw dlq list`` (piped and ``--json``) and ``cw dlq show`` read every hostile dead letter
+    without a crash: one line per letter, whatever its payload or reason holds."""
+    url = harness.settings.nats_url
+    out = io.StringIO()
+    assert await list_command(url, stage=None, limit=n, as_json=False, console=_pipe(out)) == 0
+    lines = out.getvalue().splitlines()
+    assert len(lines) == n + 2, lines[:5]  # the counts, the heading, a line each
+    assert all(len(line.split("\t")) == 5 for line in lines[1:]), lines
+    out = io.StringIO()
+    assert await list_command(url, stage=None, limit=n, as_json=True, console=_pipe(out)) == 0
+    assert len([json.loads(line) for line in out.getvalue().splitlines()]) == n
+    for letter in await dead_letters(harness):
+        out = io.StringIO()
+        assert await show_command(url, letter.seq, console=_pipe(out)) == 0
+        assert f"field:       {letter.field}" in out.getvalue()
+
+
+def _pipe(out: io.StringIO) -> Console:
+    return Console(file=out, width=120)
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
 async def test_cw_publish_on_hostile_lines_reports_and_dead_letters_every_rejected_line(
-    harness: Harness, tmp_path: Path
+    harness: Harness, tmp_path: Path, end: bytes
 ) -> None:
     cases = hostile_cases(hostile_count(300), seed=7)
     path = tmp_path / "hostile.jsonl"
-    path.write_bytes(b"\n".join(c.payload for c in cases) + b"\n")
+    path.write_bytes(end.join(c.payload for c in cases) + end)
     with path.open("rb") as lines:
         verdicts = [judge(line) for line in read_lines(lines)]
     rejected = [v for v in verdicts if isinstance(v, Rejected)]
