@@ -442,6 +442,14 @@ def _deep_nesting(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
     return raw, "nest" if depth < 100 else "(event)"
 
 
+def _many_faults(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
+    # Thousands of unknown keys in under 64 KiB: a rejection that lists them all is slow to
+    # write and a log line of hundreds of kilobytes.
+    for i in range(rng.choice((30, 3_000, 6_000))):
+        obj[f"k{i}"] = 1
+    return _dump(obj), "k0"
+
+
 MUTATIONS: dict[str, tuple[int, Mutation]] = {
     "missing_required": (8, _missing_required),
     "wrong_type": (8, _wrong_type),
@@ -462,6 +470,7 @@ MUTATIONS: dict[str, tuple[int, Mutation]] = {
     "too_large": (1, _too_large),
     "duplicate_key": (2, _duplicate_key),
     "deep_nesting": (1, _deep_nesting),
+    "many_faults": (1, _many_faults),
 }
 """Each mutation with its weight; valid events and subject mismatches come on top."""
 VALID_SHARE = 0.3

@@ -8,14 +8,18 @@ the consumers' decoding.
 - A mutated one (each mutation of ``tests/support/hostile.py``: a field missing, of the wrong
   type, extra, empty, out of range, a bad timestamp, UUID or district, too long, NUL, another
   type's body, an unknown type, another schema version, broken JSON, bytes that are not UTF-8,
-  too large, a key twice) gets the same verdict from both, and a rejection names a field: it is
-  set, the reason says it, it is a path of the input or of the schema, the schema complains at
-  that path too, and it is the field the mutation changed.
-- Every message of ``hostile_messages`` is, for a consumer of ``CW_EVENTS``, an event or a
-  rejection naming its field; a subject that disagrees with its payload is ``subject_mismatch``.
+  too large, a key twice, nesting from shallow to a depth bomb, thousands of unknown keys), and
+  any change the
+  differential test of ``test_contract_schema.py`` makes, gets the same verdict from both, and
+  a rejection names a field: it is set, the reason says it, it is a path of the input or of the
+  schema, the schema complains at that path too, and it is the field the mutation changed.
+- For a consumer of ``CW_EVENTS``, every message is an event or a rejection naming its field;
+  a subject that disagrees with its payload is ``subject_mismatch``; and every message of
+  ``hostile_messages`` (what the fault suite sends) is refused.
 
 The JSON Schema judges a JSON value; the bytes before it are judged by the JSON text rules the
-contract states (UTF-8, no byte-order mark, no NaN, at most 64 KiB), and by I-JSON's (RFC 7493)
+contract states (UTF-8, no byte-order mark, no NaN, at most 64 KiB, a nesting depth the parser
+reads), and by I-JSON's (RFC 7493)
 for an escaped lone surrogate (``"\\ud800"``), which no UTF-8 text can hold: ``decode_event``
 refuses it as malformed, while Python's ``json`` would hand the schema a string PostgreSQL could
 never store. Deeper runs: ``CW_HOSTILE_EXAMPLES=5000 CW_HOSTILE_COUNT=100000``.
@@ -34,7 +38,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts import MAX_EVENT_BYTES, EventRejected, decode_event, encode_event
-from contracts.validation import BOM
+from contracts.validation import BOM, MAX_LISTED
 from services.common.campaign import load_campaign
 from services.consumer.decoding import decode_delivery
 from services.consumer.model import Delivery, Rejection, StreamEvent
@@ -144,6 +148,7 @@ def check_rejection(exc: EventRejected, raw: bytes, value: Any, expected: str | 
     assert exc.reason.startswith(f"{field}: "), exc.reason
     for error in exc.errors:
         assert error.field and error.reason, error
+    assert len(exc.errors) <= MAX_LISTED + 1, "the faults past the first ones are counted"
     if field == "(event)":
         if value is not None:
             # The bytes were JSON: the contract refused the whole, for its size, its shape, or
@@ -304,3 +309,16 @@ def test_text_that_is_not_unicode_is_said_so(payload: bytes, words: str) -> None
         decode_event(payload)
     assert caught.value.first_field == "(event)"
     assert str(caught.value).startswith(f"(event): malformed JSON: {words}")
+
+
+def test_thousands_of_faults_are_counted_past_the_first_ones() -> None:
+    # 6,000 unknown keys fit in 64 KiB: listing every one took a fifth of a second and wrote a
+    # reason of 260 KB, into a log line per message.
+    obj = json.loads(next(c.payload for c in hostile_cases(20, seed=3) if c.mutation == "valid"))
+    obj.update({f"k{i}": 1 for i in range(6_000)})
+    with pytest.raises(EventRejected) as caught:
+        decode_event(json.dumps(obj, separators=(",", ":")).encode())
+    errors = caught.value.errors
+    assert [e.field for e in errors[:MAX_LISTED]] == [f"k{i}" for i in range(MAX_LISTED)]
+    assert str(errors[-1]) == f"(event): {6_000 - MAX_LISTED} more faults not listed"
+    assert len(errors) == MAX_LISTED + 1
