@@ -196,3 +196,15 @@ async def test_a_count_postgresql_cannot_hold_is_an_unstorable_dead_letter(
     assert "out of range" in letters[0].reason
     assert await archived_seqs(harness) == {1, 3, 4}
     await audits_clean(harness.settings)
+
+
+async def test_cw_dlq_show_shows_a_depth_bomb_as_text(harness: Harness) -> None:
+    # Nested 600 deep, orjson read it but would not write it indented: cw dlq show ended in a
+    # traceback (TypeError: Recursion limit reached) on a dead letter any publisher can make.
+    payload = b'{"event_type":"IssueFound","nest":' + b"[" * 600 + b"]" * 600 + b"}"
+    await harness.publish_raw("cw.events.320703.LY-FM-001.IssueFound", payload)
+    await harness.project()
+    (letter,) = await dead_letters(harness)
+    out = io.StringIO()
+    assert await show_command(harness.settings.nats_url, letter.seq, console=_pipe(out)) == 0
+    assert payload.decode() in out.getvalue().replace("\n", "")
