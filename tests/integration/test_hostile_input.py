@@ -28,14 +28,18 @@ from rich.console import Console
 
 from contracts import decode_event
 from services.common.campaign import load_campaign
+from services.common.streams import DEAD_LETTERS_STREAM
 from services.consumer.decoding import decode_delivery
 from services.consumer.model import Delivery, Rejection
-from services.deadletters.entrypoints.cli import list_command, show_command
+from services.deadletters.entrypoints.cli import list_command, replay_command, show_command
 from services.intake.adapters.files import read_lines
 from services.intake.domain.lines import Rejected, judge
+from services.projector.adapters.metrics import ProjectorMetrics
+from services.projector.bootstrap import rebuild
 from tests import factories as f
 from tests.integration.conftest import Harness, audits_clean
 from tests.integration.test_projector_refusals import dead_letters, outcomes
+from tests.integration.test_publish import stored
 from tests.support.hostile import hostile_cases
 from tests.support.processes import cw, cw_env
 from tests.support.schema_events import hostile_count, hostile_settings, schema_events
@@ -109,6 +113,17 @@ async def test_hostile_messages_sent_past_the_intake_are_projected_or_dead_lette
     await audits_clean(harness.settings)
     await _operators_read(harness, len(letters))
 
+    await harness.project()  # what was put back
+    await audits_clean(harness.settings)
+
+    # cw rebuild replays the same stream, hostile messages and all, into the same read model.
+    archived = await archived_seqs(harness)
+    issues = await harness.rows("SELECT * FROM issue_status ORDER BY district, issue_id")
+    await rebuild(harness.settings, ProjectorMetrics())
+    assert await archived_seqs(harness) == archived
+    assert await harness.rows("SELECT * FROM issue_status ORDER BY district, issue_id") == issues
+    await audits_clean(harness.settings)
+
 
 async def _operators_read(harness: Harness, n: int) -> None:
     """``cw dlq list`` (piped and ``--json``) and ``cw dlq show`` read every hostile dead letter
@@ -122,10 +137,25 @@ async def _operators_read(harness: Harness, n: int) -> None:
     out = io.StringIO()
     assert await list_command(url, stage=None, limit=n, as_json=True, console=_pipe(out)) == 0
     assert len([json.loads(line) for line in out.getvalue().splitlines()]) == n
-    for letter in await dead_letters(harness):
+    letters = await dead_letters(harness)
+    for letter in letters:
         out = io.StringIO()
         assert await show_command(url, letter.seq, console=_pipe(out)) == 0
         assert f"field:       {letter.field}" in out.getvalue()
+    # Put back as they are: each one is kept, except an event that is valid and names the
+    # district and venue of the subject it came on (only its type's token was wrong).
+    out = io.StringIO()
+    db = harness.settings.database_url
+    assert (
+        await replay_command(url, db, [d.seq for d in letters], fixed=None, console=_pipe(out)) == 1
+    )
+    assert len(out.getvalue().splitlines()) == len(letters), out.getvalue()
+    kept = {m.seq for m in await stored(harness.nc, DEAD_LETTERS_STREAM)}
+    for letter in letters:
+        if letter.seq not in kept:
+            event = decode_event(letter.payload)
+            named = (letter.original_subject or "").split(".")[2:4]
+            assert [event.district, event.venue_id] == named, letter
 
 
 def _pipe(out: io.StringIO) -> Console:
