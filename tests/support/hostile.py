@@ -3,7 +3,7 @@
 ``hostile_messages(count, seed)`` is what the fault suite sends; ``hostile_cases`` gives the
 messages with what each one is (its mutation, and the field a rejection must name), for the
 tests that check the verdicts. Plain ``random`` with a seed: the same arguments give the same
-bytes on every machine, with no hypothesis at call time, and 10,000 take well under a second.
+bytes on every machine, with no hypothesis at call time, and 10,000 take about half a second.
 
 A message's subject is always a realistic, publishable one, ``cw.events.<district>.<venue>.
 <type>`` with the tokens of the event the mutation started from, except for
