@@ -6,8 +6,11 @@
 - The fault suite's hostile messages, published straight to ``cw.events.>`` past the intake, are
   each projected or dead-lettered with the field and kind ``decode_delivery`` gives, and
   ``cw audit`` is clean.
+- ``cw dlq list``, ``show`` and ``replay`` and ``cw rebuild`` take those dead letters and that
+  stream, and ``cw audit`` stays clean; a count PostgreSQL cannot hold is ``unstorable``.
 - ``cw publish`` on a file of them exits 0 or 1 with its report, never a traceback, and every
   rejected line is in the intake's dead letters with its field.
+- The reminders service, the second reader of ``CW_EVENTS``, takes the same without stalling.
 
 ``CW_HOSTILE_EXAMPLES`` and ``CW_HOSTILE_COUNT`` make a deeper run (see the unit tier's
 ``test_hostile_input.py``).
@@ -36,13 +39,16 @@ from services.intake.adapters.files import read_lines
 from services.intake.domain.lines import Rejected, judge
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.bootstrap import rebuild
+from services.reminders.adapters.metrics import ReminderMetrics
 from tests import factories as f
 from tests.integration.conftest import Harness, audits_clean
 from tests.integration.test_projector_refusals import dead_letters, outcomes
 from tests.integration.test_publish import stored
 from tests.support.hostile import hostile_cases
 from tests.support.processes import cw, cw_env
+from tests.support.reminders import reminders_in_process
 from tests.support.schema_events import hostile_count, hostile_settings, schema_events
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -238,3 +244,31 @@ async def test_cw_dlq_show_shows_a_depth_bomb_as_text(harness: Harness) -> None:
     out = io.StringIO()
     assert await show_command(harness.settings.nats_url, letter.seq, console=_pipe(out)) == 0
     assert payload.decode() in out.getvalue().replace("\n", "")
+
+
+REMINDERS_CHECKPOINT = "SELECT COALESCE(max(stream_seq), 0) FROM cw_reminders.checkpoint"
+
+
+async def test_the_reminders_service_takes_drawn_and_hostile_messages_alike(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The second reader of CW_EVENTS: its own store (timers from the issue lifecycle) holds
+    # every drawn event, the widest offsets and the range's edges included, and passes the
+    # rejections by without stalling (the projector is the one that dead-letters them).
+    events = await asyncio.to_thread(drawn_events, 80)
+    js = harness.nc.jetstream()
+    for obj in events:
+        event = decode_event(_json(obj))
+        await js.publish(event.subject, _json(obj), headers={"Nats-Msg-Id": obj["event_id"]})
+    for case in hostile_cases(hostile_count(200), seed=5):
+        await harness.publish_raw(case.subject, case.payload)
+    last = await harness.last_seq()
+    metrics = ReminderMetrics()
+
+    async def caught_up() -> bool:
+        return int(await harness.db.fetchval(REMINDERS_CHECKPOINT)) >= last
+
+    async with reminders_in_process(harness.settings, metrics) as task:
+        await eventually(caught_up, within=60, what="the reminders reach the end", running=[task])
+    unstorable = [r.message for r in caplog.records if "cannot be stored" in r.message]
+    assert unstorable == []
