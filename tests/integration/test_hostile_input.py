@@ -22,6 +22,8 @@ import asyncio
 import io
 import json
 import logging
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ from tests.integration.conftest import Harness, audits_clean
 from tests.integration.test_projector_refusals import dead_letters, outcomes
 from tests.integration.test_publish import stored
 from tests.support.hostile import hostile_cases
-from tests.support.processes import cw, cw_env
+from tests.support.processes import ROOT, cw_env
 from tests.support.reminders import reminders_in_process
 from tests.support.schema_events import hostile_count, hostile_settings, schema_events
 from tests.support.waiting import eventually
@@ -169,9 +171,11 @@ def _pipe(out: io.StringIO) -> Console:
     return Console(file=out, width=120)
 
 
-@pytest.mark.parametrize("end", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+@pytest.mark.parametrize(
+    ("end", "stdin"), [(b"\n", False), (b"\r\n", False), (b"\n", True)], ids=["LF", "CRLF", "stdin"]
+)
 async def test_cw_publish_on_hostile_lines_reports_and_dead_letters_every_rejected_line(
-    harness: Harness, tmp_path: Path, end: bytes
+    harness: Harness, tmp_path: Path, end: bytes, stdin: bool
 ) -> None:
     cases = hostile_cases(hostile_count(300), seed=7)
     path = tmp_path / "hostile.jsonl"
@@ -182,7 +186,21 @@ async def test_cw_publish_on_hostile_lines_reports_and_dead_letters_every_reject
     assert rejected
 
     env = cw_env(harness.settings.nats_url, harness.settings.database_url)
-    done = await asyncio.to_thread(cw, env, "publish", str(path), "--no-progress")
+    args = ["-m", "services.cli", "publish", "-" if stdin else str(path), "--no-progress"]
+    ran = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, *args],
+        input=path.read_bytes() if stdin else None,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    # Bytes: the report quotes what the lines hold, which need not be UTF-8.
+    done = subprocess.CompletedProcess(
+        ran.args, ran.returncode, ran.stdout.decode(errors="replace"), ran.stderr.decode()
+    )
 
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
