@@ -189,7 +189,8 @@ async def show_command(
 def _readable(payload: bytes) -> str:
     try:
         return orjson.dumps(orjson.loads(payload), option=orjson.OPT_INDENT_2).decode()
-    except orjson.JSONDecodeError:
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        # JSONEncodeError: nested deeper than orjson writes (255), though not than it reads.
         return payload.decode("utf-8", errors="replace")
 
 
