@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import nats.errors
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -96,6 +97,11 @@ async def publish_command(
         return 3
     except Unreachable as exc:
         _say(console, str(exc))
+        return 2
+    except nats.errors.TimeoutError:
+        # A timeout is an OSError too: not the file's fault.
+        _say(console, "NATS did not answer in time; is it overloaded, or is this NATS user "
+                      "refused what it asked? (README, 'Who may do what')")  # fmt: skip
         return 2
     except OSError as exc:
         _say(console, f"cannot read {path}: {exc.strerror or exc}")
