@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -31,7 +31,8 @@ PUBLISHER = "publisher"
 @dataclass(frozen=True, slots=True)
 class NatsUser:
     name: str
-    password: str
+    password: str = field(repr=False)
+    """Never shown, not even in a test's failure report."""
     password_file: Path
     inbox_prefix: str
     permissions: perm.Permissions
