@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import nats.errors
 from pydantic import ValidationError
 
 from services import registry
-from services.common.connect import Refused
+from services.common.connect import SERVICE_REFUSED, Refused
 from services.common.settings import Settings, described_settings
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -44,6 +46,8 @@ def _registrations() -> list[Register]:
     ]
 
 
+log = logging.getLogger("cw")
+
 EXIT_METRICS_PORT_TAKEN = 2
 EXIT_REFUSED = 3
 EXIT_BAD_SETTING = 78
@@ -56,13 +60,42 @@ def _logging() -> None:
     )
 
 
+REFUSED_STOP_S = 30.0
+"""How long a service NATS refused is given to stop as on SIGTERM before it is cancelled."""
+
+
 async def serve(service: registry.RunnableService, settings: Settings) -> None:
-    """Run ``service`` until SIGINT or SIGTERM."""
+    """Run ``service`` until SIGINT or SIGTERM, or until NATS refuses it something (then stop
+    it and raise ``Refused``: a user without the service's rights is a configuration error)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await service.run(settings, stop)
+    refused: asyncio.Future[str] = loop.create_future()
+
+    def note(why: str) -> None:
+        if not refused.done():
+            refused.set_result(why)
+
+    token = SERVICE_REFUSED.set(note)
+    try:
+        running = asyncio.ensure_future(service.run(settings, stop))
+    finally:
+        SERVICE_REFUSED.reset(token)  # the task took a copy of the context
+    either: set[asyncio.Future[Any]] = {running, refused}
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    if refused.done():
+        stop.set()
+        await asyncio.wait({running}, timeout=REFUSED_STOP_S)
+        running.cancel()
+        # How the service ended after the refusal (a request never answered) is not the news.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running
+        raise Refused(
+            f"{refused.result()}; is CW_NATS_URL or CW_NATS_CREDS this service's own user?"
+        )
+    refused.cancel()
+    running.result()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ will not change its mind, so ``Refused`` says so at once.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,9 +210,11 @@ async def connect_command(
         )
     except (OSError, TimeoutError, nats.errors.Error) as exc:
         last = failures[-1] if failures else exc
-        refused = _refusal(last)
-        if refused is not None:
-            raise Refused(_refused_text(access, refused)) from None
+        # Any attempt the server answered with a refusal decides: the next one may end in a
+        # reset connection instead, when the server closes before its -ERR is read.
+        refusals = [r for r in (_refusal(e) for e in (*failures, exc)) if r is not None]
+        if refusals:
+            raise Refused(_refused_text(access, refusals[-1])) from None
         raise Unreachable(
             f"cannot reach NATS at {access.shown()} ({failure_text(last)}); "
             "is it running, and is CW_NATS_URL right?"
@@ -223,15 +226,26 @@ async def connect_command(
     return nc
 
 
+SERVICE_REFUSED: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
+    "cw_service_refused", default=None
+)
+"""What a running service does when NATS refuses it something once connected (set by ``cw
+run``, which then stops the service): a user without the rights the service needs is a
+configuration to fix, not a condition to wait out."""
+
+
 async def connect_service(target: NatsAccess | str, *, name: str) -> Client:
     """Connect for a long-running service: wait until the server is up, then stay connected.
 
     Refused credentials raise ``Refused`` at once instead of being retried for ever; an
-    operation the server does not allow this user is logged as an error in one line.
+    operation the server does not allow this user is logged as an error in one line and told
+    to ``SERVICE_REFUSED``.
     """
     access = NatsAccess.of(target)
     options = access.options()
     refusals: list[str] = []
+    connected = [False]
+    when_refused = SERVICE_REFUSED.get()
 
     last_said: list[str] = [""]
 
@@ -243,6 +257,8 @@ async def connect_service(target: NatsAccess | str, *, name: str) -> Client:
         repeated, last_said[0] = text == last_said[0], text
         if refused is not None:
             refusals.append(refused)
+            if connected[0] and when_refused is not None:
+                when_refused(f"NATS at {access.shown()} refused {name}: {refused}")
         if repeated:
             log.debug("NATS at %s: %s", access.shown(), text)
         elif refused is None:
@@ -270,6 +286,7 @@ async def connect_service(target: NatsAccess | str, *, name: str) -> Client:
                 raise Refused(_refused_text(access, why)) from None
             raise
         nc.options["max_reconnect_attempts"] = -1  # once connected, reconnect for ever
+        connected[0] = True
         return nc
 
     return await retry(

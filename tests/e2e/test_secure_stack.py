@@ -13,6 +13,7 @@ import pytest
 
 from contracts import encode_event
 from contracts.wire import REMINDERS_STREAM
+from services.cli import EXIT_REFUSED
 from tests import factories as f
 from tests.support.processes import EXAMPLES, ProjectorProcess, cw
 from tests.support.reminders import campaign_file, soon
@@ -207,6 +208,13 @@ async def test_a_service_run_as_another_user_says_what_was_refused(
         line = await eventually(refused, within=30, what=f"{service} says what NATS refused")
         assert f"NATS at nats://{someone_else}:***@" in line
         assert f"refused cw-{service}: permissions violation for publish to" in line
+        # ... and stops: waiting would not give this user the rights it lacks.
+        assert process.proc is not None
+        status = await asyncio.to_thread(process.proc.wait, 60)
+        said = process.log.read_text(errors="replace")
+        assert status == EXIT_REFUSED, said
+        assert "this service's own user? : stopping" in said or "own user?: stopping" in said
+        assert "Traceback" not in said
     finally:
         process.ensure_gone()
     _clean(secured, process.log.read_text(errors="replace"))
