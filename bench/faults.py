@@ -12,11 +12,13 @@ the end. Nothing is asserted: the figures are printed and written down.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,6 +113,11 @@ async def main() -> int:
     sizes = SMALL if args.small else Sizes()
     command = shlex.join([".venv/bin/python", "bench/faults.py", *sys.argv[1:]])
     print(f"machine: {machine()}\ncommit: {commit()}\n{sizes}")
+    # Ctrl-C or a kill: each case's own clean-up (services, servers, database) still runs.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, main_task.cancel)
     figures = []
     began = time.monotonic()
     folder = Path(tempfile.mkdtemp(prefix="cw-faults-"))
