@@ -87,12 +87,15 @@ class Sizes:
     large_6k: int = 5_000
     large_44k: int = 500
     hostile: int = 10_000
+    reminders: int = 20_000
+    """The notifier's backlog: it delivers one reminder per webhook request, each recorded in a
+    few transactions."""
     within_s: float = 600.0
     """The longest any wait may take before the case gives up (and says so)."""
 
 
 SMALL = Sizes(events=1_500, kills=1, cut_s=3.0, large_6k=200, large_44k=20, hostile=600,
-              within_s=90.0)  # fmt: skip
+              reminders=600, within_s=90.0)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -392,7 +395,7 @@ async def notifier_kills(lab: Lab, sizes: Sizes) -> Figures:
             }
             path = notify_file(site.folder / "notify.toml", [target])
             notifier = site.service("notifier", notify_file=str(path), notifier_metrics_port="0")
-            sent = [rm.reminder(n) for n in range(1, sizes.events + 1)]
+            sent = [rm.reminder(n) for n in range(1, sizes.reminders + 1)]
             nc = await site.connect()
             await rm.publish(nc.jetstream(), sent)
             last = await _last_seq(nc, REMINDERS_STREAM)
