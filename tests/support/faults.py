@@ -262,6 +262,26 @@ def issues(n: int, prefix: str = "I") -> list[Event]:
     return [f.issue(f"V{i % 97}", f"{prefix}{i}", START + timedelta(seconds=i)) for i in range(n)]
 
 
+@dataclass(frozen=True)
+class Kills:
+    """What ``kill_at_marks`` did: the progress at each kill, how long after each restart the
+    service was working again (its progress moved), and the moment of the last restart."""
+
+    seen: list[int]
+    working_again_s: list[float]
+    restarted: float
+
+    def say(self, what: str) -> str:
+        again = sorted(self.working_again_s)
+        if not again:
+            resumed = "(nothing was left)"
+        elif len(again) == 1:
+            resumed = f"after {again[0]:.1f} s"
+        else:
+            resumed = f"after {again[0]:.1f}–{again[-1]:.1f} s"
+        return f"{len(self.seen)}× kill -9 at {_list(self.seen)} {what}; working again {resumed}"
+
+
 async def kill_at_marks(
     site: Site,
     service: ProjectorProcess,
@@ -270,24 +290,28 @@ async def kill_at_marks(
     total: int,
     *,
     within: float,
-) -> tuple[float, list[int]]:
+) -> Kills:
     """``kill -9`` ``service`` ``kills`` times, each when ``progress`` has reached the next of
-    ``kills`` marks spread evenly over ``total``, and restart it at once. Returns the moment of
-    the last restart and the progress seen at each kill."""
+    ``kills`` marks spread evenly over ``total``, and restart it at once."""
     seen = []
+    again = []
     restarted = time.monotonic()
     for k in range(1, kills + 1):
         mark = total * k // (kills + 1)
-
-        async def reached(mark: int = mark) -> bool:
-            return await progress() >= mark
-
-        await site.until(reached, within, f"{service.log.stem} reaches {mark}")
+        await site.until(partial(_reaches, progress, mark), within, f"{service.log.stem} {mark}")
         service.kill()
         seen.append(await progress())
         service.start()
         restarted = time.monotonic()
-    return restarted, seen
+        if seen[-1] < total and await site.until(
+            partial(_reaches, progress, seen[-1] + 1), within, f"{service.log.stem} again"
+        ):
+            again.append(time.monotonic() - restarted)
+    return Kills(seen, again, restarted)
+
+
+async def _reaches(progress: Callable[[], Awaitable[int]], mark: int) -> bool:
+    return await progress() >= mark
 
 
 # The cases --------------------------------------------------------------------------------
@@ -301,17 +325,16 @@ async def projector_kills(lab: Lab, sizes: Sizes) -> Figures:
         last = await publish_pipelined(await site.connect(), events)
         projector = site.service("projector", projector_batch=PROJECTOR_BATCH)
         projector.start()
-        restarted, seen = await kill_at_marks(
+        kills = await kill_at_marks(
             site, projector, sizes.kills, site.projector_checkpoint, last, within=sizes.within_s
         )
         recovery = await site.recovery(
-            restarted, lambda: site.projector_reaches(last), sizes.within_s
+            kills.restarted, lambda: site.projector_reaches(last), sizes.within_s
         )
         lost, doubled = await site.archive_of(events)
         return Figures(
             "kill -9 projector", len(events), lost, doubled, recovery, await site.audit(),
-            f"{sizes.kills}× kill -9 at checkpoints {_list(seen)}; recovery from the last "
-            f"restart{_restarts(site)}",
+            f"{kills.say('(checkpoint)')}; recovery from the last restart{_restarts(site)}",
         )  # fmt: skip
 
 
@@ -357,14 +380,18 @@ async def reminders_kills(lab: Lab, sizes: Sizes) -> Figures:
             read = int(await site.db.fetchval(REMINDERS_CHECKPOINT) or 0)
             return read + await _messages(nc, REMINDERS_STREAM)
 
-        restarted, seen = await kill_at_marks(
+        kills = await kill_at_marks(
             site, reminders, sizes.kills, progress, last + len(expected), within=sizes.within_s
         )
 
-        async def caught_up(lag: timedelta = timedelta(seconds=0.2)) -> bool:
-            return bool(await site.db.fetchval(REMINDERS_CAUGHT_UP, last, lag))
+        before = await _messages(nc, REMINDERS_STREAM)
 
-        recovery = await site.recovery(restarted, caught_up, sizes.within_s)
+        async def caught_up(lag: timedelta = timedelta(seconds=0.2)) -> bool:
+            # The restarted service has published (unless nothing was left), and is not behind.
+            working = before >= len(expected) or await _messages(nc, REMINDERS_STREAM) > before
+            return working and bool(await site.db.fetchval(REMINDERS_CAUGHT_UP, last, lag))
+
+        recovery = await site.recovery(kills.restarted, caught_up, sizes.within_s)
         await site.until(partial(caught_up, -timedelta(hours=1)), sizes.within_s, "all sent")
         await site.until(lambda: site.projector_reaches(last), sizes.within_s, "projector")
         counts = Counter(p.reminder.reminder_id for p in await published(nc))
@@ -375,8 +402,8 @@ async def reminders_kills(lab: Lab, sizes: Sizes) -> Figures:
             f"{len(expected)} reminders due, {len(expected & set(counts))} of them in "
             f"CW_REMINDERS, {len(expected & passed)} due_soon skipped because their deadline "
             f"had passed while the service was down (as it should), "
-            f"{len(set(counts) - expected)} others; {sizes.kills}× kill -9 at "
-            f"{_list(seen)} (events read + reminders published){_restarts(site)}",
+            f"{len(set(counts) - expected)} others; "
+            f"{kills.say('(events read + reminders published)')}{_restarts(site)}",
         )  # fmt: skip
 
 
@@ -404,7 +431,7 @@ async def notifier_kills(lab: Lab, sizes: Sizes) -> Figures:
             async def delivered() -> int:
                 return len(webhook.calls)
 
-            restarted, seen = await kill_at_marks(
+            kills = await kill_at_marks(
                 site, notifier, sizes.kills, delivered, len(sent), within=sizes.within_s
             )
             expected = {str(r.reminder_id) for r in sent}
@@ -413,7 +440,7 @@ async def notifier_kills(lab: Lab, sizes: Sizes) -> Figures:
                 at = int(await site.db.fetchval(NOTIFIER_CHECKPOINT) or 0)
                 return at >= last and expected <= set(webhook.keys(200))
 
-            recovery = await site.recovery(restarted, caught_up, sizes.within_s)
+            recovery = await site.recovery(kills.restarted, caught_up, sizes.within_s)
             keys = Counter(webhook.keys(200))
             refused = len(webhook.calls) - sum(keys.values())
         finally:
@@ -423,8 +450,8 @@ async def notifier_kills(lab: Lab, sizes: Sizes) -> Figures:
             "kill -9 notifier", len(sent), len(expected - set(keys)), doubled, recovery,
             await site.audit(),
             f"{len(sent)} reminders to a webhook, {len(webhook.calls)} requests ({refused} not "
-            f"200); {sizes.kills}× kill -9 at {_list(seen)} deliveries; a double is the request "
-            f"in flight at a kill, sent again with the same Idempotency-Key{_restarts(site)}; "
+            f"200); {kills.say('deliveries')}; a double is the request in flight at a kill, "
+            f"sent again with the same Idempotency-Key{_restarts(site)}; "
             f"cw audit covers CW_EVENTS (empty here)",
             doubled_allowed=sizes.kills,
         )  # fmt: skip
@@ -501,7 +528,7 @@ async def nats_kill(lab: Lab, sizes: Sizes) -> Figures:
             "kill -9 nats-server", len(events), lost, doubled, recovery, await site.audit(),
             f"killed with {killed_at[0]} published and checkpoint {killed_at[1]}, publishing at "
             f"{PER_SECOND:,}/s; restarted on the same store; the publisher sent "
-            f"{len(publisher.retries)} windows again ({_list(sorted(set(publisher.retries)))}); "
+            f"{len(publisher.retries)} window(s) again ({_list(sorted(set(publisher.retries)))}); "
             f"CW_EVENTS holds {last} messages for {len(events)} events; recovery until the "
             f"projector had projected an event published after the restart{_restarts(site)}",
         )  # fmt: skip
@@ -563,18 +590,18 @@ async def large_events(lab: Lab, sizes: Sizes) -> Figures:
         last = await publish_pipelined(await site.connect(), events, window=200)
         projector = site.service("projector", projector_batch="100")
         projector.start()
-        restarted, seen = await kill_at_marks(
+        kills = await kill_at_marks(
             site, projector, 1, site.projector_checkpoint, last, within=sizes.within_s
         )
         recovery = await site.recovery(
-            restarted, lambda: site.projector_reaches(last), sizes.within_s
+            kills.restarted, lambda: site.projector_reaches(last), sizes.within_s
         )
         lost, doubled = await site.archive_of(events)
         return Figures(
             "large events (6 KB, 44 KB)", len(events), lost, doubled, recovery,
             await site.audit(),
             f"{sizes.large_6k} of 6.3 KB and {sizes.large_44k} of 44 KB, {size / 1e6:.0f} MB; "
-            f"kill -9 at checkpoint {_list(seen)}, recovery from the restart{_restarts(site)}",
+            f"{kills.say('(checkpoint)')}; recovery from the restart{_restarts(site)}",
         )  # fmt: skip
 
 
@@ -582,21 +609,22 @@ async def rebuild_under_load(lab: Lab, sizes: Sizes) -> Figures:
     """``cw rebuild`` while the projector runs and events keep arriving."""
     async with lab.site("rebuild") as site:
         await site.init()
-        events = issues(sizes.events)
-        half = len(events) // 2
+        # The stream to replay, then as many again at most, arriving while the rebuild runs.
+        events = issues(sizes.events * 3 // 2)
+        backlog = sizes.events
         nc = await site.connect()
-        await publish_pipelined(nc, events[:half])
+        await publish_pipelined(nc, events[:backlog])
         site.service("projector").start()
-        await site.until(lambda: site.projector_reaches(half), sizes.within_s, "first half")
+        await site.until(lambda: site.projector_reaches(backlog), sizes.within_s, "backlog")
         started = time.monotonic()
         rebuilt_done = asyncio.Event()
         publisher = Publisher(nc, per_second=PER_SECOND)
-        load = asyncio.ensure_future(publisher.publish(events[half:], until=rebuilt_done))
+        load = asyncio.ensure_future(publisher.publish(events[backlog:], until=rebuilt_done))
         rebuilt = await asyncio.to_thread(cw, site.env(), "rebuild")
         ended = time.monotonic()
         rebuilt_done.set()
         await asyncio.wait_for(load, sizes.within_s)
-        events = events[: half + publisher.acknowledged]
+        events = events[: backlog + publisher.acknowledged]
         last = await _last_seq(nc)
         recovery = await site.recovery(ended, lambda: site.projector_reaches(last), sizes.within_s)
         lost, doubled = await site.archive_of(events)
@@ -604,9 +632,9 @@ async def rebuild_under_load(lab: Lab, sizes: Sizes) -> Figures:
         return Figures(
             "cw rebuild under load", len(events), lost, doubled, recovery, await site.audit(),
             f"cw rebuild exit {rebuilt.returncode} after {ended - started:.1f} s "
-            f"({said[-1] if said else ''}) while {len(events) - half} events arrived at "
-            f"{PER_SECOND:,}/s;"
-            f" recovery from the swap{_restarts(site)}",
+            f"({said[-1] if said else ''}) over a stream of {backlog}, while "
+            f"{len(events) - backlog} more arrived at {PER_SECOND:,}/s; recovery from the "
+            f"swap{_restarts(site)}",
         )  # fmt: skip
 
 
