@@ -81,7 +81,7 @@ def report(figures: list[Figures], command: str, sizes: Sizes, took: float) -> s
         f"- date: {when} (Asia/Shanghai)",
         f"- commit: {commit()}",
         f"- machine: {machine()}",
-        f"- command: `{command}` ({took / 60:.1f} min)",
+        f"- command: {command} ({took / 60:.1f} min)",
         f"- sizes: {sizes}",
         "",
         "What each column means: *events* published in the case; *lost*: published and never "
@@ -111,7 +111,9 @@ async def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     sizes = SMALL if args.small else Sizes()
-    command = shlex.join([".venv/bin/python", "bench/faults.py", *sys.argv[1:]])
+    command = f"`{shlex.join(['.venv/bin/python', 'bench/faults.py', *sys.argv[1:]])}`"
+    if os.environ.get("MAKELEVEL"):  # set by make for the commands it runs
+        command = f"`make faults`, which runs {command}"
     print(f"machine: {machine()}\ncommit: {commit()}\n{sizes}")
     # Ctrl-C or a kill: each case's own clean-up (services, servers, database) still runs.
     main_task = asyncio.current_task()

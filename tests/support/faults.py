@@ -527,8 +527,7 @@ async def nats_kill(lab: Lab, sizes: Sizes) -> Figures:
         return Figures(
             "kill -9 nats-server", len(events), lost, doubled, recovery, await site.audit(),
             f"killed with {killed_at[0]} published and checkpoint {killed_at[1]}, publishing at "
-            f"{PER_SECOND:,}/s; restarted on the same store; the publisher sent "
-            f"{len(publisher.retries)} window(s) again ({_list(sorted(set(publisher.retries)))}); "
+            f"{PER_SECOND:,}/s; restarted on the same store; {_again(publisher.retries)}; "
             f"CW_EVENTS holds {last} messages for {len(events)} events; recovery until the "
             f"projector had projected an event published after the restart{_restarts(site)}",
         )  # fmt: skip
@@ -665,6 +664,7 @@ async def hostile_input(lab: Lab, sizes: Sizes) -> Figures:
             if letter.original_stream_seq is not None and letter.stage == "projector":
                 letters[letter.original_stream_seq] += 1
                 reasons[letter.original_stream_seq] = letter.reason
+                # "(event)": the message as a whole (not JSON, not an object, unreadable).
                 named[letter.field or "(no field)"] += 1
         archived = Counter(int(r["stream_seq"]) for r in await site.db.fetch(ARCHIVED_SEQS))
         hostile_seqs = [
@@ -680,7 +680,8 @@ async def hostile_input(lab: Lab, sizes: Sizes) -> Figures:
             recovery, await site.audit(),
             f"{len(hostile_seqs)} hostile stored ({refused} refused by the server), "
             f"{sum(1 for s in hostile_seqs if reasons.get(s))} dead letters with a reason, "
-            f"{accepted} accepted; {len(valid)} valid, {lost_valid} not projected; most named: "
+            f"{accepted} accepted; {len(valid)} valid, {lost_valid} not projected; fields most "
+            f"named ((event): the whole message): "
             f"{', '.join(f'{k} {n}' for k, n in top)}; recovery = drain after the last publish",
         )  # fmt: skip
 
@@ -780,6 +781,12 @@ async def write_locks(site: Site, *, granted: bool) -> bool:
 
 def _list(values: Iterable[object]) -> str:
     return ", ".join(str(v) for v in values)
+
+
+def _again(retries: list[str]) -> str:
+    if not retries:
+        return "the publisher never had to send a window again"
+    return f"the publisher sent {len(retries)} window(s) again ({_list(sorted(set(retries)))})"
 
 
 def _restarts(site: Site) -> str:
