@@ -41,7 +41,13 @@ from services.projector.adapters.audit import read_checkpoint
 from tests import factories as f
 from tests.support import reminder_messages as rm
 from tests.support.hostile import hostile_messages
-from tests.support.nothing_lost import WRITE_LOCKS, big_issue, dead_letters, publish_pipelined
+from tests.support.nothing_lost import (
+    WRITE_LOCKS,
+    big_issue,
+    dead_letters,
+    last_seq,
+    publish_pipelined,
+)
 from tests.support.notifier import notify_file
 from tests.support.processes import ProjectorProcess, cw, cw_env
 from tests.support.reminders import campaign_file, published, soon
@@ -425,7 +431,7 @@ async def notifier_kills(lab: Lab, sizes: Sizes) -> Figures:
             sent = [rm.reminder(n) for n in range(1, sizes.reminders + 1)]
             nc = await site.connect()
             await rm.publish(nc.jetstream(), sent)
-            last = await _last_seq(nc, REMINDERS_STREAM)
+            last = await last_seq(nc, REMINDERS_STREAM)
             notifier.start()
 
             async def delivered() -> int:
@@ -515,13 +521,13 @@ async def nats_kill(lab: Lab, sizes: Sizes) -> Figures:
         await site.kill_nats()
         restarted = time.monotonic()
         nc = await site.connect()
-        there = await _last_seq(nc)
+        there = await last_seq(nc)
         # Caught up: it has projected an event published after the restart.
         recovery = await site.recovery(
             restarted, lambda: site.projector_reaches(there + 1), sizes.within_s
         )
         await asyncio.wait_for(publishing, sizes.within_s)
-        last = await _last_seq(nc)
+        last = await last_seq(nc)
         await site.until(lambda: site.projector_reaches(last), sizes.within_s, "all projected")
         lost, doubled = await site.archive_of(events)
         return Figures(
@@ -624,7 +630,7 @@ async def rebuild_under_load(lab: Lab, sizes: Sizes) -> Figures:
         rebuilt_done.set()
         await asyncio.wait_for(load, sizes.within_s)
         events = events[: backlog + publisher.acknowledged]
-        last = await _last_seq(nc)
+        last = await last_seq(nc)
         recovery = await site.recovery(ended, lambda: site.projector_reaches(last), sizes.within_s)
         lost, doubled = await site.archive_of(events)
         said = (rebuilt.stdout + rebuilt.stderr).strip().splitlines()
@@ -653,7 +659,7 @@ async def hostile_input(lab: Lab, sizes: Sizes) -> Figures:
         site.service("projector").start()
         seqs, refused = await publish_raw(nc, [(s, p) for s, p, _ in mixed])
         published_at = time.monotonic()
-        last = await _last_seq(nc)
+        last = await last_seq(nc)
         recovery = await site.recovery(
             published_at, lambda: site.projector_reaches(last), sizes.within_s
         )
@@ -754,11 +760,6 @@ async def publish_raw(
 
 
 # Reading --------------------------------------------------------------------------------
-
-
-async def _last_seq(nc: Client, stream: str = "CW_EVENTS") -> int:
-    info = await nc.jetstream().stream_info(stream)
-    return int(info.state.last_seq)
 
 
 async def _messages(nc: Client, stream: str) -> int:
