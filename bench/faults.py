@@ -73,13 +73,13 @@ def commit() -> str:
     return f"{head}{' (with uncommitted changes)' if dirty else ''}"
 
 
-def report(figures: list[Figures], command: str, sizes: Sizes, took: float) -> str:
+def report(figures: list[Figures], command: str, sizes: Sizes, took: float, code: str) -> str:
     when = datetime.now(TZ).strftime("%Y-%m-%d %H:%M")
     lines = [
         "# Fault suite: figures",
         "",
         f"- date: {when} (Asia/Shanghai)",
-        f"- commit: {commit()}",
+        f"- commit: {code}",
         f"- machine: {machine()}",
         f"- command: {command} ({took / 60:.1f} min)",
         f"- sizes: {sizes}",
@@ -114,7 +114,8 @@ async def main() -> int:
     command = f"`{shlex.join(['.venv/bin/python', 'bench/faults.py', *sys.argv[1:]])}`"
     if os.environ.get("MAKELEVEL"):  # set by make for the commands it runs
         command = f"`make faults`, which runs {command}"
-    print(f"machine: {machine()}\ncommit: {commit()}\n{sizes}")
+    started_at = commit()  # what ran, whatever is committed while it runs
+    print(f"machine: {machine()}\ncommit: {started_at}\n{sizes}")
     # Ctrl-C or a kill: each case's own clean-up (services, servers, database) still runs.
     main_task = asyncio.current_task()
     assert main_task is not None
@@ -134,7 +135,7 @@ async def main() -> int:
                 print(f"{name}: {time.monotonic() - started:.0f} s\n  {row(fig)}", flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    text = report(figures, command, sizes, time.monotonic() - began)
+    text = report(figures, command, sizes, time.monotonic() - began, started_at)
     args.out.write_text(text, encoding="utf-8")
     print(f"written to {args.out}")
     bad = [f for f in figures if f.lost or f.doubled > f.doubled_allowed or not f.audit_clean]

@@ -59,9 +59,9 @@ from tests.support.waiting import NotInTime, eventually
 log = logging.getLogger("tests.faults")
 START = f.at("2023-03-01 09:00")
 PROJECTOR_BATCH = "500"
+"""Small batches for the kill cases, so that a kill lands in the middle of a backlog."""
 PER_SECOND = 2_000
 """The load: events published per second while a fault happens."""
-"""Small batches for the kill cases, so that a kill lands in the middle of a backlog."""
 
 REMINDERS_CHECKPOINT = "SELECT COALESCE(max(stream_seq), 0) FROM cw_reminders.checkpoint"
 REMINDERS_CAUGHT_UP = """
