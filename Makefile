@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 ARGS ?=
 
 .PHONY: all install run test test-unit test-integration test-e2e pytest lint typecheck format bench \
-	clean
+	faults clean
 
 all: install
 
@@ -54,6 +54,10 @@ bench: $(STAMP)
 	@ran=0; for b in $(BENCHES); do \
 		if [ -f "$$b" ]; then echo "$(BIN)/python $$b"; $(BIN)/python "$$b" || exit $$?; ran=1; fi; \
 	done; [ $$ran = 1 ] || echo "no benchmarks yet ($(BENCHES))"
+
+## faults: the fault suite at full size against servers of its own; figures to bench/faults.md
+faults: $(STAMP)
+	$(BIN)/python bench/faults.py $(ARGS)
 
 ## clean: remove .venv and what cw dev keeps (.cw/); stops nothing, refuses while it is in use
 clean:

@@ -11,7 +11,6 @@ removed at the end); ``CW_TEST_OWN_POSTGRES=1`` asks for the latter even when 54
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import uuid
@@ -23,11 +22,10 @@ import nats
 import pytest
 
 from services.common.settings import Settings
-from services.devstack.servers import OwnNats, OwnPostgres
-from services.devstack.system import LOCALHOST, port_answers
+from services.devstack.servers import OwnNats
+from tests.support.postgres import postgres_admin_url as admin_url_of_run
 
 RUN_ID = uuid.uuid4().hex[:8]
-LOCAL_POSTGRES_PORT = 5432
 
 
 @pytest.fixture(scope="session")
@@ -43,26 +41,9 @@ def nats_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
-    """A DSN allowed to create databases: CW_TEST_DATABASE_URL, the local server, or the run's
-    own server (see the module's documentation)."""
-    configured = os.environ.get("CW_TEST_DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    if os.environ.get("CW_TEST_OWN_POSTGRES") != "1" and port_answers(
-        LOCALHOST, LOCAL_POSTGRES_PORT
-    ):
-        yield f"postgresql://postgres@{LOCALHOST}:{LOCAL_POSTGRES_PORT}/postgres"
-        return
-    scratch = Path(tempfile.mkdtemp(prefix=f"cw-test-pg-{RUN_ID}-"))
-    server = OwnPostgres(scratch / "postgres", durable=False)
-    try:
-        with server:
-            yield server.admin_url
-    finally:
-        # As root, the cluster may live outside `scratch` (see OwnPostgres): remove both.
-        shutil.rmtree(server.root, ignore_errors=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+    """A DSN allowed to create databases (see ``tests.support.postgres``)."""
+    with admin_url_of_run(RUN_ID) as url:
+        yield url
 
 
 @pytest.fixture

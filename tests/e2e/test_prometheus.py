@@ -34,19 +34,13 @@ from tests.support.processes import ProjectorProcess, cw
 from tests.support.prometheus import PrometheusServer
 from tests.support.reminders import campaign_file, soon
 from tests.support.robots import FakeRobot
-from tests.support.tcp_proxy import FaultyProxy
+from tests.support.tcp_proxy import FaultyProxy, via
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 FRESH = "320706"
 """The district of the issues whose reminders fall due during the test (the projector's figures
 are checked on 320703)."""
-
-
-def _via(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))
 
 
 @pytest.fixture
@@ -66,7 +60,7 @@ async def env(
     yield {
         **os.environ,
         "CW_NATS_URL": nats_url,
-        "CW_DATABASE_URL": _via(database_url, proxy.port),
+        "CW_DATABASE_URL": via(database_url, proxy.port),
         "CW_METRICS_PORT": str(free_port()),
         "CW_PROJECTOR_FETCH_WAIT": "200ms",
         # The dashboards' SQL runs as the read-only role, as Grafana's data source does.

@@ -10,7 +10,7 @@ import pytest
 from services.common.settings import Settings
 from services.consumer.lease import SingleWriter
 from services.consumer.ports import Fenced
-from services.notifier.adapters.postgres import PostgresLedger
+from services.notifier.adapters.postgres import PENDING, PostgresLedger
 from services.notifier.bootstrap import ensure_ledger
 from tests.ledger_suite import T0, TARGETS, LedgerSuite, stream
 
@@ -67,3 +67,23 @@ async def test_waiting_deliveries_are_counted_per_target(database_url: str) -> N
         assert sorted(await ledger.waiting()) == [("hook", "webhook", 2), ("robot", "dingtalk", 2)]
     finally:
         await pool.close()
+
+
+async def test_a_targets_next_deliveries_are_read_without_sorting_its_backlog(
+    database_url: str,
+) -> None:
+    """PENDING reads the first rows of an index in its order: the time to find the next
+    delivery does not grow with the backlog (it did: a sort of every pending delivery)."""
+    await ensure_ledger(Settings(database_url=database_url))
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        ledger = PostgresLedger(pool, "notifier", None)
+        await ledger.record(stream(*range(1, 3001)), TARGETS, 3000)
+        async with pool.acquire() as conn:
+            await conn.execute("ANALYZE cw_notifier.deliveries, cw_notifier.reminders")
+            plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {PENDING}", "hook", 1)
+    finally:
+        await pool.close()
+    assert '"Sort"' not in plan, plan
+    assert "deliveries_next" in plan, plan

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from urllib.parse import urlsplit, urlunsplit
 
 
 class FaultyProxy:
@@ -52,3 +53,10 @@ class FaultyProxy:
 
     async def stop(self) -> None:
         await self.cut()
+
+
+def via(url: str, port: int) -> str:
+    """``url`` (a PostgreSQL or NATS URL) going through a proxy on 127.0.0.1:``port``."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))

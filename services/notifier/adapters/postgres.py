@@ -49,8 +49,12 @@ CREATE TABLE IF NOT EXISTS cw_notifier.deliveries (
     done_at      timestamptz,
     PRIMARY KEY (reminder_id, target)
 );
-CREATE INDEX IF NOT EXISTS deliveries_waiting
-    ON cw_notifier.deliveries (target, stream_seq) WHERE state = 'pending';
+-- A target's next deliveries in PENDING's order, read from the index's start: with the order's
+-- last key missing from it, every query sorted the target's whole backlog (70 ms a delivery at
+-- 20,000 waiting). The index of that shape, from before, is replaced.
+DROP INDEX IF EXISTS cw_notifier.deliveries_waiting;
+CREATE INDEX IF NOT EXISTS deliveries_next
+    ON cw_notifier.deliveries (target, stream_seq, reminder_id) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS cw_notifier.attempts (
     attempt_id  bigserial PRIMARY KEY,
     target      text NOT NULL,

@@ -1,0 +1,40 @@
+"""Which PostgreSQL the tests and the fault suite create their databases on."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from services.devstack.servers import OwnPostgres
+from services.devstack.system import LOCALHOST, port_answers
+
+LOCAL_POSTGRES_PORT = 5432
+
+
+@contextlib.contextmanager
+def postgres_admin_url(run_id: str) -> Iterator[str]:
+    """A DSN allowed to create databases: ``CW_TEST_DATABASE_URL`` when set, else the server on
+    127.0.0.1:5432 when one answers, else a server of the run's own (temporary data, fsync off,
+    removed at the end); ``CW_TEST_OWN_POSTGRES=1`` asks for the latter even when 5432 answers."""
+    configured = os.environ.get("CW_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    if os.environ.get("CW_TEST_OWN_POSTGRES") != "1" and port_answers(
+        LOCALHOST, LOCAL_POSTGRES_PORT
+    ):
+        yield f"postgresql://postgres@{LOCALHOST}:{LOCAL_POSTGRES_PORT}/postgres"
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=f"cw-test-pg-{run_id}-"))
+    server = OwnPostgres(scratch / "postgres", durable=False)
+    try:
+        with server:
+            yield server.admin_url
+    finally:
+        # As root, the cluster may live outside `scratch` (see OwnPostgres): remove both.
+        shutil.rmtree(server.root, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
