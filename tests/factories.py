@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -88,3 +89,22 @@ def recheck_passed(venue_id: str, issue_id: str, when: datetime, **kw: Any) -> E
 
 def wire(ev: Event) -> bytes:
     return encode_event(ev)
+
+
+def set_path(obj: dict[str, Any], path: str, value: Any) -> None:
+    """Set the dotted ``path`` of ``obj`` to ``value`` in place (remove it, for ``...``)."""
+    *parents, last = path.split(".")
+    node = obj
+    for p in parents:
+        node = node[p]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+
+
+def with_path(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of ``base`` with the dotted ``path`` set to ``value`` (removed, for ``...``)."""
+    obj: dict[str, Any] = json.loads(json.dumps(base))
+    set_path(obj, path, value)
+    return obj

@@ -43,6 +43,7 @@ from services.intake.adapters.postgres import PostgresArchive
 from services.intake.domain.ports import ArchiveUnavailable, NotConfirmed
 from services.intake.entrypoints.cli import publish_command, register, summary
 from services.intake.service import publish_lines
+from tests.factories import with_path
 from tests.integration.conftest import Harness
 
 EXAMPLES = CONTRACTS_DIR / "examples" / "events.jsonl"
@@ -119,16 +120,8 @@ def _bad_lines() -> dict[str, tuple[bytes, str]]:
     good = next(e for e in examples if e["event_type"] == "IssueFound")
 
     def bad(path: str, value: Any) -> bytes:
-        obj = json.loads(json.dumps(good))
+        obj = with_path(good, path, value)
         obj["event_id"] = "00000000-0000-4000-8000-00000000" + f"{len(path):04d}"
-        *parents, last = path.split(".")
-        node = obj
-        for p in parents:
-            node = node[p]
-        if value is ...:
-            del node[last]
-        else:
-            node[last] = value
         return json.dumps(obj, ensure_ascii=False).encode()
 
     return {

@@ -24,21 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts import MAX_EVENT_BYTES
+from contracts.events import EVENT_TYPES
 from contracts.wire import event_subject
+from tests.factories import set_path
 
 Json = dict[str, Any]
 
 DISTRICTS = ("320703", "320706", "320707", "320722", "320723", "320724")
 """Lianyungang's districts and counties: 连云, 海州, 赣榆, 东海, 灌云, 灌南."""
 VENUE_PREFIXES = ("LY-FM", "HZ-MALL", "GY-FM", "DH-OT", "GN-MALL")
-EVENT_TYPES = (
-    "VenueRegistered",
-    "InspectionRecorded",
-    "IssueFound",
-    "RectificationDue",
-    "RecheckFailed",
-    "RecheckPassed",
-)
 SUBJECT_MISMATCH = "district/venue_id/event_type"
 """The field a subject that disagrees with its payload is dead-lettered under."""
 ENVELOPE_REQUIRED = (
@@ -230,17 +224,6 @@ def _paths(obj: Json) -> list[str]:
     return out
 
 
-def _set(obj: Json, path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    node = obj
-    for p in parents:
-        node = node[p]
-    if value is ...:
-        del node[last]
-    else:
-        node[last] = value
-
-
 def _get(obj: Json, path: str) -> Any:
     node: Any = obj
     for p in path.split("."):
@@ -257,7 +240,7 @@ def _missing_required(rng: random.Random, obj: Json) -> tuple[bytes, str | None]
     if "first_responsible" in obj["data"]:
         required.append("data.first_responsible.name")
     path = rng.choice(required)
-    _set(obj, path, ...)
+    set_path(obj, path, ...)
     return _dump(obj), path
 
 
@@ -272,7 +255,7 @@ def _wrong_type(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
         choices = ["{}", [current], 7, False]
     else:
         choices = ["IMG-1.jpg", {"0": "IMG-1.jpg"}, 3]
-    _set(obj, path, rng.choice(choices))
+    set_path(obj, path, rng.choice(choices))
     return _dump(obj), path
 
 
@@ -280,7 +263,7 @@ def _null_required(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
     path = rng.choice(
         [*ENVELOPE_REQUIRED, *(f"data.{k}" for k in DATA_REQUIRED[obj["event_type"]])]
     )
-    _set(obj, path, None)
+    set_path(obj, path, None)
     return _dump(obj), path
 
 
@@ -298,7 +281,7 @@ def _extra_field(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
 
 def _empty_value(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
     path = rng.choice(_string_paths(obj))
-    _set(obj, path, "")
+    set_path(obj, path, "")
     return _dump(obj), path
 
 
@@ -315,13 +298,13 @@ def _out_of_range(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
         path = "data.kind"
     else:
         path = "data.severity" if obj["event_type"] == "IssueFound" else "phase"
-    _set(obj, path, rng.choice(("unknown", "MAJOR", "re-review", "第二阶段")))
+    set_path(obj, path, rng.choice(("unknown", "MAJOR", "re-review", "第二阶段")))
     return _dump(obj), path
 
 
 def _bad_timestamp(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
     path = "data.due_at" if "due_at" in obj["data"] and rng.random() < 0.5 else "occurred_at"
-    _set(obj, path, rng.choice(BAD_TIMESTAMPS))
+    set_path(obj, path, rng.choice(BAD_TIMESTAMPS))
     return _dump(obj), path
 
 
@@ -350,7 +333,7 @@ def _over_long(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
     candidates += ["venue_id", "data.issue_id"] if "issue_id" in obj["data"] else ["venue_id"]
     path = rng.choice(candidates)
     limit = LIMITS.get(path, 64)
-    _set(obj, path, rng.choice(("市", "x", "\U0001f600")) * (limit + rng.choice((1, 1, 50))))
+    set_path(obj, path, rng.choice(("市", "x", "\U0001f600")) * (limit + rng.choice((1, 1, 50))))
     return _dump(obj), path
 
 
@@ -358,7 +341,7 @@ def _nul(rng: random.Random, obj: Json) -> tuple[bytes, str | None]:
     path = rng.choice(_string_paths(obj))
     text = _get(obj, path)
     at = rng.randint(0, len(text))
-    _set(obj, path, text[:at] + "\x00" + text[at:])
+    set_path(obj, path, text[:at] + "\x00" + text[at:])
     return _dump(obj), path
 
 

@@ -22,18 +22,11 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from contracts.events import EVENT_TYPES
 from contracts.generate import CONTRACTS_DIR
 from contracts.rules import NO_NUL_PATTERN
 
 Json = dict[str, Any]
-EVENT_TYPES = (
-    "VenueRegistered",
-    "InspectionRecorded",
-    "IssueFound",
-    "RectificationDue",
-    "RecheckFailed",
-    "RecheckPassed",
-)
 TYPE_SCHEMAS: dict[str, Json] = {
     t: json.loads((CONTRACTS_DIR / "schema" / f"{t}.v1.json").read_text("utf-8"))
     for t in EVENT_TYPES

@@ -30,6 +30,7 @@ from contracts import EventRejected, decode_event
 from contracts.generate import CONTRACTS_DIR, envelope_schema, reminder_schema
 from contracts.reminders import Reminder
 from contracts.rules import INSTANT_PATTERN, NO_NUL_PATTERN, UUID_PATTERN
+from tests.factories import with_path
 from tests.unit.test_contracts import GOOD, INSPECTION, ORDER, VENUE
 
 pytestmark = pytest.mark.unit
@@ -95,17 +96,7 @@ def reminder_verdicts(obj: Any) -> tuple[bool, bool]:
 
 
 def _set(base: Json, path: str, value: Any) -> Any:
-    """A copy of ``base`` with the dotted ``path`` set to ``value`` (or removed, for ``...``)."""
-    obj = json.loads(json.dumps(base))
-    *parents, last = path.split(".")
-    node = obj
-    for p in parents:
-        node = node[p]
-    if value is ...:
-        del node[last]
-    else:
-        node[last] = value
-    return obj
+    return with_path(base, path, value)
 
 
 # --- the corpus -------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from services.common import deadletters
 from services.common.deadletters import MSG_ID, dead_letter_headers
 from services.intake.adapters.files import read_lines
 from services.intake.domain.lines import Accepted, Rejected, judge
+from tests.factories import with_path
 
 pytestmark = pytest.mark.unit
 
@@ -307,16 +308,7 @@ INSPECTION: dict[str, Any] = {
 
 def _with(base: dict[str, Any], path: str, value: Any) -> bytes:
     """``base`` with the dotted ``path`` set to ``value`` (or removed, for ``...``)."""
-    obj = json.loads(json.dumps(base))
-    *parents, last = path.split(".")
-    node = obj
-    for p in parents:
-        node = node[p]
-    if value is ...:
-        del node[last]
-    else:
-        node[last] = value
-    return orjson.dumps(obj)
+    return orjson.dumps(with_path(base, path, value))
 
 
 BAD_EVENTS: list[tuple[str, bytes, str, str]] = [

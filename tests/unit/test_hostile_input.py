@@ -38,6 +38,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts import MAX_EVENT_BYTES, EventRejected, decode_event, encode_event
+from contracts.events import EVENT_TYPES
 from contracts.validation import BOM, MAX_LISTED
 from services.common.campaign import load_campaign
 from services.consumer.decoding import decode_delivery
@@ -50,7 +51,6 @@ from tests.support.hostile import (
     hostile_messages,
 )
 from tests.support.schema_events import (
-    EVENT_TYPES,
     TYPE_SCHEMAS,
     hostile_count,
     hostile_settings,
