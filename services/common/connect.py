@@ -16,8 +16,10 @@ will not change its mind, so ``Refused`` says so at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +186,7 @@ async def connect_command(
     "…"``): nats-py reports it only there, and the request or publish then gets no answer."""
     access = NatsAccess.of(target)
     failures: list[Exception] = []
+    hopeless: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def quiet(exc: Exception) -> None:
         # nats-py logs a traceback per failed attempt by default; we say it in one line.
@@ -192,22 +195,37 @@ async def connect_command(
         refused = _refusal(exc)
         if refused is not None and on_refusal is not None:
             on_refusal(refused)
+        # With one server, refused credentials or an untrusted certificate will not change on
+        # a retry (nats-py goes on retrying TLS failures until the deadline): say so now.
+        if (
+            (refused is not None or isinstance(exc, ssl.SSLCertVerificationError))
+            and "," not in access.url
+            and not hopeless.done()
+        ):
+            hopeless.set_result(None)
 
     # One retry per server, and a deadline over all of them: nats-py reads 0 attempts as
     # "forever", and its default (60 attempts, 2 s apart) is the two-minute hang of old.
-    try:
-        nc = await asyncio.wait_for(
-            nats.connect(
-                access.url,
-                name=name,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                max_reconnect_attempts=1,
-                reconnect_time_wait=0.5,
-                error_cb=quiet,
-                **access.options(),
-            ),
-            timeout=3 * CONNECT_TIMEOUT_S,
+    connecting = asyncio.ensure_future(
+        nats.connect(
+            access.url,
+            name=name,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.5,
+            error_cb=quiet,
+            **access.options(),
         )
+    )
+    try:
+        either: set[asyncio.Future[Any]] = {connecting, hopeless}
+        await asyncio.wait(either, timeout=3 * CONNECT_TIMEOUT_S, return_when="FIRST_COMPLETED")
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+            raise TimeoutError
+        nc = connecting.result()
     except (OSError, TimeoutError, nats.errors.Error) as exc:
         last = failures[-1] if failures else exc
         # Any attempt the server answered with a refusal decides: the next one may end in a
@@ -215,10 +233,18 @@ async def connect_command(
         refusals = [r for r in (_refusal(e) for e in (*failures, exc)) if r is not None]
         if refusals:
             raise Refused(_refused_text(access, refusals[-1])) from None
+        untrusted = [e for e in failures if isinstance(e, ssl.SSLCertVerificationError)]
+        if untrusted:
+            raise Unreachable(
+                f"cannot reach NATS at {access.shown()}: its certificate is not trusted "
+                f"({failure_text(untrusted[-1])}); give the CA that signed it with SSL_CERT_FILE"
+            ) from None
         raise Unreachable(
             f"cannot reach NATS at {access.shown()} ({failure_text(last)}); "
             "is it running, and is CW_NATS_URL right?"
         ) from None
+    finally:
+        hopeless.cancel()
     # nats-py uses one setting for the first connection and for reconnecting: raise it now, so
     # that a server restart of up to a minute is waited out.
     nc.options["max_reconnect_attempts"] = 60

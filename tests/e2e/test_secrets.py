@@ -68,6 +68,13 @@ async def test_no_command_or_service_shows_a_password(
         "CW_NATS_URL": f"nats://probeuser:{NATS_SECRET}@127.0.0.1:{free_port()}",
         "CW_DATABASE_URL": f"postgresql://postgres:{PG_SECRET}@127.0.0.1:{free_port()}/x",
     }
+    with_reader_and_admin = {
+        **env,
+        "CW_READER_DATABASE_URL": env["CW_DATABASE_URL"],
+        "CW_ADMIN_DATABASE_URL": env["CW_DATABASE_URL"],
+    }
+    away["CW_READER_DATABASE_URL"] = away["CW_ADMIN_DATABASE_URL"] = away["CW_DATABASE_URL"]
+    seed_file = tmp_path / "publisher.nk"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"event_id": "nope"}\n', encoding="utf-8")
     said: dict[str, str] = {}
@@ -98,8 +105,13 @@ async def test_no_command_or_service_shows_a_password(
             "venue": ("venue", "LY-FM-001"),
             "rebuild": ("rebuild",),
             "help": ("--help",),
+            "report": ("report",),
+            # Refused (the services' user is the administrator), and says so without either URL's
+            # password.
+            "db setup": ("db", "setup"),
+            "nats publisher": ("nats", "publisher", "320706", "--seed-file", str(seed_file)),
         }.items():
-            run(name, env, *args)
+            run(name, with_reader_and_admin, *args)
         for name, args in {
             "init (away)": ("init",),
             "publish (away)": ("publish", "--no-progress", str(EXAMPLES)),
@@ -107,11 +119,17 @@ async def test_no_command_or_service_shows_a_password(
             "audit (away)": ("audit",),
             "venue (away)": ("venue", "LY-FM-001"),
             "rebuild (away)": ("rebuild",),
+            "report (away)": ("report",),
+            "db setup (away)": ("db", "setup"),
         }.items():
             assert run(name, away, *args) != 0, said[name]
     finally:
         assert projector.stop() == 0
     said["projector log"] = projector.log.read_text(errors="replace")
+    # The new district's seed is written to its file, never shown.
+    seed = seed_file.read_text().strip()
+    assert seed.startswith("SU")
+    assert not [name for name, text in said.items() if seed in text]
     leaks = {name: _leaks(text) for name, text in said.items() if _leaks(text)}
     assert leaks == {}, {name: said[name][-2000:] for name in leaks}
     # The failures did say where they could not connect, with the password masked.
