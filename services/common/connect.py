@@ -270,20 +270,20 @@ async def connect_service(target: NatsAccess | str, *, name: str) -> Client:
     access = NatsAccess.of(target)
     options = access.options()
     refusals: list[str] = []
-    connected = [False]
+    connected = False
     when_refused = SERVICE_REFUSED.get()
-
-    last_said: list[str] = [""]
+    last_said = ""
 
     async def said(exc: Exception) -> None:
         # One line, instead of nats-py's default traceback per error; an outage's reconnect
         # attempts (two a second) say their failure once, not for as long as it lasts.
+        nonlocal last_said
         refused = _refusal(exc)
         text = failure_text(exc) if refused is None else refused
-        repeated, last_said[0] = text == last_said[0], text
+        repeated, last_said = text == last_said, text
         if refused is not None:
             refusals.append(refused)
-            if connected[0] and when_refused is not None:
+            if connected and when_refused is not None:
                 when_refused(f"NATS at {access.shown()} refused {name}: {refused}")
         if repeated:
             log.debug("NATS at %s: %s", access.shown(), text)
@@ -293,6 +293,7 @@ async def connect_service(target: NatsAccess | str, *, name: str) -> Client:
             log.error("NATS at %s refused %s: %s", access.shown(), name, refused)
 
     async def attempt() -> Client:
+        nonlocal connected
         refusals.clear()
         try:
             # One try per server here (nats-py would loop for ever inside connect, refused
@@ -312,7 +313,7 @@ async def connect_service(target: NatsAccess | str, *, name: str) -> Client:
                 raise Refused(_refused_text(access, why)) from None
             raise
         nc.options["max_reconnect_attempts"] = -1  # once connected, reconnect for ever
-        connected[0] = True
+        connected = True
         return nc
 
     return await retry(

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from services.common.connect import Refused
+from services.common.runtime import unless_stopped
 
 T = TypeVar("T")
 _VIOLATION = re.compile(r'Permissions Violation for (Publish|Subscription) to "?([^"\s]+)', re.I)
@@ -95,13 +96,7 @@ class Refusals:
     async def race(self, work: Awaitable[T]) -> T:
         """``work``'s result, or ``SubjectRefused`` as soon as the server refuses something."""
         task = asyncio.ensure_future(work)
-        refused = asyncio.ensure_future(self._seen.wait())
-        try:
-            await asyncio.wait({task, refused}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            refused.cancel()
-        if task.done():
+        if await unless_stopped(task, self._seen):
             return task.result()
-        task.cancel()
         assert self.first is not None
         raise self.first

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,24 +21,6 @@ from tests.support.processes import EXAMPLES, ProjectorProcess, cw
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def env(nats_url: str, database_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CW_NATS_URL": nats_url,
-        "CW_DATABASE_URL": database_url,
-        "CW_METRICS_PORT": str(free_port()),
-        "CW_PROJECTOR_FETCH_WAIT": "200ms",
-    }
-
-
-@pytest.fixture
-def projector(env: dict[str, str], tmp_path: Path) -> Iterator[ProjectorProcess]:
-    p = ProjectorProcess(env, tmp_path / "projector.log")
-    yield p
-    p.ensure_gone()
 
 
 @pytest.fixture

@@ -8,14 +8,13 @@ import os
 import pty
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from contracts import encode_event
-from services.devstack.system import free_port
 from tests import factories as f
 from tests.support.processes import ROOT, ProjectorProcess, cw
 from tests.support.waiting import eventually
@@ -41,24 +40,6 @@ def events() -> list[bytes]:
             f.venue("LY-EMPTY", f.at("2023-02-03 09:00"), name="无问题场所"),
         )
     ]
-
-
-@pytest.fixture
-def env(nats_url: str, database_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CW_NATS_URL": nats_url,
-        "CW_DATABASE_URL": database_url,
-        "CW_METRICS_PORT": str(free_port()),
-        "CW_PROJECTOR_FETCH_WAIT": "200ms",
-    }
-
-
-@pytest.fixture
-def projector(env: dict[str, str], tmp_path: Path) -> Iterator[ProjectorProcess]:
-    p = ProjectorProcess(env, tmp_path / "projector.log")
-    yield p
-    p.ensure_gone()
 
 
 @pytest.fixture

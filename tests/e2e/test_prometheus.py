@@ -78,13 +78,6 @@ async def env(
 
 
 @pytest.fixture
-def projector(env: dict[str, str], tmp_path: Path) -> Iterator[ProjectorProcess]:
-    p = ProjectorProcess(env, tmp_path / "projector.log")
-    yield p
-    p.ensure_gone()
-
-
-@pytest.fixture
 async def robot() -> AsyncIterator[FakeRobot]:
     # Two messages in two seconds: the reminders falling due together exceed the budget and are
     # merged.
