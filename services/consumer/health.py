@@ -2,8 +2,9 @@
 
 - ``ok``: caught up, or the oldest message not yet applied is younger than ``slow_after``;
 - ``slow``: behind (the oldest waiting message is older than ``slow_after``) but advancing;
-- ``stalled``: messages wait and the checkpoint has not moved for ``stall_after``, or a server
-  the consumer needs (NATS, PostgreSQL) cannot be reached: nothing can advance;
+- ``stalled``: messages wait and the checkpoint has not moved for ``stall_after``, a server
+  the consumer needs (NATS, PostgreSQL) cannot be reached, or the stream is not the one the
+  consumer followed (``replaced``): nothing can advance;
 - ``standby``: a hot standby waiting for the write lock (healthy: it is ready to take over).
 
 ``stalled`` answers HTTP 503 so that a load balancer, an orchestrator or a probe sees it; the
@@ -35,6 +36,8 @@ class Health:
     lag_seconds: float | None = None
     last_progress_at: float | None = None
     unreachable: dict[str, str] = field(default_factory=dict)
+    replaced: str | None = None
+    """Why the stream is not the one the consumer followed (``services.consumer.identity``)."""
 
     def __post_init__(self) -> None:
         # Counting from the start: a consumer that never commits anything is stalled too.
@@ -64,6 +67,8 @@ class Health:
 
     def status(self) -> tuple[str, str]:
         """The status and, when it is not ``ok``, why, in one line."""
+        if self.replaced is not None:
+            return STALLED, self.replaced
         if self.unreachable:
             reasons = "; ".join(f"{name}: {why}" for name, why in sorted(self.unreachable.items()))
             return STALLED, f"cannot reach {reasons}"

@@ -34,7 +34,7 @@ from nats.js.errors import NotFoundError
 from contracts.wire import DEAD_LETTERS_SUBJECTS, dead_letter_stage
 from services.common.deadletters import TRUNCATED, dead_letter_headers
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
-from services.consumer.model import Delivery
+from services.consumer.model import Delivery, StreamPlace, message_id_of
 
 log = logging.getLogger(__name__)
 
@@ -381,14 +381,41 @@ class EventSource(Generic[T]):
             return None
         return msg.time
 
+    async def place(self, seq: int) -> StreamPlace:
+        """The stream as it is now around ``seq`` (see ``stream_place``)."""
+        nc = await self._conn.current()
+        return await stream_place(nc.jetstream(), self._stream, seq)
+
+    @property
+    def stream(self) -> str:
+        return self._stream
+
     async def pending(self) -> int:
         """Events in the stream not yet delivered to this consumer (the projector's lag)."""
+        if self._consumer is None:
+            raise ConsumerBroken("no consumer: the source has not started")
         try:
             info = await self._js.consumer_info(self._stream, self.consumer)
         except NotFoundError:
             self.invalidate("consumer_missing", "the consumer was deleted")
             raise
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+async def stream_place(js: JetStreamContext, stream: str, seq: int) -> StreamPlace:
+    """The stream's bounds and the id of its message at ``seq`` (``identity.stream_replaced``
+    decides whether it is the stream a checkpoint at ``seq`` was taken from)."""
+    info = await js.stream_info(stream)
+    first, last = int(info.state.first_seq), int(info.state.last_seq)
+    message_id: str | None = None
+    if seq > 0 and first <= seq <= last:
+        try:
+            msg = await js.get_msg(stream, seq=seq)
+        except NotFoundError:  # deleted at that sequence: nothing to compare
+            pass
+        else:
+            message_id = message_id_of(msg.data or b"")
+    return StreamPlace(stream, first, last, message_id)
 
 
 async def stream_last_seq(js: JetStreamContext, stream: str = EVENTS_STREAM) -> int:

@@ -11,7 +11,12 @@ is acknowledged or terminated because a server was away. Data the store cannot h
 halving the batch and becomes a dead letter (``unstorable``); a lost delivery, a reconnect, a
 deleted consumer or a regained write lock restarts the source at the stored checkpoint.
 
-A new consumer subclasses ``Consumer``: ``stored_checkpoint``, ``apply`` and ``merge``, and
+Before it reads, at start and at every restart (a reconnect among them), the loop checks that
+the stream holds, at the checkpoint's sequence, the message the checkpoint recorded
+(``services.consumer.identity``): another stream of the same name stalls the consumer, which
+takes nothing from it, says why, and looks again every 30 s.
+
+A new consumer subclasses ``Consumer``: ``tracked``, ``apply`` and ``merge``, and
 wires a ``services.consumer.jetstream.EventSource``, ``DeadLetterPublisher`` and
 ``services.consumer.lease.SingleWriter`` with its own durable name. A consumer of another
 message family than events (the notifier: reminders) names what it applies,
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -33,7 +39,16 @@ from typing_extensions import TypeVar as DefaultTypeVar
 
 from services.common.retry import FOREVER, RetryPolicy, retry
 from services.consumer.health import Health
-from services.consumer.model import Delivery, Outcome, Rejection, StreamEvent, StreamMessage
+from services.consumer.identity import RECHECK_S, remedy, stream_replaced
+from services.consumer.model import (
+    Delivery,
+    Outcome,
+    Rejection,
+    StreamEvent,
+    StreamMessage,
+    Tracked,
+    message_id_of,
+)
 from services.consumer.ports import DeadLetters, Fenced, Observer, Source, Unstorable, Writer
 
 log = logging.getLogger("cw.consumer")
@@ -46,6 +61,9 @@ M = DefaultTypeVar("M", bound=StreamMessage, default=StreamEvent)
 
 class Consumer(abc.ABC, Generic[Report, M]):
     """The loop every consumer of a stream runs; a subclass says how a batch is applied."""
+
+    name: str = "consumer"
+    """Who this consumer is, in what it says (``projector``, ``reminders``, ``notifier``)."""
 
     def __init__(
         self,
@@ -66,27 +84,33 @@ class Consumer(abc.ABC, Generic[Report, M]):
         self.stopping = asyncio.Event()
         self.health: Health | None = None
         """What ``/healthz`` reports; the loop tells it each checkpoint it commits."""
+        self.recheck_s = RECHECK_S
+        self.replaced: str | None = None
+        """Why the stream is not the one this consumer followed, while it is not."""
 
     @abc.abstractmethod
-    async def stored_checkpoint(self) -> int:
-        """The last sequence whose effects are committed, from the consumer's own store."""
+    async def tracked(self) -> Tracked:
+        """The last sequence whose effects are committed and the id of its message, from the
+        consumer's own store."""
 
     @abc.abstractmethod
     async def apply(
-        self, events: Sequence[M], through_seq: int, outcomes: Sequence[Outcome]
+        self, events: Sequence[M], through: Tracked, outcomes: Sequence[Outcome]
     ) -> Report:
-        """Apply ``events``, record ``outcomes`` and move the checkpoint to ``through_seq`` in
-        one transaction. Raise ``Unstorable`` when the store cannot hold the data."""
+        """Apply ``events``, record ``outcomes`` and move the checkpoint to ``through`` (its
+        sequence and message id) in one transaction. Raise ``Unstorable`` when the store cannot
+        hold the data."""
 
     @abc.abstractmethod
     def merge(self, first: Report, second: Report) -> Report:
         """What two committed halves of a batch report together."""
 
     async def checkpoint(self) -> int:
-        return await self._retry("database", self.stored_checkpoint)
+        return (await self._retry("database", self.tracked)).seq
 
     async def run(self) -> None:
-        await self._retry("nats", self._start)
+        if not await self._retry("nats", self._start):
+            return  # stopped while the stream was another one
         try:
             while not self.stopping.is_set():
                 reason = self.source.needs_restart()
@@ -107,19 +131,49 @@ class Consumer(abc.ABC, Generic[Report, M]):
         finally:
             await self.source.stop()
 
-    async def _start(self) -> None:
-        checkpoint = await self.checkpoint()
+    async def _start(self) -> bool:
+        checkpoint = await self._same_stream()
+        if checkpoint is None:
+            return False
         await self.source.start(checkpoint)
         if self.health is not None:
             self.health.progressed(checkpoint)
+        return True
 
     async def _restart(self, reason: str) -> None:
         self.metrics.consumer_restarted(reason)
-        checkpoint = await self.checkpoint()
+        checkpoint = await self._same_stream()
+        if checkpoint is None:
+            return
         if self.health is not None:
             self.health.progressed(checkpoint)
         log.warning("restarting the consumer at the checkpoint %s (%s)", checkpoint, reason)
         await self._retry("nats", lambda: self.source.restart(checkpoint))
+
+    async def _same_stream(self) -> int | None:
+        """The checkpoint, once the stream holds the message it recorded; until then the
+        consumer takes nothing and looks again every ``recheck_s``. ``None`` if stopped."""
+        while not self.stopping.is_set():
+            tracked = await self._retry("database", self.tracked)
+            place = await self._retry("nats", partial(self.source.place, tracked.seq))
+            problem = stream_replaced(self.name, tracked, place)
+            if problem is None:
+                if self.replaced is not None:
+                    log.warning("%s is the stream the %s followed again: resuming at %s",
+                                place.stream, self.name, tracked.seq)  # fmt: skip
+                self._set_replaced(None)
+                return tracked.seq
+            if problem != self.replaced:
+                log.error("%s; %s", problem, remedy(self.name, place.stream))
+            self._set_replaced(problem)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.recheck_s)
+        return None
+
+    def _set_replaced(self, problem: str | None) -> None:
+        self.replaced = problem
+        if self.health is not None:
+            self.health.replaced = problem
 
     async def handle(self, batch: Sequence[M | Rejection]) -> Report:
         started = time.perf_counter()
@@ -143,10 +197,9 @@ class Consumer(abc.ABC, Generic[Report, M]):
         outcomes = [
             Outcome(p.seq, "dead_lettered", None, p.kind) for p in batch if type(p) is Rejection
         ]
+        through = _tracked(batch[-1])
         try:
-            return await self._retry(
-                "database", lambda: self.apply(events, batch[-1].seq, outcomes)
-            )
+            return await self._retry("database", lambda: self.apply(events, through, outcomes))
         except Unstorable as exc:
             if len(batch) > 1:
                 half = len(batch) // 2
@@ -162,7 +215,7 @@ class Consumer(abc.ABC, Generic[Report, M]):
             await self.dead_letter(delivery, f"the read model cannot store it: {exc}",
                                     "(event)", "unstorable")  # fmt: skip
             unstorable = [Outcome(only.seq, "dead_lettered", only.message_id, "unstorable")]
-            return await self._retry("database", lambda: self.apply([], only.seq, unstorable))
+            return await self._retry("database", lambda: self.apply([], _tracked(only), unstorable))
 
     async def dead_letter(
         self,
@@ -197,3 +250,9 @@ class Consumer(abc.ABC, Generic[Report, M]):
             on_retry=lambda _exc, _pause: self.metrics.retried(stage),
             give_up=self.stopping.is_set,
         )
+
+
+def _tracked(message: StreamMessage | Rejection) -> Tracked:
+    """The checkpoint a batch ending with ``message`` commits: its sequence and id."""
+    data = message.delivery.data if isinstance(message, Rejection) else message.raw
+    return Tracked(message.seq, message_id_of(data))

@@ -39,6 +39,16 @@ class ConsumerMetrics:
             "timestamps); 0 when caught up.",
             registry=r,
         )
+        self.stream_replaced = Gauge(
+            "cw_stream_replaced",
+            f"1 while {stream} is not the stream this consumer followed (another stream of that "
+            "name: recreated, another server's, restored from an older backup); the consumer "
+            "takes nothing from it. Else 0.",
+            ["stream"],
+            registry=r,
+        )
+        self.stream_replaced.labels(stream).set(0)
+        self._stream = stream
         self.last_progress = Gauge(
             f"{prefix}_last_progress_timestamp_seconds",
             "When the checkpoint last moved, or the consumer last had nothing to do (Unix time).",
@@ -58,5 +68,6 @@ class ConsumerMetrics:
             self.lag.set(health.lag_events)
         if health.lag_seconds is not None:
             self.lag_seconds.set(health.lag_seconds)
+        self.stream_replaced.labels(self._stream).set(1 if health.replaced else 0)
         if health.last_progress_at is not None:
             self.last_progress.set(health.last_progress_at)

@@ -3,10 +3,13 @@ what became of messages that are not applied. Pure data: no driver is imported h
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
 from uuid import UUID
+
+import orjson
 
 from contracts import Event
 
@@ -90,3 +93,49 @@ class Rejection:
 
 Prepared: TypeAlias = StreamEvent | Rejection
 """A message as the source hands it out: decoded and validated, or rejected."""
+
+
+_ID_KEYS = ("event_id", "reminder_id")
+"""Where a message of ``CW_EVENTS`` (an event) or ``CW_REMINDERS`` (a reminder) carries its id."""
+
+
+def message_id_of(data: bytes) -> str:
+    """What tells one message from another at the same sequence of another stream: the event id
+    (for a reminder, the reminder id) its payload carries, else a digest of the payload (a
+    message that is not an event, which a dead letter took). Read from the bytes alone, so the
+    consumer that commits a checkpoint and the check that reads the stream back agree."""
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        for key in _ID_KEYS:
+            value = body.get(key)
+            if isinstance(value, str) and 0 < len(value) <= 64:
+                try:
+                    return str(UUID(value))
+                except ValueError:
+                    return value
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """Where a consumer stands in its stream: the checkpoint, and the id of the message at that
+    sequence (``message_id_of``), which tells the stream it followed from another stream of
+    the same name that starts its sequences again (a recreated or restored one)."""
+
+    seq: int
+    message_id: str | None = None
+    """``None``: nothing taken yet, or a checkpoint committed before ids were kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlace:
+    """What a stream holds around a checkpoint, read back to check that it is the same stream."""
+
+    stream: str
+    first_seq: int
+    last_seq: int
+    message_id: str | None
+    """The id of the message at the checkpoint's sequence; ``None`` when none is stored there."""

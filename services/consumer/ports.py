@@ -8,7 +8,7 @@ from typing import Protocol, TypeVar
 
 from typing_extensions import TypeVar as DefaultTypeVar
 
-from services.consumer.model import Delivery, Prepared
+from services.consumer.model import Delivery, Prepared, StreamPlace
 
 O_contra = TypeVar("O_contra", contravariant=True)
 P = DefaultTypeVar("P", default=Prepared)
@@ -31,6 +31,9 @@ class Unstorable(RuntimeError):
 class Source(Protocol[P]):
     """Messages of a stream in order, without holes (``services.consumer.jetstream``)."""
 
+    @property
+    def stream(self) -> str: ...
+    async def place(self, seq: int) -> StreamPlace: ...
     async def start(self, after_seq: int) -> None: ...
     async def restart(self, after_seq: int) -> None: ...
     def needs_restart(self) -> str | None: ...

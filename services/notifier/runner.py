@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from contracts.reminders import Reminder, reminder_subject
 from services.common.retry import FOREVER, RetryPolicy, retry
 from services.consumer.loop import Consumer
-from services.consumer.model import Delivery, Outcome, Rejection
+from services.consumer.model import Delivery, Outcome, Rejection, Tracked
 from services.consumer.ports import DeadLetters, Fenced, Observer, Source, Writer
 from services.notifier.domain.budget import Attempt
 from services.notifier.domain.model import (
@@ -67,6 +67,8 @@ def decode_reminder(d: Delivery) -> StreamReminder | Rejection:
 class Intake(Consumer[Recorded, StreamReminder]):
     """``CW_REMINDERS`` into the delivery ledger, exactly once per (reminder, target)."""
 
+    name = "notifier"
+
     def __init__(
         self,
         source: Source[StreamReminder | Rejection],
@@ -86,16 +88,16 @@ class Intake(Consumer[Recorded, StreamReminder]):
         self.targets = tuple(targets)
         self.on_recorded = on_recorded
 
-    async def stored_checkpoint(self) -> int:
-        return await self.ledger.checkpoint()
+    async def tracked(self) -> Tracked:
+        return await self.ledger.tracked()
 
     async def apply(
-        self, events: Sequence[StreamReminder], through_seq: int, outcomes: Sequence[Outcome]
+        self, events: Sequence[StreamReminder], through: Tracked, outcomes: Sequence[Outcome]
     ) -> Recorded:
-        added = await self.ledger.record(events, self.targets, through_seq)
+        added = await self.ledger.record(events, self.targets, through.seq, through.message_id)
         if added:
             self.on_recorded()
-        return Recorded(through_seq, len(events), added)
+        return Recorded(through.seq, len(events), added)
 
     def merge(self, first: Recorded, second: Recorded) -> Recorded:
         return Recorded(
@@ -138,10 +140,17 @@ class Retrying:
     async def checkpoint(self) -> int:
         return await self._retry("database", self._ledger.checkpoint)
 
+    async def tracked(self) -> Tracked:
+        return await self._ledger.tracked()  # the kit retries
+
     async def record(
-        self, reminders: Sequence[StreamReminder], targets: Sequence[Target], through_seq: int
+        self,
+        reminders: Sequence[StreamReminder],
+        targets: Sequence[Target],
+        through_seq: int,
+        through_id: str | None = None,
     ) -> int:
-        return await self._ledger.record(reminders, targets, through_seq)  # the kit retries
+        return await self._ledger.record(reminders, targets, through_seq, through_id)
 
     async def pending(self, target: str, limit: int) -> list[Pending]:
         return await self._retry("database", lambda: self._ledger.pending(target, limit))

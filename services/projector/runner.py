@@ -19,6 +19,7 @@ from services.projector.domain.model import (
     Outcome,
     Refusal,
     StreamEvent,
+    Tracked,
 )
 from services.projector.domain.ports import (
     DeadLetters,
@@ -36,6 +37,8 @@ __all__ = ["Projector", "classify", "decode_delivery"]
 
 class Projector(Consumer[BatchOutcome]):
     """The projector: the consumer loop applying batches to the read model."""
+
+    name = "projector"
 
     def __init__(
         self,
@@ -60,15 +63,15 @@ class Projector(Consumer[BatchOutcome]):
         self.store = store
         self.campaign = campaign
 
-    async def stored_checkpoint(self) -> int:
-        return await self.store.checkpoint()
+    async def tracked(self) -> Tracked:
+        return await self.store.tracked()
 
     async def apply(
-        self, events: Sequence[StreamEvent], through_seq: int, outcomes: Sequence[Outcome]
+        self, events: Sequence[StreamEvent], through: Tracked, outcomes: Sequence[Outcome]
     ) -> BatchOutcome:
         return await apply_batch(
-            self.store, events, through_seq, self.campaign.rebound_window, outcomes=outcomes,
-            refuse=self._refuse,
+            self.store, events, through.seq, self.campaign.rebound_window, outcomes=outcomes,
+            refuse=self._refuse, through_id=through.message_id,
         )  # fmt: skip
 
     def merge(self, first: BatchOutcome, second: BatchOutcome) -> BatchOutcome:

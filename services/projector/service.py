@@ -24,13 +24,15 @@ async def apply_batch(
     *,
     outcomes: Sequence[Outcome] = (),
     refuse: Refuse | None = None,
+    through_id: str | None = None,
 ) -> BatchOutcome:
     """Apply ``events`` and move the checkpoint to ``through_seq`` in one transaction.
 
     ``through_seq`` also covers messages of the batch that were not events (dead-lettered before
-    this call, and listed in ``outcomes``), so that they are not looked at again. An event whose
-    id is archived with other content, or that names another venue than its issue's, is handed
-    to ``refuse`` (a dead letter) before the commit and recorded, never applied.
+    this call, and listed in ``outcomes``), so that they are not looked at again; ``through_id``
+    is the id of the message at ``through_seq`` (what tells this stream from another). An event
+    whose id is archived with other content, or that names another venue than its issue's, is
+    handed to ``refuse`` (a dead letter) before the commit and recorded, never applied.
     """
     async with store.unit() as unit:
         checkpoint = await unit.checkpoint()
@@ -72,7 +74,7 @@ async def apply_batch(
         if recorded:
             await unit.record_outcomes(recorded)
         if through_seq > checkpoint:
-            await unit.set_checkpoint(through_seq)
+            await unit.set_checkpoint(through_seq, through_id)
             checkpoint = through_seq
     return BatchOutcome(
         applied=max(0, len(new) - len(changes.refused)),

@@ -21,7 +21,7 @@ from typing import TypeVar
 from services.common.campaign import Campaign
 from services.common.retry import FOREVER, RetryPolicy, retry
 from services.consumer.loop import Consumer
-from services.consumer.model import Outcome, Prepared, StreamEvent
+from services.consumer.model import Outcome, Prepared, StreamEvent, StreamPlace, Tracked
 from services.consumer.ports import DeadLetters, Fenced, Source, Unstorable, Writer
 from services.reminders.adapters.metrics import ReminderMetrics
 from services.reminders.domain.model import BatchReport, Tally
@@ -58,6 +58,13 @@ class _WatchedSource:
         self._source = source
         self._caught_up = caught_up
 
+    @property
+    def stream(self) -> str:
+        return self._source.stream
+
+    async def place(self, seq: int) -> StreamPlace:
+        return await self._source.place(seq)
+
     async def start(self, after_seq: int) -> None:
         await self._source.start(after_seq)
 
@@ -85,6 +92,8 @@ class _WatchedSource:
 
 class ReminderConsumer(Consumer[BatchReport]):
     """Follows ``CW_EVENTS``: the issue lifecycle and the timers it derives, exactly once."""
+
+    name = "reminders"
 
     def __init__(
         self,
@@ -115,17 +124,18 @@ class ReminderConsumer(Consumer[BatchReport]):
         self.wakeup = wakeup
         self.caught_up = caught_up
 
-    async def stored_checkpoint(self) -> int:
-        checkpoint = await self.store.checkpoint()
-        self.caught_up.reached(checkpoint)
-        return checkpoint
+    async def tracked(self) -> Tracked:
+        tracked = await self.store.tracked()
+        self.caught_up.reached(tracked.seq)
+        return tracked
 
     async def apply(
-        self, events: Sequence[StreamEvent], through_seq: int, outcomes: Sequence[Outcome]
+        self, events: Sequence[StreamEvent], through: Tracked, outcomes: Sequence[Outcome]
     ) -> BatchReport:
         report = await apply_batch(
-            self.store, events, through_seq, campaign=self.campaign, clock=self.clock
-        )
+            self.store, events, through.seq, campaign=self.campaign, clock=self.clock,
+            through_id=through.message_id,
+        )  # fmt: skip
         if report.timers_written:
             self.wakeup.set()
         self.caught_up.reached(report.checkpoint)

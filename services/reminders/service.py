@@ -41,8 +41,10 @@ async def apply_batch(
     *,
     campaign: Campaign,
     clock: Clock,
+    through_id: str | None = None,
 ) -> BatchReport:
-    """Apply ``events`` and move the checkpoint to ``through_seq`` in one transaction."""
+    """Apply ``events`` and move the checkpoint to ``through_seq`` (the id of its message:
+    ``through_id``) in one transaction."""
     async with store.unit() as unit:
         checkpoint = await unit.checkpoint()
         fresh = [se for se in events if se.seq > checkpoint]
@@ -62,7 +64,7 @@ async def apply_batch(
             # letters; their fix may be replayed under the same event id.
             await unit.forget(changes.refused)
         if through_seq > checkpoint:
-            await unit.set_checkpoint(through_seq)
+            await unit.set_checkpoint(through_seq, through_id)
             checkpoint = through_seq
     return BatchReport(
         applied=len(new) - len(changes.refused),

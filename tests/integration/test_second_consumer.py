@@ -18,7 +18,7 @@ from services.common.settings import Settings
 from services.consumer.jetstream import DeadLetterPublisher, EventSource
 from services.consumer.lease import SingleWriter
 from services.consumer.loop import Consumer
-from services.consumer.model import Outcome, StreamEvent
+from services.consumer.model import Outcome, StreamEvent, Tracked
 from services.consumer.ports import CheckpointRegression
 from services.projector.adapters.postgres import PostgresReadModel
 from services.projector.runner import decode_delivery
@@ -31,7 +31,9 @@ pytestmark = pytest.mark.integration
 
 TALLY_TABLES = """
 CREATE TABLE tally (district text PRIMARY KEY, events integer NOT NULL);
-CREATE TABLE tally_checkpoint (consumer text PRIMARY KEY, stream_seq bigint NOT NULL);
+CREATE TABLE tally_checkpoint (
+    consumer text PRIMARY KEY, stream_seq bigint NOT NULL, message_id text
+);
 """
 
 
@@ -48,12 +50,14 @@ class DistrictTally(Consumer[int]):
         )
         self.pool = pool
 
-    async def stored_checkpoint(self) -> int:
-        return int(await self.pool.fetchval("SELECT max(stream_seq) FROM tally_checkpoint") or 0)
+    async def tracked(self) -> Tracked:
+        row = await self.pool.fetchrow("SELECT stream_seq, message_id FROM tally_checkpoint")
+        return Tracked(0) if row is None else Tracked(int(row[0]), row[1])
 
     async def apply(
-        self, events: Sequence[StreamEvent], through_seq: int, outcomes: Sequence[Outcome]
+        self, events: Sequence[StreamEvent], through: Tracked, outcomes: Sequence[Outcome]
     ) -> int:
+        through_seq = through.seq
         async with self.pool.acquire() as conn, conn.transaction():
             done = int(await conn.fetchval(
                 "SELECT stream_seq FROM tally_checkpoint WHERE consumer = 'tally' FOR UPDATE"
@@ -67,9 +71,10 @@ class DistrictTally(Consumer[int]):
                 [(d,) for d in fresh],
             )
             await conn.execute(
-                "INSERT INTO tally_checkpoint VALUES ('tally', $1) "
-                "ON CONFLICT (consumer) DO UPDATE SET stream_seq = EXCLUDED.stream_seq",
+                "INSERT INTO tally_checkpoint VALUES ('tally', $1, $2) ON CONFLICT (consumer) "
+                "DO UPDATE SET stream_seq = EXCLUDED.stream_seq, message_id = EXCLUDED.message_id",
                 through_seq,
+                through.message_id,
             )
             return len(fresh)
 
@@ -144,7 +149,7 @@ async def test_a_second_consumer_keeps_its_own_checkpoint_beside_the_projector(
 
             await eventually(tally_done, within=30, what="tally at 45")
             with pytest.raises(CheckpointRegression):
-                await tally.apply([], 44, [])
+                await tally.apply([], Tracked(44), [])
         counts = {r["district"]: r["events"] for r in await pool.fetch("SELECT * FROM tally")}
         assert counts == {f.DISTRICT: 35, "320705": 10}
     finally:

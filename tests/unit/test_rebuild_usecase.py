@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from services.common.campaign import load_campaign
+from services.consumer.model import StreamPlace
 from services.projector import usecases
 from services.projector.adapters.memory import MemoryReadModel
 from services.projector.adapters.metrics import ProjectorMetrics
@@ -29,6 +30,14 @@ class ListSource:
         self.messages = messages
         self.at = 0
         self.stopped = False
+
+    @property
+    def stream(self) -> str:
+        return "CW_EVENTS"
+
+    async def place(self, seq: int) -> StreamPlace:
+        """Always the stream the consumer followed."""
+        return StreamPlace("CW_EVENTS", 1, max([m.seq for m in self.messages], default=0), None)
 
     async def start(self, after_seq: int) -> None:
         self.at = after_seq

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from services.consumer.model import Tracked
 from services.consumer.ports import CheckpointRegression
 from services.notifier.domain.budget import Attempt
 from services.notifier.domain.model import Outcome, Pending, StreamReminder
@@ -24,6 +25,7 @@ class _Delivery:
 @dataclass
 class MemoryLedger:
     stream_seq: int = 0
+    message_id: str | None = None
     deliveries: dict[tuple[UUID, str], _Delivery] = field(default_factory=dict)
     sent: list[tuple[int, str, Attempt, str]] = field(default_factory=list)
     """(attempt id, target, attempt, outcome) in the order they started."""
@@ -31,8 +33,15 @@ class MemoryLedger:
     async def checkpoint(self) -> int:
         return self.stream_seq
 
+    async def tracked(self) -> Tracked:
+        return Tracked(self.stream_seq, self.message_id)
+
     async def record(
-        self, reminders: Sequence[StreamReminder], targets: Sequence[Target], through_seq: int
+        self,
+        reminders: Sequence[StreamReminder],
+        targets: Sequence[Target],
+        through_seq: int,
+        through_id: str | None = None,
     ) -> int:
         if through_seq < self.stream_seq:
             raise CheckpointRegression(f"checkpoint would move back to {through_seq}")
@@ -43,7 +52,7 @@ class MemoryLedger:
                 if t.wants(r.reminder) and key not in self.deliveries:
                     self.deliveries[key] = _Delivery(Pending(r.reminder, r.seq, r.subject, r.raw))
                     added += 1
-        self.stream_seq = through_seq
+        self.stream_seq, self.message_id = through_seq, through_id
         return added
 
     async def pending(self, target: str, limit: int) -> list[Pending]:

@@ -14,6 +14,7 @@ import asyncpg
 from contracts.reminders import Reminder
 from services.common.migrations import migrate
 from services.consumer.lease import Conn, SingleWriter
+from services.consumer.model import Tracked
 from services.consumer.ports import CheckpointRegression
 from services.notifier.domain.budget import Attempt
 from services.notifier.domain.model import Outcome, Pending, StreamReminder
@@ -26,6 +27,8 @@ CREATE TABLE IF NOT EXISTS cw_notifier.checkpoints (
     stream_seq bigint NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+-- The id of the reminder at stream_seq: tells CW_REMINDERS from another stream of that name.
+ALTER TABLE cw_notifier.checkpoints ADD COLUMN IF NOT EXISTS message_id text;
 CREATE TABLE IF NOT EXISTS cw_notifier.reminders (
     reminder_id uuid PRIMARY KEY,
     stream_seq  bigint NOT NULL,
@@ -67,11 +70,14 @@ CREATE TABLE IF NOT EXISTS cw_notifier.attempts (
 CREATE INDEX IF NOT EXISTS attempts_recent ON cw_notifier.attempts (target, started_at);
 """
 
-CHECKPOINT = "SELECT stream_seq FROM cw_notifier.checkpoints WHERE durable = $1"
-CHECKPOINT_FOR_UPDATE = CHECKPOINT + " FOR UPDATE"
+CHECKPOINT = "SELECT stream_seq, message_id FROM cw_notifier.checkpoints WHERE durable = $1"
+CHECKPOINT_FOR_UPDATE = (
+    "SELECT stream_seq FROM cw_notifier.checkpoints WHERE durable = $1 FOR UPDATE"
+)
 SET_CHECKPOINT = """
-INSERT INTO cw_notifier.checkpoints AS c (durable, stream_seq) VALUES ($1, $2)
-ON CONFLICT (durable) DO UPDATE SET stream_seq = excluded.stream_seq, updated_at = now()
+INSERT INTO cw_notifier.checkpoints AS c (durable, stream_seq, message_id) VALUES ($1, $2, $3)
+ON CONFLICT (durable) DO UPDATE
+SET stream_seq = excluded.stream_seq, message_id = excluded.message_id, updated_at = now()
 """
 INSERT_REMINDERS = """
 INSERT INTO cw_notifier.reminders (reminder_id, stream_seq, subject, kind, district, payload)
@@ -137,12 +143,19 @@ class PostgresLedger:
         self._writer = writer
 
     async def checkpoint(self) -> int:
+        return (await self.tracked()).seq
+
+    async def tracked(self) -> Tracked:
         async with self._pool.acquire() as conn:
-            seq = await conn.fetchval(CHECKPOINT, self._durable)
-        return int(seq or 0)
+            row = await conn.fetchrow(CHECKPOINT, self._durable)
+        return Tracked(0) if row is None else Tracked(int(row[0]), row[1])
 
     async def record(
-        self, reminders: Sequence[StreamReminder], targets: Sequence[Target], through_seq: int
+        self,
+        reminders: Sequence[StreamReminder],
+        targets: Sequence[Target],
+        through_seq: int,
+        through_id: str | None = None,
     ) -> int:
         rows = list(reminders)
         deliveries = [(r, t) for r in rows for t in targets if t.wants(r.reminder)]
@@ -174,7 +187,7 @@ class PostgresLedger:
                     [r.seq for r, _ in deliveries],
                 )
                 added = int(status.rsplit(" ", 1)[-1])
-            await conn.execute(SET_CHECKPOINT, self._durable, through_seq)
+            await conn.execute(SET_CHECKPOINT, self._durable, through_seq, through_id)
         return added
 
     async def pending(self, target: str, limit: int) -> list[Pending]:

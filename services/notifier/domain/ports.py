@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from services.consumer.model import Tracked
 from services.notifier.domain.budget import Attempt
 from services.notifier.domain.messages import RobotFormat, RobotMessage
 from services.notifier.domain.model import Outcome, Pending, Refused, SendResult, StreamReminder
@@ -22,11 +23,20 @@ class Ledger(Protocol):
         """The last ``CW_REMINDERS`` sequence whose deliveries are recorded."""
         ...
 
+    async def tracked(self) -> Tracked:
+        """The checkpoint and the id of the reminder at that sequence."""
+        ...
+
     async def record(
-        self, reminders: Sequence[StreamReminder], targets: Sequence[Target], through_seq: int
+        self,
+        reminders: Sequence[StreamReminder],
+        targets: Sequence[Target],
+        through_seq: int,
+        through_id: str | None = None,
     ) -> int:
-        """Record a delivery per reminder and matching target, and move the checkpoint, in one
-        transaction; a reminder already recorded adds nothing. Returns deliveries added."""
+        """Record a delivery per reminder and matching target, and move the checkpoint (and the
+        id of its reminder, ``through_id``), in one transaction; a reminder already recorded
+        adds nothing. Returns deliveries added."""
         ...
 
     async def pending(self, target: str, limit: int) -> list[Pending]:

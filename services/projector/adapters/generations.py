@@ -73,10 +73,15 @@ async def create_generation(conn: Conn) -> tuple[str, int]:
     return schema, generation
 
 
+# The id of the message at ``through`` is the one the new generation's own checkpoint recorded.
 CARRY_CHECKPOINTS = """
-INSERT INTO {new}.checkpoint (projection, partition, stream_seq)
-SELECT projection, partition, $1 FROM {old}.checkpoint
-ON CONFLICT (projection, partition) DO UPDATE SET stream_seq = EXCLUDED.stream_seq
+INSERT INTO {new}.checkpoint (projection, partition, stream_seq, message_id)
+SELECT projection, partition, $1,
+       (SELECT n.message_id FROM {new}.checkpoint n
+        WHERE n.stream_seq = $1 AND n.message_id IS NOT NULL LIMIT 1)
+FROM {old}.checkpoint
+ON CONFLICT (projection, partition) DO UPDATE
+SET stream_seq = EXCLUDED.stream_seq, message_id = EXCLUDED.message_id
 """
 
 

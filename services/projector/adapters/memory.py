@@ -19,6 +19,7 @@ from services.projector.domain.model import (
     Outcome,
     Snapshot,
     StreamEvent,
+    Tracked,
     Venue,
     VenueKey,
     VenuePhaseCounts,
@@ -31,6 +32,8 @@ from services.projector.domain.ports import CheckpointRegression, ReadModelStore
 class MemoryState:
     checkpoints: dict[tuple[str, str], int] = field(default_factory=dict)
     """By (consumer, partition)."""
+    checkpoint_ids: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    """The id of the message at each checkpoint."""
     archive: dict[int, StreamEvent] = field(default_factory=dict)
     event_ids: set[UUID] = field(default_factory=set)
     issues: dict[IssueKey, Issue] = field(default_factory=dict)
@@ -48,10 +51,14 @@ class MemoryUnit(ReadModelUnit):
     async def checkpoint(self) -> int:
         return self.state.checkpoints.get(self._key, 0)
 
-    async def set_checkpoint(self, seq: int) -> None:
+    async def tracked(self) -> Tracked:
+        return Tracked(await self.checkpoint(), self.state.checkpoint_ids.get(self._key))
+
+    async def set_checkpoint(self, seq: int, message_id: str | None = None) -> None:
         if seq < self.state.checkpoints.get(self._key, 0):
             raise CheckpointRegression(f"checkpoint of {self._key} would move back to {seq}")
         self.state.checkpoints[self._key] = seq
+        self.state.checkpoint_ids[self._key] = message_id
 
     async def archive(self, events: Sequence[StreamEvent]) -> set[int]:
         new: set[int] = set()

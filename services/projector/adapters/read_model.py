@@ -34,6 +34,7 @@ from services.projector.domain.model import (
     Outcome,
     Snapshot,
     StreamEvent,
+    Tracked,
     VenuePhaseCounts,
 )
 from services.projector.domain.ports import (
@@ -44,11 +45,14 @@ from services.projector.domain.ports import (
 )
 
 CHECKPOINT = """
-SELECT stream_seq FROM {s}.checkpoint WHERE projection = $1 AND partition = $2 FOR UPDATE
+SELECT stream_seq, message_id FROM {s}.checkpoint
+WHERE projection = $1 AND partition = $2 FOR UPDATE
 """
 SET_CHECKPOINT = """
-INSERT INTO {s}.checkpoint AS c (projection, partition, stream_seq) VALUES ($1, $2, $3)
-ON CONFLICT (projection, partition) DO UPDATE SET stream_seq = EXCLUDED.stream_seq
+INSERT INTO {s}.checkpoint AS c (projection, partition, stream_seq, message_id)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (projection, partition) DO UPDATE
+SET stream_seq = EXCLUDED.stream_seq, message_id = EXCLUDED.message_id
 WHERE c.stream_seq <= EXCLUDED.stream_seq
 RETURNING stream_seq
 """
@@ -177,12 +181,15 @@ class PostgresUnit(ReadModelUnit):
         return template.replace("{s}", self._s)
 
     async def checkpoint(self) -> int:
-        value = await self._conn.fetchval(self._sql(CHECKPOINT), self._consumer, self._partition)
-        return int(value or 0)
+        return (await self.tracked()).seq
 
-    async def set_checkpoint(self, seq: int) -> None:
+    async def tracked(self) -> Tracked:
+        row = await self._conn.fetchrow(self._sql(CHECKPOINT), self._consumer, self._partition)
+        return Tracked(0) if row is None else Tracked(int(row[0]), row[1])
+
+    async def set_checkpoint(self, seq: int, message_id: str | None = None) -> None:
         done = await self._conn.fetchval(
-            self._sql(SET_CHECKPOINT), self._consumer, self._partition, seq
+            self._sql(SET_CHECKPOINT), self._consumer, self._partition, seq, message_id
         )
         if done is None:
             raise CheckpointRegression(

@@ -14,6 +14,7 @@ from services.consumer.model import (
     Prepared,
     Rejection,
     StreamEvent,
+    Tracked,
 )
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Rejection",
     "Snapshot",
     "StreamEvent",
+    "Tracked",
     "Venue",
     "VenueAsOf",
     "VenuePhaseCounts",

@@ -19,7 +19,14 @@ from services.consumer.ports import (
     Unstorable,
     Writer,
 )
-from services.projector.domain.model import Changes, Needs, Outcome, Snapshot, StreamEvent
+from services.projector.domain.model import (
+    Changes,
+    Needs,
+    Outcome,
+    Snapshot,
+    StreamEvent,
+    Tracked,
+)
 
 __all__ = [
     "CheckpointRegression",
@@ -46,6 +53,10 @@ class ReadModelUnit(abc.ABC):
         """The last ``CW_EVENTS`` sequence whose effects are committed (0: none)."""
 
     @abc.abstractmethod
+    async def tracked(self) -> Tracked:
+        """The checkpoint and the id of the message at that sequence."""
+
+    @abc.abstractmethod
     async def archive(self, events: Sequence[StreamEvent]) -> set[int]:
         """Append events to the archive; return the sequences of those whose event id is new."""
 
@@ -70,9 +81,9 @@ class ReadModelUnit(abc.ABC):
         """Write what the batch changed."""
 
     @abc.abstractmethod
-    async def set_checkpoint(self, seq: int) -> None:
-        """Record the position reached, in the same transaction as the effects; raise
-        ``CheckpointRegression`` rather than move it backwards."""
+    async def set_checkpoint(self, seq: int, message_id: str | None = None) -> None:
+        """Record the position reached and the id of its message, in the same transaction as
+        the effects; raise ``CheckpointRegression`` rather than move it backwards."""
 
 
 class ReadModelStore(abc.ABC):
@@ -83,6 +94,10 @@ class ReadModelStore(abc.ABC):
     async def checkpoint(self) -> int:
         async with self.unit() as unit:
             return await unit.checkpoint()
+
+    async def tracked(self) -> Tracked:
+        async with self.unit() as unit:
+            return await unit.tracked()
 
 
 class Swap(abc.ABC):

@@ -11,7 +11,7 @@ from datetime import datetime
 from uuid import UUID
 
 from services.common.lifecycle import Issue, IssueKey, Needs
-from services.consumer.model import StreamEvent
+from services.consumer.model import StreamEvent, Tracked
 from services.reminders.domain.model import Changes, OutboxEntry, Snapshot, Timer, Venue
 from services.reminders.domain.ports import CheckpointRegression, ReminderStore, ReminderUnit
 
@@ -26,6 +26,7 @@ class OutboxRow:
 @dataclass
 class State:
     checkpoint: int = 0
+    checkpoint_id: str | None = None
     seen: dict[UUID, int] = field(default_factory=dict)
     issues: dict[IssueKey, Issue] = field(default_factory=dict)
     venues: dict[tuple[str, str], Venue] = field(default_factory=dict)
@@ -41,10 +42,14 @@ class MemoryReminderUnit(ReminderUnit):
     async def checkpoint(self) -> int:
         return self.s.checkpoint
 
-    async def set_checkpoint(self, seq: int) -> None:
+    async def tracked(self) -> Tracked:
+        return Tracked(self.s.checkpoint, self.s.checkpoint_id)
+
+    async def set_checkpoint(self, seq: int, message_id: str | None = None) -> None:
         if seq < self.s.checkpoint:
             raise CheckpointRegression(f"checkpoint would move back to {seq}")
         self.s.checkpoint = seq
+        self.s.checkpoint_id = message_id
 
     async def remember(self, events: Sequence[StreamEvent]) -> set[int]:
         new = set()

@@ -17,17 +17,20 @@ import orjson
 from contracts import decode_event
 from services.common.lifecycle import Issue, IssueKey, Needs
 from services.consumer.lease import Conn, SingleWriter
-from services.consumer.model import StreamEvent
+from services.consumer.model import StreamEvent, Tracked
 from services.consumer.ports import Unstorable
 from services.reminders.domain.model import Changes, OutboxEntry, Snapshot, Timer, Venue
 from services.reminders.domain.ports import CheckpointRegression, ReminderStore, ReminderUnit
 
 CONSUMER = "reminders"
 
-CHECKPOINT = "SELECT stream_seq FROM cw_reminders.checkpoint WHERE consumer = $1 FOR UPDATE"
+CHECKPOINT = """
+SELECT stream_seq, message_id FROM cw_reminders.checkpoint WHERE consumer = $1 FOR UPDATE
+"""
 SET_CHECKPOINT = """
-INSERT INTO cw_reminders.checkpoint AS c (consumer, stream_seq) VALUES ($1, $2)
-ON CONFLICT (consumer) DO UPDATE SET stream_seq = EXCLUDED.stream_seq
+INSERT INTO cw_reminders.checkpoint AS c (consumer, stream_seq, message_id) VALUES ($1, $2, $3)
+ON CONFLICT (consumer) DO UPDATE
+SET stream_seq = EXCLUDED.stream_seq, message_id = EXCLUDED.message_id
 WHERE c.stream_seq <= EXCLUDED.stream_seq
 RETURNING stream_seq
 """
@@ -194,10 +197,14 @@ class PostgresReminderUnit(ReminderUnit):
         self._consumer = consumer
 
     async def checkpoint(self) -> int:
-        return int(await self._conn.fetchval(CHECKPOINT, self._consumer) or 0)
+        return (await self.tracked()).seq
 
-    async def set_checkpoint(self, seq: int) -> None:
-        if await self._conn.fetchval(SET_CHECKPOINT, self._consumer, seq) is None:
+    async def tracked(self) -> Tracked:
+        row = await self._conn.fetchrow(CHECKPOINT, self._consumer)
+        return Tracked(0) if row is None else Tracked(int(row[0]), row[1])
+
+    async def set_checkpoint(self, seq: int, message_id: str | None = None) -> None:
+        if await self._conn.fetchval(SET_CHECKPOINT, self._consumer, seq, message_id) is None:
             raise CheckpointRegression(f"reminders' checkpoint would move back to {seq}")
 
     async def remember(self, events: Sequence[StreamEvent]) -> set[int]:

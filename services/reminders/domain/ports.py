@@ -10,7 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 from services.common.lifecycle import Issue, IssueKey, Needs
-from services.consumer.model import StreamEvent
+from services.consumer.model import StreamEvent, Tracked
 from services.consumer.ports import CheckpointRegression, Fenced
 from services.reminders.domain.model import Changes, OutboxEntry, Snapshot, Timer, Venue
 
@@ -37,8 +37,13 @@ class ReminderUnit(abc.ABC):
         """The last ``CW_EVENTS`` sequence whose effects are committed (0: none)."""
 
     @abc.abstractmethod
-    async def set_checkpoint(self, seq: int) -> None:
-        """Move the checkpoint forward; raise ``CheckpointRegression`` rather than back."""
+    async def tracked(self) -> Tracked:
+        """The checkpoint and the id of the message at that sequence."""
+
+    @abc.abstractmethod
+    async def set_checkpoint(self, seq: int, message_id: str | None = None) -> None:
+        """Move the checkpoint forward and record its message's id; raise
+        ``CheckpointRegression`` rather than move it back."""
 
     @abc.abstractmethod
     async def remember(self, events: Sequence[StreamEvent]) -> set[int]:
@@ -118,6 +123,10 @@ class ReminderStore(abc.ABC):
     async def checkpoint(self) -> int:
         async with self.unit() as unit:
             return await unit.checkpoint()
+
+    async def tracked(self) -> Tracked:
+        async with self.unit() as unit:
+            return await unit.tracked()
 
 
 class Publisher(abc.ABC):

@@ -7,6 +7,9 @@ CREATE TABLE {s}.checkpoint (
     projection text NOT NULL,
     partition  text NOT NULL DEFAULT '',
     stream_seq bigint NOT NULL,
+    -- The id of the message at stream_seq: tells CW_EVENTS from another stream of that name
+    -- (services/consumer/identity.py).
+    message_id text,
     PRIMARY KEY (projection, partition)
 );
 -- The payload is kept as the exact bytes received (validated UTF-8 JSON; the view presents it

@@ -8,6 +8,7 @@ CREATE TABLE IF NOT EXISTS {s}.stream_outcomes (
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS event_archive_stream_seq ON {s}.event_archive USING brin (stream_seq);
+ALTER TABLE {s}.checkpoint ADD COLUMN IF NOT EXISTS message_id text;
 DO $$
 BEGIN
     IF NOT EXISTS (
