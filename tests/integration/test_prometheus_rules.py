@@ -89,7 +89,7 @@ def test_every_alert_and_recording_rule_has_a_test_case() -> None:
 
 ALLOWED_LABELS = {
     "job", "instance", "le", "reason", "stage", "kind", "district", "phase", "venue_kind",
-    "inspection_kind", "status", "target_kind", "outcome", "event_type",
+    "inspection_kind", "status", "target_kind", "outcome", "event_type", "stream",
 }  # fmt: skip
 
 
