@@ -2,7 +2,9 @@
 
 A dead letter is removed only when its event is in ``CW_EVENTS`` on the right subject and will
 be, or was, projected:
-1. the event (or the fix) must be valid and a replacement for the original: same event_id,
+1. the letter must be what its subject says (``domain.claim_problems``: headers that claim
+   another stage, or a stream message for an intake letter, keep it, ``--force`` or not); the
+   event (or the fix) must be valid and a replacement for the original: same event_id,
    district and venue of the subject it came on (``domain.identity_problems``; ``--force``
    overrides);
 2. the archive is asked about the event_id: archived with the same event -> it was projected,
@@ -30,7 +32,7 @@ from typing import Literal, Protocol
 
 from nats.js.api import PubAck
 
-from contracts import EventRejected
+from contracts import EventRejected, FieldError
 from services.common.deadletters import DeadLetter
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM
 from services.deadletters.domain.rules import (
@@ -38,6 +40,7 @@ from services.deadletters.domain.rules import (
     ArchivedEvent,
     StoredMessage,
     candidate,
+    claim_problems,
     identity_problems,
     original_event_id,
     replay_msg_id,
@@ -99,6 +102,9 @@ async def replay(
         await dead_letters.delete(seq)
         tail = "" if earlier.action == "replayed" else ", not replayed"
         return Outcome(seq, earlier.action == "replayed", f"{earlier.describe()}; {REMOVED}{tail}")
+    claims = claim_problems(letter)
+    if claims:
+        return Outcome(seq, False, f"kept: {_claims_refused(seq, claims)}")
     try:
         chosen = candidate(letter, fixed)
     except EventRejected as exc:
@@ -215,3 +221,12 @@ async def _gone(seq: int, actions: Actions, wanted: Literal["replayed", "deleted
         )
     done = wanted == "deleted" or last.action == "replayed"
     return Outcome(seq, done, f"no longer in {DEAD_LETTERS_STREAM}: {last.describe()}")
+
+
+def _claims_refused(seq: int, claims: list[FieldError]) -> str:
+    """Why a letter whose headers its subject denies is not replayed, and what to do instead."""
+    why = "; ".join(str(c) for c in claims)
+    return (
+        f"its headers claim what its subject denies: {why}. A letter is what its subject says, "
+        f"and --force does not pass this: remove it with cw dlq delete {seq} --reason TEXT"
+    )
