@@ -6,7 +6,7 @@ be, or was, projected:
    another stage, or a stream message for an intake letter, keep it, ``--force`` or not); the
    event (or the fix) must be valid and a replacement for the original: same event_id,
    district and venue of the subject it came on (``domain.identity_problems``; ``--force``
-   overrides);
+   overrides, except an intake letter's district: ``domain.intake_district_problem``);
 2. the archive is asked about the event_id: archived with the same event -> it was projected,
    nothing is published; archived with other content -> the projector would dead-letter it again
    (``event_id_reused``), so it is kept; not archived -> it is published;
@@ -42,6 +42,7 @@ from services.deadletters.domain.rules import (
     candidate,
     claim_problems,
     identity_problems,
+    intake_district_problem,
     original_event_id,
     replay_msg_id,
     same_event,
@@ -112,13 +113,19 @@ async def replay(
         return Outcome(seq, False, f"kept: {what} invalid: {exc.reason}")
     event = chosen.event
     problems = identity_problems(letter, event)
-    if problems and not force:
+    elsewhere = intake_district_problem(letter, event)
+    if elsewhere is not None or (problems and not force):
         why = "; ".join(str(p) for p in problems)
+        then = (
+            " (--force never publishes a district's letter into another district)"
+            if elsewhere is not None
+            else ", or pass --force to publish it anyway"
+        )
         return Outcome(
             seq,
             False,
             f"kept: not a replacement for the dead letter's event: {why}. Fix it and replay it "
-            "with --file, or pass --force to publish it anyway",
+            f"with --file{then}",
         )
     how = "as it was" if fixed is None else "with a fix"
     note = f"replayed {how}" + (

@@ -229,6 +229,34 @@ async def test_a_letter_claiming_another_districts_projector_letter_is_its_write
     ]
 
 
+async def test_a_districts_intake_letter_is_never_replayed_into_another_district(
+    stack: Stack,
+) -> None:
+    elsewhere = _venue_elsewhere()
+    payload = encode_event(elsewhere)
+    # Headers as cw publish writes them: nothing but another district's event to give it away.
+    headers = dead_letter_headers(stage="intake", reason="r", field="(event)", payload=payload)
+    seq = await _forge(stack, payload, headers)
+    [row] = await stack.letters()
+    assert row["claims"] == {}
+
+    shown = await stack.show(seq)
+    assert f"now:         valid, but not a replacement: district: is {OTHER}" in shown
+
+    for force in (False, True):
+        code, text = await stack.replay(seq, force=force)
+        assert code == 1, text
+        [said] = text.splitlines()
+        assert said.startswith(f"dead letter {seq}: kept: not a replacement")
+        assert (
+            f"district: is {OTHER}, but district {DISTRICT}'s publisher sent the line "
+            f"(cw.dlq.intake.{DISTRICT}); a replacement stays in that district" in said
+        )
+        assert "--force never publishes a district's letter into another district" in said
+        assert await stack.events_in_stream() == 0
+        assert await stack.dead_letter_seqs() == [seq]
+
+
 async def test_genuine_letters_of_every_stage_list_show_and_replay_as_before(
     stack: Stack, tmp_path: Path
 ) -> None:

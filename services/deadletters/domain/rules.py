@@ -174,7 +174,8 @@ def claim_problems(letter: DeadLetter) -> list[FieldError]:
 
 def intake_district_problem(letter: DeadLetter, event: Event) -> FieldError | None:
     """Why ``event`` may not replace an intake letter's: it names another district than the one
-    whose publisher wrote the letter (``cw.dlq.intake.<district>``)."""
+    whose publisher wrote the letter (``cw.dlq.intake.<district>``). No ``--force`` passes it:
+    replayed elsewhere with the operator's rights, one district would speak for another."""
     sender = letter.district
     if sender is None or event.district == sender:
         return None

@@ -436,7 +436,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--force",
         action="store_true",
         help="publish even when the event_id, district or venue differ from the dead letter's "
-        "event (it must still be valid)",
+        "event (it must still be valid); never an intake letter's event into another district",
     )
     p.set_defaults(handler=_replay)
 
