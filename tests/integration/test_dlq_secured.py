@@ -105,11 +105,6 @@ class Stack:
 @pytest.fixture
 async def stack(secured: SecuredServer, database_url: str) -> AsyncIterator[Stack]:
     operator = Settings(nats_url=secured.url("operator"), database_url=database_url, metrics_port=0)
-    operator_nc = await nats.connect(operator.nats_url)
-    js = operator_nc.jetstream()
-    for info in await js.streams_info():
-        await js.delete_stream(info.config.name or "")
-    await initialise(operator)  # cw init, as the operator: the streams and the read model
     projector = operator.model_copy(
         update={
             "nats_url": secured.url("projector"),
@@ -117,14 +112,21 @@ async def stack(secured: SecuredServer, database_url: str) -> AsyncIterator[Stac
             "projector_fetch_wait": timedelta(milliseconds=200),
         }
     )
-    db = await asyncpg.connect(database_url)
+    operator_nc = await nats.connect(operator.nats_url)
     try:
-        async with watched(
-            secured.url("publisher"), inbox_prefix=inbox_prefix(DISTRICT)
-        ) as publisher:
-            yield Stack(secured, operator, Harness(projector, operator_nc, db), publisher)
+        js = operator_nc.jetstream()
+        for info in await js.streams_info():  # the server is the module's: start from nothing
+            await js.delete_stream(info.config.name or "")
+        await initialise(operator)  # cw init, as the operator: the streams and the read model
+        db = await asyncpg.connect(database_url)
+        try:
+            async with watched(
+                secured.url("publisher"), inbox_prefix=inbox_prefix(DISTRICT)
+            ) as publisher:
+                yield Stack(secured, operator, Harness(projector, operator_nc, db), publisher)
+        finally:
+            await db.close()
     finally:
-        await db.close()
         await operator_nc.close()
 
 
