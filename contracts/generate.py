@@ -62,7 +62,9 @@ MSG_ID_HEADER: Json = {
 }
 
 DEAD_LETTER_HEADERS: dict[str, str] = {
-    wire.DLQ_STAGE: "Which stage rejected the message: intake (cw publish), projector or notifier.",
+    wire.DLQ_STAGE: "Which stage rejected the message: intake (cw publish), projector or notifier. "
+    "Readers take the stage from the subject (the token after cw.dlq.), which NATS decides who "
+    "may write; a header that says another stage is shown as a false claim.",
     wire.DLQ_REASON: "Why, naming each field: `data.severity: Input should be ...`. Non-ASCII "
     "characters are written as \\uXXXX escapes (headers are ASCII).",
     wire.DLQ_FIELD: "The first field named in the reason (a dotted path such as data.severity, or "
@@ -346,7 +348,11 @@ def asyncapi_document(examples: list[Json], reminders: list[Json]) -> Json:
                 "description": f"Lines a district's publisher (cw publish) rejected, in stream "
                 f"{DEAD_LETTERS_STREAM}, header Cw-Dlq-Stage intake. The district is the "
                 "publisher's (CW_DISTRICT): NATS lets each district's publisher write its own "
-                "and no other. A replacement replayed from one stays in that district.",
+                "and no other. A replacement replayed from one stays in that district. What a "
+                "letter here says of itself is its writer's word: another Cw-Dlq-Stage, or a "
+                "Cw-Dlq-Subject, Cw-Dlq-Stream-Seq, Cw-Dlq-Issue-Venue or Cw-Dlq-Target (headers "
+                "only the services write), is shown as a false claim and the letter is never "
+                "replayed.",
                 "parameters": {
                     "district": {
                         "description": "6-digit administrative code of the publisher; unknown "

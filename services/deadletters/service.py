@@ -2,9 +2,11 @@
 
 A dead letter is removed only when its event is in ``CW_EVENTS`` on the right subject and will
 be, or was, projected:
-1. the event (or the fix) must be valid and a replacement for the original: same event_id,
+1. the letter must be what its subject says (``domain.claim_problems``: headers that claim
+   another stage, or a stream message for an intake letter, keep it, ``--force`` or not); the
+   event (or the fix) must be valid and a replacement for the original: same event_id,
    district and venue of the subject it came on (``domain.identity_problems``; ``--force``
-   overrides);
+   overrides, except an intake letter's district: ``domain.intake_district_problem``);
 2. the archive is asked about the event_id: archived with the same event -> it was projected,
    nothing is published; archived with other content -> the projector would dead-letter it again
    (``event_id_reused``), so it is kept; not archived -> it is published;
@@ -30,7 +32,7 @@ from typing import Literal, Protocol
 
 from nats.js.api import PubAck
 
-from contracts import EventRejected
+from contracts import EventRejected, FieldError
 from services.common.deadletters import DeadLetter
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM
 from services.deadletters.domain.rules import (
@@ -38,7 +40,9 @@ from services.deadletters.domain.rules import (
     ArchivedEvent,
     StoredMessage,
     candidate,
+    claim_problems,
     identity_problems,
+    intake_district_problem,
     original_event_id,
     replay_msg_id,
     same_event,
@@ -99,6 +103,9 @@ async def replay(
         await dead_letters.delete(seq)
         tail = "" if earlier.action == "replayed" else ", not replayed"
         return Outcome(seq, earlier.action == "replayed", f"{earlier.describe()}; {REMOVED}{tail}")
+    claims = claim_problems(letter)
+    if claims:
+        return Outcome(seq, False, f"kept: {_claims_refused(seq, claims)}")
     try:
         chosen = candidate(letter, fixed)
     except EventRejected as exc:
@@ -106,13 +113,19 @@ async def replay(
         return Outcome(seq, False, f"kept: {what} invalid: {exc.reason}")
     event = chosen.event
     problems = identity_problems(letter, event)
-    if problems and not force:
+    elsewhere = intake_district_problem(letter, event)
+    if elsewhere is not None or (problems and not force):
         why = "; ".join(str(p) for p in problems)
+        then = (
+            " (--force never publishes a district's letter into another district)"
+            if elsewhere is not None
+            else ", or pass --force to publish it anyway"
+        )
         return Outcome(
             seq,
             False,
             f"kept: not a replacement for the dead letter's event: {why}. Fix it and replay it "
-            "with --file, or pass --force to publish it anyway",
+            f"with --file{then}",
         )
     how = "as it was" if fixed is None else "with a fix"
     note = f"replayed {how}" + (
@@ -215,3 +228,12 @@ async def _gone(seq: int, actions: Actions, wanted: Literal["replayed", "deleted
         )
     done = wanted == "deleted" or last.action == "replayed"
     return Outcome(seq, done, f"no longer in {DEAD_LETTERS_STREAM}: {last.describe()}")
+
+
+def _claims_refused(seq: int, claims: list[FieldError]) -> str:
+    """Why a letter whose headers its subject denies is not replayed, and what to do instead."""
+    why = "; ".join(str(c) for c in claims)
+    return (
+        f"its headers claim what its subject denies: {why}. A letter is what its subject says, "
+        f"and --force does not pass this: remove it with cw dlq delete {seq} --reason TEXT"
+    )

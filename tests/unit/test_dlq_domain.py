@@ -1,4 +1,5 @@
-"""The pure rules of ``cw dlq``: what replaces a dead letter's event, and what was stored."""
+"""The pure rules of ``cw dlq``: what a dead letter is and whose (from its subject), what
+replaces its event, and what was stored."""
 
 from __future__ import annotations
 
@@ -6,15 +7,26 @@ import orjson
 import pytest
 
 from contracts import encode_event
-from services.common.deadletters import ISSUE_VENUE, DeadLetter, dead_letter_headers
+from services.common.deadletters import (
+    ISSUE_VENUE,
+    STAGE,
+    STREAM_SEQ,
+    TARGET,
+    DeadLetter,
+    dead_letter_headers,
+)
+from services.common.deadletters import SUBJECT as SUBJECT_HEADER
 from services.deadletters.domain.rules import (
     Candidate,
     StoredMessage,
+    claim_problems,
     identity_problems,
+    intake_district_problem,
     original_event_id,
     replay_msg_id,
     stored_problem,
     subject_place,
+    whose,
 )
 from tests import factories as f
 
@@ -36,7 +48,8 @@ def _letter(
         kind=kind,
         extra=extra,
     )
-    return DeadLetter.from_message(3, "cw.dlq.projector", payload, headers)
+    where = "cw.dlq.projector" if subject else "cw.dlq.intake.320703"
+    return DeadLetter.from_message(3, where, payload, headers)
 
 
 def test_subject_place_reads_district_and_venue_of_an_events_subject() -> None:
@@ -116,3 +129,92 @@ def test_an_intake_replacement_stays_in_the_district_whose_publisher_sent_the_li
     sent_by_320703 = DeadLetter.from_message(3, "cw.dlq.intake.320703", payload, headers)
     [problem] = identity_problems(sent_by_320703, elsewhere)
     assert "district 320703's publisher sent the line" in problem.reason
+
+
+def _as_the_projector_writes(payload: bytes, **extra: str) -> dict[str, str]:
+    return dead_letter_headers(
+        stage="projector",
+        reason="test",
+        field="(event)",
+        payload=payload,
+        subject="cw.events.320706.SZ-FM-009.RecheckFailed",
+        stream_seq=41,
+        kind="venue_mismatch",
+        extra=extra,
+    )
+
+
+def test_a_letter_is_what_its_subject_says_whatever_its_headers_claim() -> None:
+    body = f.recheck_failed("SZ-FM-009", "I-1", f.at("2023-03-20 10:00"), district="320706")
+    payload = encode_event(body)
+    headers = _as_the_projector_writes(payload, **{ISSUE_VENUE: "SZ-FM-001", TARGET: "robot"})
+
+    forged = DeadLetter.from_message(5, "cw.dlq.intake.320703", payload, headers)
+    assert (forged.stage, forged.district) == ("intake", "320703")
+    assert (forged.original_subject, forged.original_stream_seq) == (None, None)
+    assert forged.claims == {
+        STAGE: "projector",
+        SUBJECT_HEADER: "cw.events.320706.SZ-FM-009.RecheckFailed",
+        STREAM_SEQ: "41",
+        ISSUE_VENUE: "SZ-FM-001",
+        TARGET: "robot",
+    }
+    assert whose(forged) == "district 320703's intake letter"
+    assert replay_msg_id(forged) == "replay:intake:5"
+
+    # The services' own subjects: only their users write them, so their headers are believed.
+    genuine = DeadLetter.from_message(5, "cw.dlq.projector", payload, headers)
+    assert (genuine.stage, genuine.district, genuine.claims) == ("projector", None, {})
+    assert genuine.original_subject == "cw.events.320706.SZ-FM-009.RecheckFailed"
+    assert genuine.original_stream_seq == 41
+    assert claim_problems(genuine) == []
+    # ... but not about their stage: that is the subject's too.
+    misfiled = DeadLetter.from_message(5, "cw.dlq.notifier", payload, headers)
+    assert (misfiled.stage, misfiled.claims) == ("notifier", {STAGE: "projector"})
+    assert misfiled.original_stream_seq == 41
+
+
+def test_each_false_claim_is_named_with_why_it_is_not_believed() -> None:
+    payload = b"{}"
+    headers = _as_the_projector_writes(payload, **{ISSUE_VENUE: "SZ-FM-001", TARGET: "robot"})
+    forged = DeadLetter.from_message(5, "cw.dlq.intake.320703", payload, headers)
+    said = {p.field: p.reason for p in claim_problems(forged)}
+    assert said == {
+        STAGE: "claims projector, but the letter was written to cw.dlq.intake.320703, so it is "
+        "district 320703's intake letter",
+        SUBJECT_HEADER: "claims cw.events.320706.SZ-FM-009.RecheckFailed, but an intake letter "
+        "holds a line a publisher sent, never a stream message",
+        STREAM_SEQ: "claims 41, but an intake letter holds a line a publisher sent, never a "
+        "stream message",
+        ISSUE_VENUE: "claims SZ-FM-001, but only the projector's letters name the venue of an "
+        "issue",
+        TARGET: "claims robot, but only the notifier's letters name a target that refused",
+    }
+    older = DeadLetter.from_message(5, "cw.dlq.intake", payload, {STAGE: "notifier"})
+    [problem] = claim_problems(older)
+    assert problem.reason.endswith("written to cw.dlq.intake, so it is an intake letter")
+    misfiled = DeadLetter.from_message(5, "cw.dlq.notifier", payload, {STAGE: "projector"})
+    [problem] = claim_problems(misfiled)
+    assert problem.reason.endswith("so it is the notifier's letter")
+    # What cw publish writes claims nothing.
+    plain = dead_letter_headers(stage="intake", reason="r", field="f", payload=payload, line=2)
+    assert claim_problems(DeadLetter.from_message(5, "cw.dlq.intake.320703", payload, plain)) == []
+
+
+def test_an_intake_letters_district_is_its_subjects_not_its_headers() -> None:
+    body = f.recheck_failed("SZ-FM-009", "I-1", f.at("2023-03-20 10:00"), district="320706")
+    payload = encode_event(body)
+    headers = _as_the_projector_writes(payload, **{ISSUE_VENUE: "SZ-FM-001"})
+    forged = DeadLetter.from_message(5, "cw.dlq.intake.320703", payload, headers)
+    problem = intake_district_problem(forged, body)
+    assert problem is not None and problem.field == "district"
+    assert problem.reason.startswith("is 320706, but district 320703's publisher sent the line")
+    assert [p.field for p in identity_problems(forged, body)] == ["district"]
+    # The issue's venue it claims is no rule for its replacement either.
+    ours = body.model_copy(update={"district": "320703"})
+    assert intake_district_problem(forged, ours) is None
+    assert identity_problems(forged, ours) == []
+    # A projector's letter's district is its event subject's: --force may still pass it.
+    genuine = DeadLetter.from_message(5, "cw.dlq.projector", payload, headers)
+    assert intake_district_problem(genuine, ours) is None
+    assert [p.field for p in identity_problems(genuine, ours)] == ["district", "venue_id"]
