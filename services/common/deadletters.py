@@ -14,6 +14,7 @@ words; only the services write their stages' subjects, so theirs are trusted.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,7 +68,10 @@ def dead_letter_headers(
     kind: str | None = None,
     extra: Mapping[str, str] | None = None,
     now: datetime | None = None,
+    key: bytes | None = None,
 ) -> dict[str, str]:
+    """The dead letter's headers. ``key`` (a service's: ``cw.dead_letter_key``) seals the id of a
+    letter of a stream message, so that no district can write that id first (``sealed``)."""
     headers = {k: v for k, v in (original_headers or {}).items() if k != MSG_ID}
     if original_headers and MSG_ID in original_headers:
         headers[ORIGINAL_MSG_ID] = original_headers[MSG_ID]
@@ -92,7 +96,22 @@ def dead_letter_headers(
     if stream_seq is not None and TARGET in headers:
         # One reminder refused by several targets: one dead letter each.
         headers[MSG_ID] = f"{stage}:{stream_seq}:{headers[TARGET]}"
+    if stream_seq is not None and key is not None:
+        headers[MSG_ID] = sealed(headers[MSG_ID], key)
     return headers
+
+
+def sealed(msg_id: str, key: bytes) -> str:
+    """``msg_id`` with an HMAC-SHA256 of it under ``key`` (its first 32 hexadecimal digits).
+
+    ``CW_DEAD_LETTERS`` deduplicates by ``Nats-Msg-Id`` across all its subjects, and a district
+    may write any id on its own intake subject: ``projector:<seq>`` it could write first, and
+    the projector's letter would be taken for a duplicate and dropped. Without the key, which
+    only the services read, the sealed id cannot be written first; with it, the same letter
+    published again (a crash before the batch committed) gets the same id and is stored once.
+    """
+    mac = hmac.new(key, msg_id.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{msg_id}:{mac}"
 
 
 STREAM_MESSAGE_HEADERS = (SUBJECT, STREAM_SEQ, ISSUE_VENUE, TARGET)

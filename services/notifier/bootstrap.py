@@ -24,6 +24,7 @@ from services.common.settings import Settings
 from services.consumer.health import Health
 from services.consumer.jetstream import DeadLetterPublisher, EventSource, NatsConnection
 from services.consumer.lease import SingleWriter
+from services.consumer.letter_key import DeadLetterKey
 from services.consumer.watch import watch
 from services.notifier.adapters.deadletters import STAGE, RefusalsToDeadLetters
 from services.notifier.adapters.dingtalk import DingTalkRobot
@@ -166,7 +167,7 @@ async def run_notifier(
             return  # stopped while waiting as the standby
         health.writing()
         conn = NatsConnection(nc, reopen=connect)
-        publisher = DeadLetterPublisher(conn, STAGE)
+        publisher = DeadLetterPublisher(conn, STAGE, DeadLetterKey(pool))
         ledger = PostgresLedger(pool, settings.notifier_durable, guard)
         retrying = Retrying(
             ledger, RefusalsToDeadLetters(publisher), metrics.retried, stopping.is_set

@@ -34,6 +34,7 @@ from services.consumer.jetstream import (
     NatsConnection,
     dead_letters_per_stage,
 )
+from services.consumer.letter_key import DeadLetterKey
 from services.consumer.watch import watch
 from services.projector import usecases
 from services.projector.adapters import audit as audit_adapter
@@ -133,7 +134,7 @@ def build_projector(
         postgres.PostgresReadModel(pool, writer=writer, partition=settings.projector_partition),
         campaign,
         metrics,
-        dead_letters=DeadLetterPublisher(conn, "projector"),
+        dead_letters=DeadLetterPublisher(conn, "projector", DeadLetterKey(pool)),
         writer=writer,
         fetch_wait=settings.projector_fetch_wait,
     )

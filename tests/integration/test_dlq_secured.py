@@ -9,6 +9,7 @@ operator's replay of it publishes into district 320703 or nowhere.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from services.common.deadletters import TARGET, dead_letter_headers
 from services.common.entrypoints import initialise
 from services.common.settings import Settings
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM
+from services.consumer.jetstream import DeadLetterPublisher, NatsConnection
+from services.consumer.letter_key import DeadLetterKey
+from services.consumer.model import Delivery
 from services.deadletters.entrypoints.cli import (
     delete_command,
     list_command,
@@ -34,9 +38,15 @@ from services.deadletters.entrypoints.cli import (
     show_command,
 )
 from services.intake.entrypoints.cli import publish_command
+from services.notifier.adapters.deadletters import RefusalsToDeadLetters
+from services.notifier.domain.model import Pending, Refused
+from services.notifier.domain.targets import Target
 from services.permissions.domain.users import inbox_prefix
 from tests import factories as f
-from tests.integration.conftest import Harness
+from tests.integration.conftest import Harness, audits_clean
+from tests.support.reminder_messages import reminder
+from tests.support.reminder_messages import subject as reminder_subject
+from tests.support.reminder_messages import wire as reminder_wire
 from tests.support.secure_nats import DISTRICT, SecuredServer, Watched, secured_server, watched
 
 pytestmark = pytest.mark.integration
@@ -322,3 +332,78 @@ async def test_genuine_letters_of_every_stage_list_show_and_replay_as_before(
         {"stage": "projector", "original_stream_seq": 1, "action": "replayed"},
     ]
     assert await stack.dead_letter_seqs() == [notifier_letter]
+
+
+# A district's publisher may write any Nats-Msg-Id on its own intake subject, and JetStream
+# deduplicates across the whole of CW_DEAD_LETTERS: a service's letter must never be answered
+# as a duplicate of something a district wrote first.
+
+
+@contextlib.asynccontextmanager
+async def _service_letters(
+    stack: Stack, stage: str
+) -> AsyncIterator[tuple[Watched, DeadLetterPublisher]]:
+    """``stage``'s dead letters as its service wires them, as its own NATS user."""
+    pool = await asyncpg.create_pool(stack.operator.database_url, min_size=0, max_size=1)
+    assert pool is not None
+    try:
+        async with watched(stack.secured.url(stage), inbox_prefix=inbox_prefix(stage)) as user:
+            yield user, DeadLetterPublisher(NatsConnection(user.nc), stage, DeadLetterKey(pool))
+            assert user.refusals() == []
+    finally:
+        await pool.close()
+
+
+def _misplaced_issue() -> tuple[Event, bytes]:
+    """An issue whose body names another venue than its subject: the projector refuses it."""
+    found = f.issue("LY-FM-001", "I-1", f.at("2023-03-15 10:00"))
+    return found, encode_event(found.model_copy(update={"venue_id": "LY-FM-002"}))
+
+
+async def test_a_district_cannot_pre_empt_the_projectors_dead_letter(stack: Stack) -> None:
+    found, payload = _misplaced_issue()
+    ack = await stack.publisher.nc.jetstream().publish(found.subject, payload)
+    n = int(ack.seq)
+    # The id the projector gave its letter of CW_EVENTS message n, written first by the district.
+    forged = await _forge(stack, b"{}", {"Nats-Msg-Id": f"projector:{n}"})
+
+    await stack.projector.project()
+
+    rows = await stack.letters()
+    assert (rows[0]["seq"], rows[0]["stage"]) == (forged, "intake")
+    [letter] = [r for r in rows if r["stage"] == "projector"]
+    assert (letter["original_subject"], letter["original_stream_seq"]) == (found.subject, n)
+    assert letter["kind"] == "subject_mismatch", letter
+    assert str(letter["reason"]).startswith(f"subject {found.subject} does not match"), letter
+    await audits_clean(stack.operator)
+
+
+async def test_a_district_cannot_pre_empt_the_notifiers_dead_letter(stack: Stack) -> None:
+    r = reminder(3)
+    pending = Pending(r, 3, reminder_subject(r), reminder_wire(r))
+    target = Target("district-webhook", "webhook", "http://127.0.0.1:9/hook")
+    forged = await _forge(stack, b"{}", {"Nats-Msg-Id": f"notifier:3:{target.name}"})
+
+    async with _service_letters(stack, "notifier") as (_, publisher):
+        letters = RefusalsToDeadLetters(publisher)
+        refused = Refused("the webhook answered 400", "http_4xx")
+        await letters.publish(pending, target, refused)
+        await letters.publish(pending, target, refused)  # again: a crash before it was recorded
+
+    rows = await stack.letters()
+    assert (rows[0]["seq"], rows[0]["stage"]) == (forged, "intake")
+    [letter] = [r for r in rows if r["stage"] == "notifier"]  # stored, and once
+    assert (letter["original_subject"], letter["original_stream_seq"]) == (pending.subject, 3)
+    assert "the webhook answered 400" in str(letter["reason"]), letter
+
+
+async def test_a_services_letter_published_again_after_a_crash_is_stored_once(
+    stack: Stack,
+) -> None:
+    found, payload = _misplaced_issue()
+    ack = await stack.publisher.nc.jetstream().publish(found.subject, payload)
+    delivery = Delivery(int(ack.seq), found.subject, payload, {})
+    async with _service_letters(stack, "projector") as (_, publisher):
+        for _ in range(2):  # stored; the batch not committed (a crash); stored again
+            await publisher.publish(delivery, "venue_id: r", "venue_id", "subject_mismatch")
+    assert [r["stage"] for r in await stack.letters()] == ["projector"]

@@ -17,6 +17,7 @@ from services.common.campaign import load_campaign
 from services.common.settings import Settings
 from services.consumer.jetstream import DeadLetterPublisher, EventSource
 from services.consumer.lease import SingleWriter
+from services.consumer.letter_key import DeadLetterKey
 from services.consumer.loop import Consumer
 from services.consumer.model import Outcome, StreamEvent, Tracked
 from services.consumer.ports import CheckpointRegression
@@ -45,7 +46,7 @@ class DistrictTally(Consumer[int]):
         super().__init__(
             EventSource(nc, "tally", decode, batch=50),
             NoMetrics(),
-            dead_letters=DeadLetterPublisher(nc, "tally"),
+            dead_letters=DeadLetterPublisher(nc, "tally", DeadLetterKey(pool)),
             writer=SingleWriter(dsn, "tally"),
         )
         self.pool = pool

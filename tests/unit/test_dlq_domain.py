@@ -3,12 +3,16 @@ replaces its event, and what was stored."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import orjson
 import pytest
 
 from contracts import encode_event
 from services.common.deadletters import (
     ISSUE_VENUE,
+    MSG_ID,
     STAGE,
     STREAM_SEQ,
     TARGET,
@@ -218,3 +222,34 @@ def test_an_intake_letters_district_is_its_subjects_not_its_headers() -> None:
     genuine = DeadLetter.from_message(5, "cw.dlq.projector", payload, headers)
     assert intake_district_problem(genuine, ours) is None
     assert [p.field for p in identity_problems(genuine, ours)] == ["district", "venue_id"]
+
+
+def test_a_services_letter_id_is_sealed_with_the_deployments_key() -> None:
+    def msg_id(key: bytes, seq: int = 7, target: str | None = None) -> str:
+        headers = dead_letter_headers(
+            stage="projector" if target is None else "notifier",
+            reason="r",
+            field="f",
+            payload=b"{}",
+            subject=SUBJECT,
+            stream_seq=seq,
+            extra=None if target is None else {TARGET: target},
+            key=key,
+        )
+        return headers[MSG_ID]
+
+    ours = msg_id(b"k1")
+    # The same letter again (a crash before its batch committed): the same id, stored once.
+    assert ours == msg_id(b"k1")
+    # Not the id a district could write first: it needs the key, which only the services read.
+    seal = hmac.new(b"k1", b"projector:7", hashlib.sha256).hexdigest()[:32]
+    assert ours == f"projector:7:{seal}"
+    assert ours != msg_id(b"k2")
+    assert ours != msg_id(b"k1", seq=8)
+    # One reminder refused by two targets: a letter each, each sealed.
+    webhook, robot = msg_id(b"k1", target="webhook"), msg_id(b"k1", target="robot")
+    assert webhook.startswith("notifier:7:webhook:") and robot.startswith("notifier:7:robot:")
+    assert webhook != robot
+    # The intake (cw publish, no stream message, no key) keeps its id by payload.
+    intake = dead_letter_headers(stage="intake", reason="r", field="f", payload=b"{}")[MSG_ID]
+    assert intake == "intake:" + hashlib.sha256(b"{}").hexdigest()[:32]
