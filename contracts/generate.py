@@ -74,11 +74,15 @@ DEAD_LETTER_HEADERS: dict[str, str] = {
     wire.DLQ_STREAM_SEQ: "Its sequence in that stream (stages that read a stream).",
     wire.DLQ_LINE: "The line of the input file (intake).",
     wire.DLQ_ORIGINAL_MSG_ID: "The Nats-Msg-Id the message was originally published with.",
-    wire.MSG_ID: "The dead letter's own id: `<stage>:<stream seq>` when the stage read the "
-    "message from a stream, otherwise (intake) `<stage>:<the first 32 hexadecimal digits of the "
-    "SHA-256 of the payload>`. JetStream keeps one copy of a dead letter whose id it has seen "
-    "within the stream's duplicate window (24 hours by default), so the same rejection stored "
-    "twice in that time is kept once.",
+    wire.MSG_ID: "The dead letter's own id: `<stage>:<stream seq>:<seal>` when a service read "
+    "the message from a stream, where the seal is the first 32 hexadecimal digits of an "
+    "HMAC-SHA256 of `<stage>:<stream seq>` under the deployment's key, which only the services "
+    "read (a district, which may write any id on its own intake subject, cannot write a "
+    "service's id first); otherwise (intake) `<stage>:<the first 32 hexadecimal digits of the "
+    "SHA-256 of the payload>`. Letters written before the seal have `<stage>:<stream seq>`. "
+    "JetStream keeps one copy of a dead letter whose id it has seen within the stream's "
+    "duplicate window (24 hours by default), so the same rejection stored twice in that time is "
+    "kept once.",
     wire.DLQ_FILE: "The name of the input file (intake).",
     wire.DLQ_KIND: "The reason's class: malformed_json, too_large, unknown_event_type, "
     "schema_version, invalid_field, subject_mismatch, venue_mismatch, event_id_reused, "
@@ -86,7 +90,8 @@ DEAD_LETTER_HEADERS: dict[str, str] = {
     wire.DLQ_ISSUE_VENUE: "For venue_mismatch: the venue of the issue, where a fixed event "
     "belongs.",
     wire.DLQ_TARGET: "For the notifier: the target (its name in the notify file) that refused the "
-    "reminder; the dead letter's Nats-Msg-Id is then `notifier:<stream seq>:<target>`.",
+    "reminder; the dead letter's Nats-Msg-Id is then `notifier:<stream seq>:<target>:<seal>`, "
+    "the seal taken over `notifier:<stream seq>:<target>`.",
     wire.DLQ_TRUNCATED: "Present when the line was longer than the payload kept "
     f"({MAX_EVENT_BYTES} bytes and one more): its size in bytes (intake).",
 }
