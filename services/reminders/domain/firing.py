@@ -21,6 +21,7 @@ from services.common.lifecycle import Issue
 from services.reminders.domain.model import Timer, Venue
 from services.reminders.domain.texts import (
     clip,
+    counted,
     duration_zh,
     issue_texts,
     item_zh,
@@ -175,7 +176,7 @@ def digest_reminder(
         order = f"交办单号 {i.order_no}，" if i.order_no else ""
         lines_zh.append(
             f"{n}. {name}“{item_zh(i.item_code)}”（{i.issue_id}），{order}"
-            f"期限 {local_zh(i.due_at, tz)}，已逾期 {overdue_zh(now - i.due_at)}{person}{phone}"
+            f"期限 {local_zh(i.due_at, tz)}，已逾期 {overdue_zh(i.due_at, now)}{person}{phone}"
         )
         lines_en.append(
             f"{n}. {v.name if v else i.venue_id}: {i.item_code} ({i.issue_id}), due "
@@ -188,7 +189,7 @@ def digest_reminder(
     body_zh += f"请以下人员督办：{who_zh(who)}。"
     body_en = (
         f"As of {local_en(now, tz)}, district {timer.district}: {len(open_issues)} open, "
-        f"{due_today} due today, {len(overdue)} overdue, {rebounds} rebounds."
+        f"{due_today} due today, {len(overdue)} overdue, {counted(rebounds, 'rebound')}."
     )
     if lines_en:
         body_en += " Most overdue:\n" + "\n".join(lines_en) + "\n"

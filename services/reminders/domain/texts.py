@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from contracts.reminders import Recipient
 from services.common.durations import format_duration
 from services.common.lifecycle import Issue
+from services.common.overdue import days_overdue
 
 ITEMS_ZH = {
     "FM-PUB": "入口公示",
@@ -60,20 +61,18 @@ def local_en(moment: datetime, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def overdue_zh(late: timedelta) -> str:
-    if late >= timedelta(days=1):
-        return f"{late.days} 天"
-    if late >= timedelta(hours=1):
-        return f"{int(late.total_seconds() // 3600)} 小时"
-    return "不足 1 小时"
+def counted(n: int, noun: str) -> str:
+    """``1 rebound``, ``2 rebounds``: an English count with its noun."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def overdue_en(late: timedelta) -> str:
-    if late >= timedelta(days=1):
-        return f"{late.days} day{'s' if late.days > 1 else ''}"
-    if late >= timedelta(hours=1):
-        return f"{int(late.total_seconds() // 3600)} h"
-    return "less than an hour"
+def overdue_zh(due_at: datetime, now: datetime) -> str:
+    """逾期天数 (started days, ``services.common.overdue``): ``3 天``."""
+    return f"{days_overdue(due_at, now)} 天"
+
+
+def overdue_en(due_at: datetime, now: datetime) -> str:
+    return counted(days_overdue(due_at, now), "day")
 
 
 def item_zh(code: str) -> str:
@@ -160,9 +159,9 @@ def issue_texts(
     venue = venue_name or f"场所 {issue.venue_id}（未登记）"
     venue_en = venue_name or f"venue {issue.venue_id} (not registered)"
     item = item_zh(issue.item_code)
-    late = fire_at - issue.due_at if issue.due_at is not None else timedelta(0)
-    fill = {**words, "late": overdue_zh(late), "level": str(level)}
-    fill_en = {**words_en, "late": overdue_en(late), "level": str(level)}
+    due = issue.due_at if issue.due_at is not None else fire_at
+    fill = {**words, "late": overdue_zh(due, fire_at), "level": str(level)}
+    fill_en = {**words_en, "late": overdue_en(due, fire_at), "level": str(level)}
     if issue.closed_at is not None:
         fill["closed"] = local_zh(issue.closed_at, tz)
         fill_en["closed"] = local_en(issue.closed_at, tz)
