@@ -118,3 +118,42 @@ async def test_as_of_a_past_moment(harness: Harness, reader: Settings) -> None:
     assert [(r["issue_id"], r["days_overdue"]) for r in overdue.rows] == [("I1", 5)]
     # long_term had not started by then: no row for it.
     assert {r["phase"] for r in summary.rows} == {"self_check", "re_review"}
+
+
+async def test_coverage_per_phase_counts_the_venues_registered_before_it_ended(
+    harness: Harness, reader: Settings
+) -> None:
+    """Issue 17: registering a venue in 2026 lowered the 2023 self-check coverage to 85.7%."""
+    markets = [f"LY-FM-{n:03d}" for n in range(1, 7)]
+    await harness.publish([
+        *(f.venue(m, f.at("2023-02-01 09:00")) for m in markets),
+        *(f.inspection(m, f.at("2023-02-15 09:00"), kind="self_check") for m in markets),
+        f.venue("LY-FM-NEW", f.at("2026-05-01 09:00")),
+        # Registered again in 2026 (a new first responsible person): still a 2023 venue.
+        f.venue(markets[0], f.at("2026-05-02 09:00"), name="墟沟农贸市场（更名）"),
+    ])  # fmt: skip
+    await harness.project()
+    now, reports = await bootstrap.reports(reader, CAMPAIGN, ["summary"], "320703", None)
+    (summary,) = reports
+    shown = {r["phase"]: (r["venues"], r["venues_inspected"], r["coverage"]) for r in summary.rows}
+    assert shown == {
+        "self_check": (6, 6, 1.0), "re_review": (6, 0, 0.0), "long_term": (7, 0, 0.0),
+    }  # fmt: skip
+    # The replay of the archive as of now counts the same venues in each phase.
+    _, replayed = await bootstrap.reports(reader, CAMPAIGN, ["summary"], "320703", now.as_of)
+    assert replayed == reports
+    # So does the view itself, which Grafana and psql read.
+    rows = await harness.db.fetch(
+        "SELECT phase, venues, venues_inspected FROM public.phase_summary ORDER BY phase"
+    )
+    assert {r["phase"]: (r["venues"], r["venues_inspected"]) for r in rows} == {
+        "self_check": (6, 6), "re_review": (6, 0), "long_term": (7, 0),
+    }  # fmt: skip
+    first = await harness.db.fetchrow(
+        "SELECT name, registered_at FROM public.venues WHERE venue_id = $1", markets[0]
+    )
+    assert first is not None
+    assert (first["name"], first["registered_at"]) == (
+        "墟沟农贸市场（更名）",
+        f.at("2023-02-01 09:00"),
+    )

@@ -22,16 +22,17 @@ SELECT issue_id, district, venue_id, phase, item_code, category, severity,
        END AS closed_on_time_original
 FROM {s}.issues;
 
--- One row per (venue, phase) with any activity, and one per registered venue and phase of the
--- campaign that has started (cw.campaign_phases, written by cw init), with zeros when nothing
--- happened there: coverage, so a venue never inspected in a phase shows.
+-- One row per (venue, phase) with any activity, and one per venue registered before a phase of
+-- the campaign ended, for each such phase that has started (cw.campaign_phases, written by cw
+-- init), with zeros when nothing happened there: coverage, so a venue never inspected in a phase
+-- shows, and a venue registered in 2026 is not one the 2023 self-check missed.
 CREATE OR REPLACE VIEW public.venue_phase_summary AS
 WITH places AS (
     SELECT district, venue_id, phase FROM {s}.venue_phase_counts
     UNION
     SELECT v.district, v.venue_id, p.phase
     FROM {s}.venues v CROSS JOIN cw.campaign_phases p
-    WHERE p.starts_at <= now()
+    WHERE p.starts_at <= now() AND (p.ends_at IS NULL OR v.registered_at < p.ends_at)
 )
 SELECT r.district, r.venue_id, COALESCE(v.kind, 'unregistered') AS venue_kind, r.phase,
        COALESCE(c.inspections, 0) AS inspections,
