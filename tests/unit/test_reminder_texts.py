@@ -5,6 +5,7 @@ English counts in the singular for one."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -145,3 +146,27 @@ def test_mobile_numbers_as_dingtalk_mentions_them() -> None:
 def test_a_merged_message_mentions_mobiles_only() -> None:
     m = merged([_reminder("overdue", 0), _reminder("escalation", 2)], dingtalk.FORMAT)
     assert m.merged and m.phones == ("13800000001",) and "@0518" not in m.text
+
+
+@pytest.mark.parametrize("make", EVERY)
+def test_the_json_a_partner_reads_is_on_the_campaigns_clock(make: object) -> None:
+    r: Reminder = make()  # type: ignore[operator]
+    sent = json.loads(r.model_dump_json())
+    times = [sent[k] for k in ("due_at", "fire_at", "issued_at") if sent[k] is not None]
+    assert times and all(t.endswith("+08:00") for t in times), times
+    assert Reminder.model_validate_json(r.model_dump_json()).fire_at == r.fire_at
+
+
+def test_instants_read_in_utc_are_published_on_the_campaigns_clock() -> None:
+    """The store hands the reminders service UTC (asyncpg); the JSON says +08:00."""
+    utc = ZoneInfo("UTC")
+    due, fire = DUE.astimezone(utc), (DUE + timedelta(days=3)).astimezone(utc)
+    timer = Timer(reminder_id(f.DISTRICT, "escalation", issue_id="I1", level=1, deadline=due),
+                  f.DISTRICT, "escalation", 1, fire, "pending", "I1", due)  # fmt: skip
+    issue = _issue("escalation")
+    r = issue_reminder(timer, issue, VENUE, rules=RULES, tz=TZ, issued_at=fire)
+    sent = json.loads(r.model_dump_json())
+    assert (sent["due_at"], sent["fire_at"], sent["issued_at"]) == (
+        "2023-03-10T17:30:00+08:00", "2023-03-13T17:30:00+08:00", "2023-03-13T17:30:00+08:00",
+    )  # fmt: skip
+    assert r.reminder_id == timer.reminder_id and r.due_at == due  # the same instant

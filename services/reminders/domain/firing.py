@@ -20,6 +20,7 @@ from contracts.reminders import Recipient, Reminder
 from services.common.campaign import Contact, ReminderRules
 from services.common.durations import format_duration
 from services.common.lifecycle import Issue
+from services.common.localtime import local
 from services.reminders.domain.model import Timer, Venue
 from services.reminders.domain.texts import (
     clip,
@@ -38,6 +39,11 @@ from services.reminders.domain.texts import (
 DIGEST_ITEMS = 5
 """The most overdue items a digest lists."""
 DIGEST_OFFICERS = 20
+
+
+def _local(moment: datetime | None, tz: ZoneInfo) -> datetime | None:
+    """An instant on the campaign's clock: the reminder's JSON says ``+08:00`` to a partner."""
+    return None if moment is None else local(moment, tz)
 
 
 def _contact(role: str, contact: Contact | None) -> list[Recipient]:
@@ -143,9 +149,9 @@ def issue_reminder(
         severity=issue.severity,  # type: ignore[arg-type]
         phase=issue.phase,
         order_no=issue.order_no,
-        due_at=timer.deadline or issue.due_at,
-        fire_at=timer.fire_at,
-        issued_at=issued_at,
+        due_at=_local(timer.deadline or issue.due_at, tz),
+        fire_at=local(timer.fire_at, tz),
+        issued_at=local(issued_at, tz),
         recipients=who,
         title_zh=title_zh,
         body_zh=body_zh,
@@ -233,8 +239,8 @@ def digest_reminder(
         phase=None,
         order_no=None,
         due_at=None,
-        fire_at=timer.fire_at,
-        issued_at=issued_at,
+        fire_at=local(timer.fire_at, tz),
+        issued_at=local(issued_at, tz),
         recipients=who,
         title_zh=clip(f"【每日汇总】辖区 {timer.district} {date_zh}：{counts_zh}", 128),
         body_zh=clip(body_zh, 2000),
