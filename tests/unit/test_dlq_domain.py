@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 import orjson
 import pytest
 
 from contracts import encode_event
 from services.common.deadletters import ISSUE_VENUE, DeadLetter, dead_letter_headers
 from services.deadletters.domain.rules import (
+    Action,
     Candidate,
     StoredMessage,
     identity_problems,
@@ -116,3 +120,12 @@ def test_an_intake_replacement_stays_in_the_district_whose_publisher_sent_the_li
     sent_by_320703 = DeadLetter.from_message(3, "cw.dlq.intake.320703", payload, headers)
     [problem] = identity_problems(sent_by_320703, elsewhere)
     assert "district 320703's publisher sent the line" in problem.reason
+
+
+def test_a_recorded_action_says_when_on_the_campaigns_clock() -> None:
+    action = Action(stage="intake", dead_letter_seq=7, original_stream_seq=None,
+                    action="deleted", event_id=None, event_stream_seq=None, reason="a test line",
+                    acted_at=datetime(2026, 11, 25, 7, 58, 12, tzinfo=UTC))  # fmt: skip
+    assert action.describe(ZoneInfo("Asia/Shanghai")) == (
+        "recorded as deleted at 2026-11-25 15:58:12 +08:00 (a test line)"
+    )

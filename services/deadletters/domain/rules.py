@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from contracts import Event, EventRejected, FieldError, decode_event
 from contracts.wire import intake_dead_letter_district
 from services.common.deadletters import ISSUE_VENUE, TRUNCATED, DeadLetter
+from services.common.localtime import shown
 
 VENUE_MISMATCH = "venue_mismatch"
 EVENT_ID_REUSED = "event_id_reused"
@@ -65,8 +67,11 @@ class Action:
     reason: str | None
     acted_at: datetime | None = None
 
-    def describe(self) -> str:
-        when = f" at {self.acted_at:%Y-%m-%d %H:%M:%S}" if self.acted_at else ""
+    def describe(self, zone: ZoneInfo) -> str:
+        """``recorded as deleted at 2026-11-25 15:58:12 +08:00 (why)``: on the campaign's clock."""
+        when = (
+            f" at {shown(self.acted_at, zone, seconds=True, offset=True)}" if self.acted_at else ""
+        )
         if self.action == "replayed":
             where = f" as seq {self.event_stream_seq}" if self.event_stream_seq else ""
             return f"recorded as replayed{where}{when}"
