@@ -26,24 +26,27 @@ DUE = f.at("2023-03-10 17:30")
 MINUTE = timedelta(minutes=1)
 
 
-@pytest.mark.parametrize(
-    ("now", "days"),
-    [
-        (DUE - MINUTE, 0),
-        (DUE, 0),  # at the deadline: not late yet
-        (DUE + timedelta(seconds=1), 1),
-        (DUE + MINUTE, 1),
-        (f.at("2023-03-10 23:59"), 1),
-        (f.at("2023-03-11 00:00"), 1),  # midnight passes: still the first day
-        (f.at("2023-03-11 00:01"), 1),
-        (f.at("2023-03-11 17:29"), 1),  # the deadline's own hour, the next day
-        (f.at("2023-03-11 17:30"), 1),  # 24 hours late: the first day, complete
-        (f.at("2023-03-11 17:31"), 2),  # a minute more starts the second
-        (f.at("2023-03-12 00:00"), 2),
-        (DUE + timedelta(days=1194), 1194),
-        (DUE + timedelta(days=1194, minutes=1), 1195),
-    ],
-)
+CASES = [
+    (DUE - MINUTE, 0),
+    (DUE, 0),  # at the deadline: not late yet
+    (DUE + timedelta(microseconds=1), 1),
+    (DUE + timedelta(seconds=1), 1),
+    (DUE + MINUTE, 1),
+    (f.at("2023-03-10 23:59"), 1),
+    (f.at("2023-03-11 00:00"), 1),  # midnight passes: still the first day
+    (f.at("2023-03-11 00:01"), 1),
+    (f.at("2023-03-11 17:29"), 1),  # the deadline's own hour, the next day
+    (f.at("2023-03-11 17:30"), 1),  # 24 hours late: the first day, complete
+    (DUE + timedelta(days=1, microseconds=1), 2),
+    (f.at("2023-03-11 17:31"), 2),  # a minute more starts the second
+    (f.at("2023-03-12 00:00"), 2),
+    (DUE + timedelta(days=1194), 1194),
+    (DUE + timedelta(days=1194, minutes=1), 1195),
+]
+"""(now, days overdue) for a deadline at ``DUE``: the edges the bureau cares about."""
+
+
+@pytest.mark.parametrize(("now", "days"), CASES)
 def test_started_days_after_the_deadline(now: object, days: int) -> None:
     assert days_overdue(DUE, now) == days  # type: ignore[arg-type]
 
