@@ -55,11 +55,10 @@ EXIT_BAD_SETTING = 78
 
 
 def _logging(settings: Settings) -> None:
-    """Log lines stamped on the campaign's clock (a bad campaign file is refused here)."""
-    from services.common.campaign import load_campaign  # noqa: PLC0415
+    """Log lines stamped on the campaign's clock."""
     from services.common.logs import configure_logging  # noqa: PLC0415
 
-    configure_logging(load_campaign(settings.campaign_file).timezone)
+    configure_logging(settings.campaign_file)
 
 
 REFUSED_STOP_S = 30.0

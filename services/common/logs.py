@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from services.common.campaign import CampaignError, load_campaign
 from services.common.localtime import offset_text
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -25,8 +27,21 @@ class LocalTimeFormatter(logging.Formatter):
         return f"{moment:%Y-%m-%d %H:%M:%S}.{int(record.msecs):03d} {offset_text(moment)}"
 
 
-def configure_logging(zone: ZoneInfo, level: int = logging.INFO) -> None:
-    """Log to stderr at ``level``, stamped in ``zone`` (the campaign's time zone)."""
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def log_zone(campaign_file: str | Path | None) -> ZoneInfo:
+    """The campaign's time zone; UTC when the file cannot be read, so that logging never stops
+    a service before it can say what is wrong with its campaign file itself (as it did before
+    lines were stamped locally). Every line carries its offset, so either reads unambiguously."""
+    try:
+        return load_campaign(campaign_file).timezone
+    except (CampaignError, OSError):
+        return UTC_ZONE
+
+
+def configure_logging(campaign_file: str | Path | None, level: int = logging.INFO) -> None:
+    """Log to stderr at ``level``, stamped on the campaign's clock (``log_zone``)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(LocalTimeFormatter(zone))
+    handler.setFormatter(LocalTimeFormatter(log_zone(campaign_file)))
     logging.basicConfig(level=level, handlers=[handler])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.common.logs import LocalTimeFormatter
+from services.common.logs import LocalTimeFormatter, log_zone
 
 pytestmark = pytest.mark.unit
 
@@ -34,3 +35,11 @@ def test_another_campaign_zone_its_own_offset_across_dst() -> None:
     summer = berlin.format(_record(datetime(2026, 7, 15, 12, 0, tzinfo=UTC)))
     assert winter.startswith("2026-01-15 13:00:00.000 +01:00 INFO")
     assert summer.startswith("2026-07-15 14:00:00.000 +02:00 INFO")
+
+
+def test_the_zone_is_the_campaigns_and_utc_when_the_file_cannot_be_read(tmp_path: Path) -> None:
+    assert log_zone(None) == ZoneInfo("Asia/Shanghai")  # the shipped campaign
+    # The service itself says what is wrong with the file; its log lines still say +00:00.
+    assert log_zone(tmp_path / "missing.toml") == ZoneInfo("UTC")
+    (tmp_path / "bad.toml").write_text("name = ", encoding="utf-8")
+    assert log_zone(tmp_path / "bad.toml") == ZoneInfo("UTC")

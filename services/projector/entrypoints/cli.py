@@ -29,7 +29,7 @@ from services.registry import RunnableService, start_operator_server
 
 
 def _logging(settings: Settings) -> None:
-    configure_logging(load_campaign(settings.campaign_file).timezone)
+    configure_logging(settings.campaign_file)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
