@@ -54,10 +54,11 @@ EXIT_BAD_SETTING = 78
 """``EX_CONFIG``, as production mode's refusals."""
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(settings: Settings) -> None:
+    """Log lines stamped on the campaign's clock."""
+    from services.common.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging(settings.campaign_file)
 
 
 REFUSED_STOP_S = 30.0
@@ -102,9 +103,9 @@ def _run(args: argparse.Namespace) -> int:
     from services.common.runtime import run  # noqa: PLC0415
 
     service = registry.by_name(args.service)
-    _logging()
-    log = logging.getLogger(f"cw.{service.name}")
     settings = registry.service_settings(service, Settings())
+    _logging(settings)
+    log = logging.getLogger(f"cw.{service.name}")
     try:
         run(serve(service, settings))
     except registry.MetricsPortTaken as exc:

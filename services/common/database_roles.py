@@ -7,7 +7,7 @@ It creates what a service role may not create for itself, and nothing else:
 - the database of ``CW_DATABASE_URL`` when it is missing (owned by the administrator, not by the
   service role), where the service role gets CONNECT and CREATE (new schemas: ``cw``, the
   generations ``cw_rm_<n>`` a rebuild makes, ``cw_reminders``, ``cw_notifier``) and CREATE on
-  schema ``public`` (the public views, which it owns);
+  schema ``public`` (the public views and their functions, which it owns);
 - the read-only role (``CW_READER_ROLE``) with ``CW_READER_PASSWORD``, when that is set; which
   views it may read is granted by the views' owner, the service role, in ``cw init``;
 - the database's ``TimeZone`` (only its owner may set it).
@@ -71,6 +71,11 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S')
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
                   WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass
                     AND d.deptype IN ('a', 'i') AND c.relkind = 'S')
+UNION ALL
+SELECT format('ALTER FUNCTION %s OWNER TO %I', p.oid::regprocedure, $2::text)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'public' AND p.proname = ANY($4::text[])
+  AND pg_get_userbyid(p.proowner) <> $2
 """
 """What a superuser's ``cw init`` left owned by someone else than the service role."""
 
@@ -114,6 +119,7 @@ async def setup_database(
     reader_password: str | None,
     zone: ZoneInfo,
     public_views: tuple[str, ...],
+    public_functions: tuple[str, ...],
 ) -> list[str]:
     """Create the roles and the database, grant what the service role needs; one line each.
 
@@ -154,7 +160,11 @@ async def setup_database(
             handed = [
                 row["statement"]
                 for row in await conn.fetch(
-                    NOT_OWNED, list(SYSTEM_SCHEMAS), target.role, list(public_views)
+                    NOT_OWNED,
+                    list(SYSTEM_SCHEMAS),
+                    target.role,
+                    list(public_views),
+                    list(public_functions),
                 )
             ]
             for statement in handed:

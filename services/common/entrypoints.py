@@ -77,7 +77,10 @@ def _init(args: argparse.Namespace) -> int:
 async def setup(settings: Settings) -> list[str]:
     """``cw db setup``: the administrator's step (:mod:`services.common.database_roles`)."""
     from services.common.database_roles import SetupRefused, setup_database  # noqa: PLC0415
-    from services.projector.adapters.reader_role import PUBLIC_VIEWS  # noqa: PLC0415
+    from services.projector.adapters.reader_role import (  # noqa: PLC0415
+        PUBLIC_FUNCTIONS,
+        PUBLIC_VIEWS,
+    )
 
     if not settings.admin_database_url:
         raise SetupRefused(
@@ -92,6 +95,7 @@ async def setup(settings: Settings) -> list[str]:
         reader_password=password.get_secret_value() if password else None,
         zone=load_campaign(settings.campaign_file).timezone,
         public_views=PUBLIC_VIEWS,
+        public_functions=PUBLIC_FUNCTIONS,
     )
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from nats.js.api import PubAck
 
@@ -93,16 +94,19 @@ async def replay(
     *,
     fixed: bytes | None = None,
     force: bool = False,
+    zone: ZoneInfo,
 ) -> Outcome:
     letter = await dead_letters.get(seq)
     if letter is None:
-        return await _gone(seq, actions, "replayed")
+        return await _gone(seq, actions, "replayed", zone)
     earlier = await actions.of_letter(letter)
     if earlier is not None:
         # A crash after recording, before removing: the recorded action stands.
         await dead_letters.delete(seq)
         tail = "" if earlier.action == "replayed" else ", not replayed"
-        return Outcome(seq, earlier.action == "replayed", f"{earlier.describe()}; {REMOVED}{tail}")
+        return Outcome(
+            seq, earlier.action == "replayed", f"{earlier.describe(zone)}; {REMOVED}{tail}"
+        )
     claims = claim_problems(letter)
     if claims:
         return Outcome(seq, False, f"kept: {_claims_refused(seq, claims)}")
@@ -153,7 +157,7 @@ async def replay(
             True,
             f"already projected: {EVENTS_STREAM} seq {archived.stream_seq} on "
             f"{archived.subject} is the same event (event_id {event.event_id}); nothing "
-            f"published; {_recorded(recorded, new)}; {REMOVED}",
+            f"published; {_recorded(recorded, new, zone)}; {REMOVED}",
         )
 
     ack = await events.publish(event.subject, chosen.payload, replay_msg_id(letter))
@@ -174,15 +178,17 @@ async def replay(
     return Outcome(
         seq,
         True,
-        f"{where}; the projector will project it; {_recorded(recorded, new)}; {REMOVED}",
+        f"{where}; the projector will project it; {_recorded(recorded, new, zone)}; {REMOVED}",
     )
 
 
-async def delete(seq: int, dead_letters: DeadLetters, actions: Actions, *, reason: str) -> Outcome:
+async def delete(
+    seq: int, dead_letters: DeadLetters, actions: Actions, *, reason: str, zone: ZoneInfo
+) -> Outcome:
     """Record that dead letter ``seq`` was deleted, and why; then remove it."""
     letter = await dead_letters.get(seq)
     if letter is None:
-        return await _gone(seq, actions, "deleted")
+        return await _gone(seq, actions, "deleted", zone)
     recorded, new = await actions.record(
         letter,
         Action(
@@ -196,7 +202,7 @@ async def delete(seq: int, dead_letters: DeadLetters, actions: Actions, *, reaso
         ),
     )
     await dead_letters.delete(seq)
-    return Outcome(seq, True, f"deleted; {_recorded(recorded, new)}; {REMOVED}")
+    return Outcome(seq, True, f"deleted; {_recorded(recorded, new, zone)}; {REMOVED}")
 
 
 def _replayed(letter: DeadLetter, event_id: uuid.UUID, event_seq: int, note: str) -> Action:
@@ -211,13 +217,15 @@ def _replayed(letter: DeadLetter, event_id: uuid.UUID, event_seq: int, note: str
     )
 
 
-def _recorded(action: Action, new: bool) -> str:
+def _recorded(action: Action, new: bool, zone: ZoneInfo) -> str:
     if new:
         return "recorded in cw.dead_letter_actions"
-    return f"already {action.describe()} in cw.dead_letter_actions (no second record)"
+    return f"already {action.describe(zone)} in cw.dead_letter_actions (no second record)"
 
 
-async def _gone(seq: int, actions: Actions, wanted: Literal["replayed", "deleted"]) -> Outcome:
+async def _gone(
+    seq: int, actions: Actions, wanted: Literal["replayed", "deleted"], zone: ZoneInfo
+) -> Outcome:
     last = await actions.last_of_seq(seq)
     if last is None:
         # Said after "dead letter SEQ: ", so the sequence is not repeated here.
@@ -227,7 +235,7 @@ async def _gone(seq: int, actions: Actions, wanted: Literal["replayed", "deleted
             f"not in {DEAD_LETTERS_STREAM}, and no replay or delete of it is recorded",
         )
     done = wanted == "deleted" or last.action == "replayed"
-    return Outcome(seq, done, f"no longer in {DEAD_LETTERS_STREAM}: {last.describe()}")
+    return Outcome(seq, done, f"no longer in {DEAD_LETTERS_STREAM}: {last.describe(zone)}")
 
 
 def _claims_refused(seq: int, claims: list[FieldError]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import urllib.request
 from collections.abc import AsyncIterator
@@ -222,6 +223,10 @@ async def test_rebuild_from_the_command_line_gives_the_same_views(
     assert "generation 2 is live" in rebuilt.stdout
     assert [dict(r) for r in await db.fetch(query)] == before
     assert projector.stop() == 0
+    # The service's log lines are stamped on the campaign's clock, with the offset.
+    stamped = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \+08:00 (INFO|WARNING|ERROR) cw")
+    logged = [line for line in projector.log.read_text().splitlines() if " cw." in line]
+    assert logged and all(stamped.match(line) for line in logged), logged[:3]
 
 
 def test_init_says_in_one_line_when_nats_cannot_be_reached(env: dict[str, str]) -> None:

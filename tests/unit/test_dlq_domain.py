@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -21,6 +23,7 @@ from services.common.deadletters import (
 )
 from services.common.deadletters import SUBJECT as SUBJECT_HEADER
 from services.deadletters.domain.rules import (
+    Action,
     Candidate,
     StoredMessage,
     claim_problems,
@@ -253,3 +256,12 @@ def test_a_services_letter_id_is_sealed_with_the_deployments_key() -> None:
     # The intake (cw publish, no stream message, no key) keeps its id by payload.
     intake = dead_letter_headers(stage="intake", reason="r", field="f", payload=b"{}")[MSG_ID]
     assert intake == "intake:" + hashlib.sha256(b"{}").hexdigest()[:32]
+
+
+def test_a_recorded_action_says_when_on_the_campaigns_clock() -> None:
+    action = Action(stage="intake", dead_letter_seq=7, original_stream_seq=None,
+                    action="deleted", event_id=None, event_stream_seq=None, reason="a test line",
+                    acted_at=datetime(2026, 11, 25, 7, 58, 12, tzinfo=UTC))  # fmt: skip
+    assert action.describe(ZoneInfo("Asia/Shanghai")) == (
+        "recorded as deleted at 2026-11-25 15:58:12 +08:00 (a test line)"
+    )

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -27,6 +28,7 @@ from services.common.deadletters import (
     DeadLetter,
     header_text,
 )
+from services.common.localtime import shown
 
 VENUE_MISMATCH = "venue_mismatch"
 EVENT_ID_REUSED = "event_id_reused"
@@ -74,8 +76,11 @@ class Action:
     reason: str | None
     acted_at: datetime | None = None
 
-    def describe(self) -> str:
-        when = f" at {self.acted_at:%Y-%m-%d %H:%M:%S}" if self.acted_at else ""
+    def describe(self, zone: ZoneInfo) -> str:
+        """``recorded as deleted at 2026-11-25 15:58:12 +08:00 (why)``: on the campaign's clock."""
+        when = (
+            f" at {shown(self.acted_at, zone, seconds=True, offset=True)}" if self.acted_at else ""
+        )
         if self.action == "replayed":
             where = f" as seq {self.event_stream_seq}" if self.event_stream_seq else ""
             return f"recorded as replayed{where}{when}"

@@ -247,8 +247,11 @@ async def replay_command(
     fixed: bytes | None,
     force: bool = False,
     console: Console,
+    zone: ZoneInfo | None = None,
 ) -> int:
-    """Replay each dead letter; ``fixed`` replaces the payload (of one dead letter)."""
+    """Replay each dead letter; ``fixed`` replaces the payload (of one dead letter). Times on
+    the clock of ``zone`` (default: the campaign's)."""
+    zone = _zone(zone)
     failed = 0
     try:
         async with jetstream(nats_url) as js, postgres(database_url) as conn:
@@ -257,7 +260,7 @@ async def replay_command(
             await store.counts()  # says "run cw init" when the stream is missing
             for seq in seqs:
                 outcome = await replay(
-                    seq, store, events, archive, actions, fixed=fixed, force=force
+                    seq, store, events, archive, actions, fixed=fixed, force=force, zone=zone
                 )
                 failed += _report(console, outcome)
     except Unavailable as exc:
@@ -273,15 +276,19 @@ async def delete_command(
     *,
     reason: str,
     console: Console,
+    zone: ZoneInfo | None = None,
 ) -> int:
-    """Record each dead letter as deleted with ``reason``, then remove it."""
+    """Record each dead letter as deleted with ``reason``, then remove it. Times on the clock of
+    ``zone`` (default: the campaign's)."""
+    zone = _zone(zone)
     failed = 0
     try:
         async with jetstream(nats_url) as js, postgres(database_url) as conn:
             store = DeadLetterStore(js)
             await store.counts()
             for seq in seqs:
-                failed += _report(console, await delete(seq, store, ActionLog(conn), reason=reason))
+                outcome = await delete(seq, store, ActionLog(conn), reason=reason, zone=zone)
+                failed += _report(console, outcome)
     except Unavailable as exc:
         _say(console, str(exc))
         return 2
@@ -341,6 +348,7 @@ def _replay(args: argparse.Namespace) -> int:
             fixed=fixed,
             force=args.force,
             console=console,
+            zone=load_campaign(settings.campaign_file).timezone,
         )
     )
 
@@ -354,6 +362,7 @@ def _delete(args: argparse.Namespace) -> int:
             args.seq,
             reason=args.reason,
             console=_console(),
+            zone=load_campaign(settings.campaign_file).timezone,
         )
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -24,6 +24,7 @@ from services.projector.domain.model import (
     VenueKey,
     VenuePhaseCounts,
     VenuePhaseKey,
+    first_registration,
 )
 from services.projector.domain.ports import CheckpointRegression, ReadModelStore, ReadModelUnit
 
@@ -109,7 +110,10 @@ class MemoryUnit(ReadModelUnit):
         s = self.state
         for key, issue in changes.issues.items():
             s.issues[key] = copy.copy(issue)
-        s.venues.update(changes.venues)
+        for key, venue in changes.venues.items():
+            s.venues[key] = replace(
+                venue, registered_at=first_registration(s.venues.get(key), venue.registered_at)
+            )
         for venue_phase, delta in changes.counts.items():
             row = s.counts.setdefault(venue_phase, VenuePhaseCounts())
             for f in fields(VenuePhaseCounts):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from rich.console import Console
 from services.common.campaign import load_campaign
 from services.common.connect import failure_text, mask_url
 from services.common.localtime import MOMENT_FORMS, MomentError, MomentInput, parse_moment
+from services.common.logs import configure_logging
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.projector import bootstrap
@@ -28,10 +28,8 @@ from services.projector.entrypoints import venue
 from services.registry import RunnableService, start_operator_server
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(settings: Settings) -> None:
+    configure_logging(settings.campaign_file)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -58,9 +56,10 @@ def _rebuild_progress(applied: int, end: int) -> None:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    _logging()
+    settings = Settings()
+    _logging(settings)
     try:
-        lines = run(bootstrap.rebuild(Settings(), ProjectorMetrics(), _rebuild_progress))
+        lines = run(bootstrap.rebuild(settings, ProjectorMetrics(), _rebuild_progress))
     except bootstrap.RebuildUnavailable as exc:
         print(f"cw rebuild: {exc}", file=sys.stderr)
         return 2

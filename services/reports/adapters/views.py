@@ -88,7 +88,8 @@ def replayed(
     history: Sequence[StreamEvent], moment: datetime, district: str | None, campaign: Campaign
 ) -> Facts:
     """The facts as they stood at ``moment``: the events that had happened by then (all given),
-    replayed; the same columns as the views, with coverage of the phases started by then."""
+    replayed; the same columns as the views, with coverage of the phases started by then (of
+    the venues registered before each phase ended)."""
     happened = [se for se in history if se.event.occurred_at <= moment]
     changes = project(Snapshot(), happened, campaign.rebound_window)
     venues = tuple(
@@ -121,9 +122,13 @@ def replayed(
     places = dict(changes.counts)
     for phase in campaign.phases:
         starts = datetime.combine(phase.start, time.min, campaign.timezone)
+        ends = (
+            None if phase.end is None else datetime.combine(phase.end, time.min, campaign.timezone)
+        )
         if starts <= moment:
-            for v in venues:
-                places.setdefault((v.district, v.venue_id, phase.name), VenuePhaseCounts())
+            for v in changes.venues.values():  # those registered before the phase ended
+                if ends is None or v.registered_at < ends:
+                    places.setdefault((v.district, v.venue_id, phase.name), VenuePhaseCounts())
     venue_phases = tuple(
         VenuePhaseFact(
             district=d, venue_id=venue_id, venue_kind=kinds.get((d, venue_id), "unregistered"),

@@ -4,11 +4,10 @@ disagree. Pure: no driver is imported here."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 
 from contracts import PHASES
+from services.common.overdue import days_overdue
 from services.reports.domain.model import (
     Column,
     Facts,
@@ -164,12 +163,6 @@ def street_summary(facts: Facts) -> Report:
     )  # fmt: skip
 
 
-def days_overdue(issue: IssueFact, facts: Facts) -> int:
-    """Started days past the deadline: 5 hours late is the first day (逾期 1 天)."""
-    assert issue.due_at is not None
-    return max(1, math.ceil((facts.as_of - issue.due_at) / timedelta(days=1)))
-
-
 def overdue(facts: Facts) -> Report:
     """Overdue issues, the most overdue first, with whom to call."""
     venues = _venues(facts)
@@ -177,11 +170,12 @@ def overdue(facts: Facts) -> Report:
     late.sort(key=lambda i: (i.due_at, i.district, i.venue_id, i.issue_id))
     rows: list[dict[str, Value]] = []
     for i in late:
+        assert i.due_at is not None
         v = venues.get((i.district, i.venue_id))
         rows.append({
             "district": i.district, "venue_id": i.venue_id, "venue": v.name if v else None,
             "item_code": i.item_code, "issue_id": i.issue_id, "order_no": i.order_no,
-            "due_at": i.due_at, "days_overdue": days_overdue(i, facts),
+            "due_at": i.due_at, "days_overdue": days_overdue(i.due_at, facts.as_of),
             "first_responsible": (
                 _person(v.first_responsible_name, v.first_responsible_phone) if v else None
             ),
