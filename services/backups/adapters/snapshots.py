@@ -39,6 +39,8 @@ API_TIMEOUT_S = 10.0
 CHUNK_TIMEOUT_S = 30.0
 """How long a chunk may take: the server's own flow control gives up after 5 s without acks,
 so a silence this long means the snapshot has stopped."""
+CHECK_TIMEOUT_S = 300.0
+"""How long the server may take to check every message of a stream before its snapshot."""
 FINISH_TIMEOUT_S = 120.0
 """How long the server may take to build the stream from the uploaded snapshot."""
 STREAM_NOT_FOUND = 10059
@@ -125,11 +127,13 @@ class Snapshots:
         try:
             request = {"deliver_subject": inbox, "no_consumers": True, "jsck": True,
                        "chunk_size": CHUNK_BYTES}  # fmt: skip
+            # The answer comes once the server has checked every message (jsck): a while, for
+            # a large stream.
             msg = await self._race(
                 self.nc.request(
                     f"$JS.API.STREAM.SNAPSHOT.{stream}",
                     json.dumps(request).encode(),
-                    timeout=API_TIMEOUT_S,
+                    timeout=CHECK_TIMEOUT_S,
                 )
             )
             data = _answer(msg, f"snapshot of {stream}")
