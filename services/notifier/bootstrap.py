@@ -10,12 +10,14 @@ import os
 import tomllib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
 from nats.aio.client import Client
 
 from contracts.wire import REMINDERS_STREAM
+from services.common.campaign import load_campaign
 from services.common.connect import NatsAccess, connect_service, mask_webhook_url
 from services.common.durations import format_duration
 from services.common.retry import RetryPolicy, retry
@@ -34,7 +36,14 @@ from services.notifier.adapters.postgres import PostgresLedger, ensure_schema
 from services.notifier.adapters.webhook import WebhookTarget
 from services.notifier.adapters.wecom import WeComRobot
 from services.notifier.domain.targets import NotifyFileInvalid, Target, parse_targets
-from services.notifier.runner import Dispatcher, Intake, Retrying, SystemClock, decode_reminder
+from services.notifier.runner import (
+    AlertInbox,
+    Dispatcher,
+    Intake,
+    Retrying,
+    SystemClock,
+    decode_reminder,
+)
 from services.notifier.service import Dispatch
 
 log = logging.getLogger("cw.notifier")
@@ -126,8 +135,11 @@ def build_dispatch(
     session: aiohttp.ClientSession,
     retrying: Retrying,
     metrics: NotifierMetrics,
+    zone: ZoneInfo | None = None,
 ) -> Dispatch:
     d = Dispatch(target, retrying, retrying, SystemClock(), metrics)
+    if zone is not None:
+        d.zone = zone
     if target.kind == "dingtalk":
         d.robot = DingTalkRobot(session, target.url, target.secret)
     elif target.kind == "wecom":
@@ -142,11 +154,14 @@ async def run_notifier(
     metrics: NotifierMetrics,
     stop: asyncio.Event,
     health: Health | None = None,
+    alerts: AlertInbox | None = None,
 ) -> None:
     """Run until ``stop`` is set; each loop finishes the message in hand first. ``health``
-    (``/healthz``) follows the intake: ``standby`` until the write lock is taken."""
+    (``/healthz``) follows the intake: ``standby`` until the write lock is taken. ``alerts``
+    (``POST /alerts``) reaches the dispatchers once the write lock is taken."""
     health = health or Health()
     targets = load_targets(settings)
+    zone = load_campaign(settings.campaign_file).timezone
     for target in targets:
         log.info("%s", describe(target))
 
@@ -173,8 +188,11 @@ async def run_notifier(
             ledger, RefusalsToDeadLetters(publisher), metrics.retried, stopping.is_set
         )
         dispatchers = [
-            Dispatcher(build_dispatch(t, session, retrying, metrics), stopping) for t in targets
+            Dispatcher(build_dispatch(t, session, retrying, metrics, zone), stopping)
+            for t in targets
         ]
+        if alerts is not None:
+            alerts.attach(dispatchers)
 
         def wake() -> None:
             for dispatcher in dispatchers:
@@ -231,6 +249,8 @@ async def run_notifier(
                 task.cancel()
             await asyncio.gather(*tasks, stopper, watcher, health_watcher, return_exceptions=True)
     finally:
+        if alerts is not None:
+            alerts.detach()
         await session.close()
         await guard.release()
         await pool.close()
