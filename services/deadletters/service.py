@@ -4,7 +4,8 @@ A dead letter is removed only when its event is in ``CW_EVENTS`` on the right su
 be, or was, projected:
 1. the event (or the fix) must be valid and a replacement for the original: same event_id,
    district and venue of the subject it came on (``domain.identity_problems``; ``--force``
-   overrides);
+   overrides), in a district the campaign file lists (else the projector would dead-letter it
+   again as ``unknown_district``);
 2. the archive is asked about the event_id: archived with the same event -> it was projected,
    nothing is published; archived with other content -> the projector would dead-letter it again
    (``event_id_reused``), so it is kept; not archived -> it is published;
@@ -31,6 +32,7 @@ from typing import Literal, Protocol
 from nats.js.api import PubAck
 
 from contracts import EventRejected
+from services.common.campaign import Names
 from services.common.deadletters import DeadLetter
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM
 from services.deadletters.domain.rules import (
@@ -89,7 +91,10 @@ async def replay(
     *,
     fixed: bytes | None = None,
     force: bool = False,
+    names: Names | None = None,
 ) -> Outcome:
+    """Put dead letter ``seq`` back (module docstring); ``names``: the campaign's districts,
+    which the event's must be one of (``None``: not checked)."""
     letter = await dead_letters.get(seq)
     if letter is None:
         return await _gone(seq, actions, "replayed")
@@ -113,6 +118,15 @@ async def replay(
             False,
             f"kept: not a replacement for the dead letter's event: {why}. Fix it and replay it "
             "with --file, or pass --force to publish it anyway",
+        )
+    if names is not None and not names.knows_district(event.district):
+        return Outcome(
+            seq,
+            False,
+            f"kept: district {event.district} is not one of the campaign's districts, so the "
+            "projector would dead-letter it again as unknown_district: add its line to the "
+            "campaign file's districts, restart the projector and the reminders service, then "
+            "replay it",
         )
     how = "as it was" if fixed is None else "with a fix"
     note = f"replayed {how}" + (

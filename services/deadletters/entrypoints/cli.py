@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts import EventRejected
-from services.common.campaign import load_campaign
+from services.common.campaign import Names, load_campaign
 from services.common.cliargs import positive_int
 from services.common.connect import NatsAccess
 from services.common.deadletters import FILE as FILE_HEADER
@@ -202,8 +202,10 @@ async def replay_command(
     fixed: bytes | None,
     force: bool = False,
     console: Console,
+    names: Names | None = None,
 ) -> int:
-    """Replay each dead letter; ``fixed`` replaces the payload (of one dead letter)."""
+    """Replay each dead letter; ``fixed`` replaces the payload (of one dead letter); ``names``:
+    the campaign's districts, which a replayed event's must be one of."""
     failed = 0
     try:
         async with jetstream(nats_url) as js, postgres(database_url) as conn:
@@ -212,7 +214,7 @@ async def replay_command(
             await store.counts()  # says "run cw init" when the stream is missing
             for seq in seqs:
                 outcome = await replay(
-                    seq, store, events, archive, actions, fixed=fixed, force=force
+                    seq, store, events, archive, actions, fixed=fixed, force=force, names=names
                 )
                 failed += _report(console, outcome)
     except Unavailable as exc:
@@ -296,6 +298,7 @@ def _replay(args: argparse.Namespace) -> int:
             fixed=fixed,
             force=args.force,
             console=console,
+            names=load_campaign(settings.campaign_file).names,
         )
     )
 
@@ -368,7 +371,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Validate the original payload (or the fixed one from --file) with the "
         "event contract, check that it replaces the dead letter's event (same event_id; the "
         "district and venue of the subject it came on, or the issue's venue for a "
-        "venue_mismatch), and publish it to its subject in CW_EVENTS. The dead letter is "
+        "venue_mismatch) in a district the campaign file lists, and publish it to its subject "
+        "in CW_EVENTS. The dead letter is "
         "removed only when the event is in CW_EVENTS on its subject and the projector will "
         "project it (or already did); the replay is recorded in cw.dead_letter_actions first. "
         "One that cannot be put back is kept, and the reason printed. Running it again is "
