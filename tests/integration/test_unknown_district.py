@@ -14,7 +14,7 @@ from rich.console import Console
 from services.common.campaign import DEFAULT_CAMPAIGN, load_campaign
 from services.common.settings import Settings
 from services.deadletters.adapters.jetstream import DeadLetterStore
-from services.deadletters.entrypoints.cli import replay_command
+from services.deadletters.entrypoints.cli import replay_command, show_command
 from services.reminders.adapters.metrics import ReminderMetrics
 from tests import factories as f
 from tests.integration.conftest import Harness, audits_clean
@@ -96,6 +96,13 @@ async def test_an_unknown_district_is_dead_lettered_then_replayed_once_the_campa
     await audits_clean(h.settings)
     # The reminders service passes them by too (the projector owns the dead letter).
     assert await reminders_catch_up(h) == ["320703"]
+
+    out = io.StringIO()
+    shown = await show_command(h.settings.nats_url, letters[0].seq,
+                               console=Console(file=out, width=400),
+                               names=load_campaign(h.settings.campaign_file).names)  # fmt: skip
+    assert shown == 0
+    assert "valid, but district 320706 is not one of the campaign's districts" in out.getvalue()
 
     # Replayed while the campaign still does not list it: kept, with what to do.
     code, said = await replay(h.settings, [d.seq for d in letters])

@@ -137,7 +137,12 @@ def _summary(letter: DeadLetter) -> dict[str, object]:
 
 
 async def show_command(
-    nats_url: NatsAccess | str, seq: int, *, console: Console, zone: ZoneInfo | None = None
+    nats_url: NatsAccess | str,
+    seq: int,
+    *,
+    console: Console,
+    zone: ZoneInfo | None = None,
+    names: Names | None = None,
 ) -> int:
     try:
         async with jetstream(nats_url) as js:
@@ -157,6 +162,12 @@ async def show_command(
             now = (
                 f"valid, but not a replacement: {why}; fix it, then: "
                 f"cw dlq replay {seq} --file FIXED.json"
+            )
+        elif names is not None and not names.knows_district(chosen.event.district):
+            now = (
+                f"valid, but district {chosen.event.district} is not one of the campaign's "
+                "districts: add its line to the campaign file's districts, restart the "
+                f"projector and the reminders service, then: cw dlq replay {seq}"
             )
     except EventRejected as exc:
         # The contract may have changed since the rejection: then say what is wrong today.
@@ -271,9 +282,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     settings = Settings()
-    zone = load_campaign(settings.campaign_file).timezone
+    campaign = load_campaign(settings.campaign_file)
     return run(
-        show_command(NatsAccess.from_settings(settings), args.seq, console=_console(), zone=zone)
+        show_command(
+            NatsAccess.from_settings(settings),
+            args.seq,
+            console=_console(),
+            zone=campaign.timezone,
+            names=campaign.names,
+        )
     )
 
 
