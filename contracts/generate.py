@@ -85,8 +85,9 @@ DEAD_LETTER_HEADERS: dict[str, str] = {
     "kept once.",
     wire.DLQ_FILE: "The name of the input file (intake).",
     wire.DLQ_KIND: "The reason's class: malformed_json, too_large, unknown_event_type, "
-    "schema_version, invalid_field, subject_mismatch, venue_mismatch, event_id_reused, "
-    "unhandled_event_type, unstorable or unreadable.",
+    "schema_version, invalid_field, subject_mismatch, unknown_district (a district the "
+    "campaign does not list), venue_mismatch, event_id_reused, unhandled_event_type, unstorable "
+    "or unreadable.",
     wire.DLQ_ISSUE_VENUE: "For venue_mismatch: the venue of the issue, where a fixed event "
     "belongs.",
     wire.DLQ_TARGET: "For the notifier: the target (its name in the notify file) that refused the "

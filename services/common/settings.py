@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     )
     campaign_file: Path | None = Field(
         default=None,
-        description="Campaign TOML: phases and rebound_window (unset: the shipped Lianyun 2023 "
-        "campaign).",
+        description="Campaign TOML: phases, rebound_window, districts, checklist and reminders "
+        "(unset: the shipped Lianyun 2023 campaign).",
     )
     metrics_port: int = Field(
         default=9464,

@@ -6,7 +6,9 @@ be, or was, projected:
    another stage, or a stream message for an intake letter, keep it, ``--force`` or not); the
    event (or the fix) must be valid and a replacement for the original: same event_id,
    district and venue of the subject it came on (``domain.identity_problems``; ``--force``
-   overrides, except an intake letter's district: ``domain.intake_district_problem``);
+   overrides, except an intake letter's district: ``domain.intake_district_problem``), in a
+   district the campaign file lists (else the projector would dead-letter it again as
+   ``unknown_district``);
 2. the archive is asked about the event_id: archived with the same event -> it was projected,
    nothing is published; archived with other content -> the projector would dead-letter it again
    (``event_id_reused``), so it is kept; not archived -> it is published;
@@ -34,6 +36,7 @@ from zoneinfo import ZoneInfo
 from nats.js.api import PubAck
 
 from contracts import EventRejected, FieldError
+from services.common.campaign import Names
 from services.common.deadletters import DeadLetter
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM
 from services.deadletters.domain.rules import (
@@ -95,7 +98,10 @@ async def replay(
     fixed: bytes | None = None,
     force: bool = False,
     zone: ZoneInfo,
+    names: Names | None = None,
 ) -> Outcome:
+    """Put dead letter ``seq`` back (module docstring); ``names``: the campaign's districts,
+    which the event's must be one of (``None``: not checked)."""
     letter = await dead_letters.get(seq)
     if letter is None:
         return await _gone(seq, actions, "replayed", zone)
@@ -130,6 +136,15 @@ async def replay(
             False,
             f"kept: not a replacement for the dead letter's event: {why}. Fix it and replay it "
             f"with --file{then}",
+        )
+    if names is not None and not names.knows_district(event.district):
+        return Outcome(
+            seq,
+            False,
+            f"kept: district {event.district} is not one of the campaign's districts, so the "
+            "projector would dead-letter it again as unknown_district: add its line to the "
+            "campaign file's districts, restart the projector and the reminders service, then "
+            "replay it",
         )
     how = "as it was" if fixed is None else "with a fix"
     note = f"replayed {how}" + (

@@ -174,7 +174,10 @@ async def run_projector(
                 return  # stopped while waiting as the standby
             health.writing()
             # Only now, holding the lock: a standby serves no domain gauges, so sums never double.
-            gauges = DomainGauges(pool, asyncio.get_running_loop(), serving=guard.holds)
+            gauges = DomainGauges(
+                pool, asyncio.get_running_loop(), serving=guard.holds,
+                checklist=[i.code for i in campaign.names.checklist],
+            )  # fmt: skip
             metrics.registry.register(gauges)
             rebuilds = RebuildProgress(pool, asyncio.get_running_loop(), serving=guard.holds)
             metrics.registry.register(rebuilds)

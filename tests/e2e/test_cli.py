@@ -113,6 +113,7 @@ async def test_init_publish_project_and_inspect(
     assert sum(float(line.rsplit(" ", 1)[1]) for line in issues) == counts["IssueFound"]
     assert 'cw_venues{district="320703",venue_kind="farmers_market"}' in metrics
     assert "LY-" not in metrics, "a venue id leaked into a metric label"
+    assert "\ncw_unknown_item_codes 0.0\n" in metrics  # the examples use the checklist's codes
 
     venue = await db.fetchval("SELECT venue_id FROM issue_status ORDER BY found_at LIMIT 1")
     shown = cw(env, "venue", venue, "--as-of", "2030-01-01T00:00+08:00")

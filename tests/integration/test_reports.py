@@ -71,6 +71,7 @@ async def _campaign(harness: Harness) -> None:
         f.recheck_passed(m, "I2", f.at("2023-03-08 10:00")),
         f.issue(m, "I3", f.at("2023-03-03 10:00"), item_code="FM-WC"),
         f.issue("LY-X-9", "I4", f.at("2023-03-04 10:00")),
+        f.issue("LY-X-9", "I5", f.at("2023-03-04 11:00"), item_code="FM-NEW"),  # not listed
         f.venue("M7", f.at("2023-02-01 09:00"), district="320706"),
     ])  # fmt: skip
     await harness.project()
@@ -100,6 +101,10 @@ async def test_the_reports_read_the_views_as_the_read_only_role(
     assert on_time["re_review"]["on_time_original"] == 0
     assert on_time["re_review"]["on_time_extended"] == 1
     assert [r["issue_id"] for r in by_name["rebounds"].rows] == ["I3"]
+    # A code the checklist does not list: projected, and listed as unknown.
+    assert [
+        (r["district"], r["item_code"], r["issues"]) for r in by_name["unknown_items"].rows
+    ] == [("320703", "FM-NEW", 1)]
     assert {r["district"] for r in by_name["summary"].rows} == {"320703"}
     assert facts.district == "320703"
 

@@ -95,12 +95,16 @@ def test_the_report_the_digest_and_the_escalation_say_the_same_number() -> None:
     )  # fmt: skip
     digest = Timer(reminder_id(f.DISTRICT, "digest", local_date=morning.date()), f.DISTRICT,
                    "digest", 0, morning, "pending")  # fmt: skip
-    r = digest_reminder(digest, [issue], {}, rules=ReminderRules(), tz=TZ, issued_at=morning)
+    r = digest_reminder(
+        digest, [issue], {}, rules=ReminderRules(), tz=TZ, issued_at=morning, names=campaign.names
+    )
     assert r is not None
     assert re.findall(r"已逾期 (\d+) 天", r.body_zh) == [str(expected)]
 
     rid = reminder_id(f.DISTRICT, "escalation", issue_id="I1", level=3, deadline=due)
     timer = Timer(rid, f.DISTRICT, "escalation", 3, morning, "pending", "I1", due)
-    e = issue_reminder(timer, issue, None, rules=ReminderRules(), tz=TZ, issued_at=morning)
+    e = issue_reminder(
+        timer, issue, None, rules=ReminderRules(), tz=TZ, issued_at=morning, names=campaign.names
+    )
     assert re.findall(r"已逾期 (\d+) 天", e.body_zh) == [str(expected)]
     assert f"Overdue by {expected} days" in e.body_en

@@ -92,6 +92,19 @@ def test_a_subject_that_does_not_match_the_envelope_is_rejected() -> None:
     assert not isinstance(ok, Rejection) and ok.phase == "re_review"
 
 
+def test_an_event_of_a_district_the_campaign_does_not_list_is_rejected() -> None:
+    # Projected, it would be a phantom district in every 全部辖区 report.
+    ev = f.issue(V, "I1", f.at("2023-03-01 10:00"), district="999999")
+    got = decode_delivery(Delivery(7, ev.subject, f.wire(ev), None), CAMPAIGN)
+    assert isinstance(got, Rejection)
+    assert (got.kind, got.field, got.seq) == ("unknown_district", "district", 7)
+    assert "district 999999 is not one of the campaign's districts" in got.reason
+    listed = f.issue(V, "I1", f.at("2023-03-01 10:00"), district="320724")
+    assert not isinstance(
+        decode_delivery(Delivery(8, listed.subject, f.wire(listed), None), CAMPAIGN), Rejection
+    )
+
+
 @pytest.mark.parametrize(
     ("payload", "kind"),
     [

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from contracts.reminders import Reminder, reminder_id
-from services.common.campaign import Contact, ReminderRules
+from services.common.campaign import Contact, ReminderRules, load_campaign
 from services.common.lifecycle import Issue
 from services.notifier.adapters import dingtalk, wecom
 from services.notifier.domain.messages import merged, mobile, phones_of, single
@@ -30,6 +30,7 @@ LANDLINE = "0518-82310103"
 # bureau's contacts are the plan's titles, without a name or a phone.
 VENUE = Venue(f.DISTRICT, V, "海连路农贸市场", "王建国", "138-0000-0001", "刘洋", LANDLINE)
 RULES = ReminderRules(deputy_head=Contact("分管局领导"), head=Contact("局主要领导"))
+NAMES = load_campaign().names
 KINDS = [
     ("no_order", 0), ("due_soon", 1), ("due_soon", 2), ("overdue", 0), ("escalation", 1),
     ("escalation", 2), ("escalation", 3), ("look_back_due", 0), ("rebound_detected", 0),
@@ -51,7 +52,9 @@ def _reminder(kind: str, level: int) -> Reminder:
     fire = DUE + timedelta(days=3 * level, minutes=1) if kind == "escalation" else DUE
     timer = Timer(reminder_id(f.DISTRICT, kind, issue_id="I1", level=level, deadline=DUE),
                   f.DISTRICT, kind, level, fire, "pending", "I1", DUE)  # fmt: skip
-    return issue_reminder(timer, _issue(kind), VENUE, rules=RULES, tz=TZ, issued_at=fire)
+    return issue_reminder(
+        timer, _issue(kind), VENUE, rules=RULES, tz=TZ, issued_at=fire, names=NAMES
+    )
 
 
 def _digest() -> Reminder:
@@ -59,7 +62,7 @@ def _digest() -> Reminder:
     timer = Timer(reminder_id(f.DISTRICT, "digest", local_date=at.date()), f.DISTRICT, "digest",
                   0, at, "pending")  # fmt: skip
     r = digest_reminder(timer, [_issue("rebound_detected")], {(f.DISTRICT, V): VENUE},
-                        rules=RULES, tz=TZ, issued_at=at)  # fmt: skip
+                        rules=RULES, tz=TZ, issued_at=at, names=NAMES)  # fmt: skip
     assert r is not None
     return r
 
@@ -131,7 +134,9 @@ def test_english_counts_one_rebound() -> None:
     fire = DUE + timedelta(hours=5)
     timer = Timer(reminder_id(f.DISTRICT, "escalation", issue_id="I1", level=1, deadline=DUE),
                   f.DISTRICT, "escalation", 1, fire, "pending", "I1", DUE)  # fmt: skip
-    r = issue_reminder(timer, _issue("escalation"), VENUE, rules=RULES, tz=TZ, issued_at=fire)
+    r = issue_reminder(
+        timer, _issue("escalation"), VENUE, rules=RULES, tz=TZ, issued_at=fire, names=NAMES
+    )
     assert "Overdue by 1 day and still open" in r.body_en
     assert "已逾期 1 天，" in r.body_zh
 
@@ -164,7 +169,7 @@ def test_instants_read_in_utc_are_published_on_the_campaigns_clock() -> None:
     timer = Timer(reminder_id(f.DISTRICT, "escalation", issue_id="I1", level=1, deadline=due),
                   f.DISTRICT, "escalation", 1, fire, "pending", "I1", due)  # fmt: skip
     issue = _issue("escalation")
-    r = issue_reminder(timer, issue, VENUE, rules=RULES, tz=TZ, issued_at=fire)
+    r = issue_reminder(timer, issue, VENUE, rules=RULES, tz=TZ, issued_at=fire, names=NAMES)
     sent = json.loads(r.model_dump_json())
     assert (sent["due_at"], sent["fire_at"], sent["issued_at"]) == (
         "2023-03-10T17:30:00+08:00", "2023-03-13T17:30:00+08:00", "2023-03-13T17:30:00+08:00",

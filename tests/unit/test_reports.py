@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from services.common.campaign import load_campaign
+from services.common.campaign import ChecklistItem, Names, load_campaign
 from services.reports.adapters.views import replayed
 from services.reports.domain.model import Facts, Report
 from services.reports.domain.reports import build
@@ -89,18 +90,19 @@ def test_a_district_with_nothing_has_empty_reports() -> None:
 
 def test_csv_exact() -> None:
     assert output.as_csv(one("overdue"), CAMPAIGN, "zh") == (
-        "区,场所编号,场所,检查项,问题编号,交办单号,整改期限,逾期天数,第一责任人,责任干部\r\n"
-        "320703,LY-FM-001,墟沟农贸市场,FM-3F,I1,ZG-1,2023-03-10 18:00,5,"
-        "王建国 13800000001,刘洋 0518-82310103\r\n"
+        "区,区名称,场所编号,场所,检查项,检查项名称,问题编号,交办单号,整改期限,逾期天数,"
+        "第一责任人,责任干部\r\n"
+        "320703,连云区,LY-FM-001,墟沟农贸市场,FM-3F,防蝇防鼠防尘（三防）,I1,ZG-1,"
+        "2023-03-10 18:00,5,王建国 13800000001,刘洋 0518-82310103\r\n"
     )
     # Empty where there is no value (a pass rate with nothing checked), the street of a
     # venue not registered too.
     assert output.as_csv(one("streets"), CAMPAIGN, "en").splitlines() == [
-        "district,street,phase,venues,venues inspected,coverage,inspections,pass rate,"
-        "issues found,open,overdue,closed,rebounds",
-        "320703,墟沟街道,self_check,1,0,0.0%,0,,1,0,0,1,0",
-        "320703,墟沟街道,re_review,1,1,100.0%,2,80.0%,3,2,1,1,1",
-        "320703,,re_review,1,0,0.0%,0,,1,1,0,0,0",
+        "district,district name,street,phase,venues,venues inspected,coverage,inspections,"
+        "pass rate,issues found,open,overdue,closed,rebounds",
+        "320703,连云区,墟沟街道,self_check,1,0,0.0%,0,,1,0,0,1,0",
+        "320703,连云区,墟沟街道,re_review,1,1,100.0%,2,80.0%,3,2,1,1,1",
+        "320703,连云区,,re_review,1,0,0.0%,0,,1,1,0,0,0",
     ]
 
 
@@ -113,8 +115,8 @@ def test_markdown_exact() -> None:
         "\n"
         "| 区 | 阶段 | 已销号 | 曾延期 | 按原期限 | 原期限按期率 | 按延期后期限 | 延期后按期率 |\n"
         "|---|---|---:|---:|---:|---:|---:|---:|\n"
-        "| 320703 | 动员自查 | 1 | 0 | 1 | 100.0% | 1 | 100.0% |\n"
-        "| 320703 | 复审迎检 | 1 | 1 | 0 | 0.0% | 1 | 100.0% |\n"
+        "| 连云区 | 动员自查 | 1 | 0 | 1 | 100.0% | 1 | 100.0% |\n"
+        "| 连云区 | 复审迎检 | 1 | 1 | 0 | 0.0% | 1 | 100.0% |\n"
     )
     empty = one("overdue", "320706")
     assert output.as_markdown(facts("320706"), [empty], CAMPAIGN, "en").endswith(
@@ -126,21 +128,25 @@ def test_json_exact() -> None:
     doc = json.loads(output.as_json(facts(), [one("rebounds")], CAMPAIGN, "en"))
     assert doc == {
         "as_of": "2023-03-15T12:00:00+08:00", "time_zone": "Asia/Shanghai", "district": None,
+        "district_name": None,
         "reports": [{
             "name": "rebounds", "title": "Rebounds",
             "columns": [
                 {"key": "district", "label": "district"},
+                {"key": "district_name", "label": "district name"},
                 {"key": "venue_id", "label": "venue id"},
                 {"key": "venue", "label": "venue"},
                 {"key": "item_code", "label": "item"},
+                {"key": "item_title", "label": "item title"},
                 {"key": "issue_id", "label": "issue"},
                 {"key": "phase", "label": "phase"},
                 {"key": "found_at", "label": "found"},
                 {"key": "status", "label": "status"},
             ],
             "rows": [{
-                "district": "320703", "venue_id": "LY-FM-001", "venue": "墟沟农贸市场",
-                "item_code": "FM-WC", "issue_id": "I3", "phase": "re_review",
+                "district": "320703", "district_name": "连云区", "venue_id": "LY-FM-001",
+                "venue": "墟沟农贸市场", "item_code": "FM-WC", "item_title": "公共厕所",
+                "issue_id": "I3", "phase": "re_review",
                 "found_at": "2023-03-03T10:00:00+08:00", "status": "open",
             }],
         }],
@@ -156,8 +162,46 @@ def test_through_a_pipe_one_tab_separated_line_per_row() -> None:
         "",
         "反复反弹问题",
         "区\t场所编号\t场所\t检查项\t问题编号\t阶段\t发现时间\t状态",
-        "320703\tLY-FM-001\t墟沟农贸市场\tFM-WC\tI3\t复审迎检\t2023-03-03 10:00\t待整改",
+        "连云区\tLY-FM-001\t墟沟农贸市场\t公共厕所\tI3\t复审迎检\t2023-03-03 10:00\t待整改",
     ]
+    one_district = output.plain_lines(facts("320703"), [one("rebounds", "320703")], CAMPAIGN, "en")
+    assert one_district[0].endswith(", district 320703")
+    assert one_district[-1].startswith("320703\tLY-FM-001\t墟沟农贸市场\tFM-WC\t")
+    zh = output.heading(facts("320703"), CAMPAIGN, "zh")
+    assert zh.endswith("北京时间，辖区 连云区")
+
+
+def test_item_titles_come_from_the_campaigns_checklist() -> None:
+    renamed = replace(
+        CAMPAIGN,
+        names=Names(
+            CAMPAIGN.names.districts,
+            (ChecklistItem("FM-3F", "三防设施", "病媒生物防制", ("farmers_market",), "major"),),
+        ),
+    )
+    (row,) = output.plain_lines(facts(), [one("overdue")], renamed, "zh")[-1:]
+    assert "\t三防设施\t" in row
+    csv_rows = output.as_csv(one("overdue"), renamed, "zh").splitlines()
+    assert ",FM-3F,三防设施," in csv_rows[1]
+
+
+def test_unknown_item_codes_are_listed_by_district() -> None:
+    events = [*_events(), f.issue(M, "I5", f.at("2023-03-05 10:00"), item_code="FM-NEW")]
+    events.append(f.issue("HZ-1", "I6", f.at("2023-03-06 10:00"), item_code="FM-NEW",
+                          district="320706"))  # fmt: skip
+    history = stream(events)  # type: ignore[arg-type]
+    (report,) = build(replayed(history, AS_OF, None, CAMPAIGN), ["unknown_items"])
+    assert [
+        (r["district"], r["item_code"], r["issues"], r["issues_open"], r["venues"])
+        for r in report.rows
+    ] == [("320703", "FM-NEW", 1, 1, 1), ("320706", "FM-NEW", 1, 1, 1)]
+    lines = output.plain_lines(facts(), [report], CAMPAIGN, "zh")
+    assert lines[-2:] == [
+        "连云区\tFM-NEW\t1\t1\t1\t2023-03-05 10:00\t2023-03-05 10:00",
+        "海州区\tFM-NEW\t1\t1\t1\t2023-03-06 10:00\t2023-03-06 10:00",
+    ]
+    # Every code the shipped examples' issues use is in the checklist: nothing unknown.
+    assert one("unknown_items").rows == ()
 
 
 def test_a_terminal_table_measures_chinese_as_two_columns() -> None:

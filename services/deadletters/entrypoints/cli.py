@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts import EventRejected
-from services.common.campaign import load_campaign
+from services.common.campaign import Names, load_campaign
 from services.common.cliargs import positive_int
 from services.common.connect import NatsAccess
 from services.common.deadletters import FILE as FILE_HEADER
@@ -172,7 +172,12 @@ def _summary(letter: DeadLetter) -> dict[str, object]:
 
 
 async def show_command(
-    nats_url: NatsAccess | str, seq: int, *, console: Console, zone: ZoneInfo | None = None
+    nats_url: NatsAccess | str,
+    seq: int,
+    *,
+    console: Console,
+    zone: ZoneInfo | None = None,
+    names: Names | None = None,
 ) -> int:
     try:
         async with jetstream(nats_url) as js:
@@ -191,7 +196,7 @@ async def show_command(
         ("from", origin(letter)),
         ("field", letter.field),
         ("reason", letter.reason),
-        ("now", _now(letter)),
+        ("now", _now(letter, names)),
     ]
     for name, value in rows:
         _say(console, f"{name + ':':<13}{value}")
@@ -208,7 +213,7 @@ async def show_command(
     return 0
 
 
-def _now(letter: DeadLetter) -> str:
+def _now(letter: DeadLetter, names: Names | None = None) -> str:
     """What ``cw dlq replay`` would do with it today, and how to go on."""
     seq = letter.seq
     claims = claim_problems(letter)
@@ -227,6 +232,12 @@ def _now(letter: DeadLetter) -> str:
         return (
             f"valid, but not a replacement: {why}; fix it, then: "
             f"cw dlq replay {seq} --file FIXED.json"
+        )
+    if names is not None and not names.knows_district(chosen.event.district):
+        return (
+            f"valid, but district {chosen.event.district} is not one of the campaign's "
+            "districts: add its line to the campaign file's districts, restart the "
+            f"projector and the reminders service, then: cw dlq replay {seq}"
         )
     return f"valid now: cw dlq replay {seq} publishes it to {chosen.event.subject}"
 
@@ -248,9 +259,11 @@ async def replay_command(
     force: bool = False,
     console: Console,
     zone: ZoneInfo | None = None,
+    names: Names | None = None,
 ) -> int:
-    """Replay each dead letter; ``fixed`` replaces the payload (of one dead letter). Times on
-    the clock of ``zone`` (default: the campaign's)."""
+    """Replay each dead letter; ``fixed`` replaces the payload (of one dead letter); ``names``:
+    the campaign's districts, which a replayed event's must be one of. Times on the clock of
+    ``zone`` (default: the campaign's)."""
     zone = _zone(zone)
     failed = 0
     try:
@@ -260,7 +273,15 @@ async def replay_command(
             await store.counts()  # says "run cw init" when the stream is missing
             for seq in seqs:
                 outcome = await replay(
-                    seq, store, events, archive, actions, fixed=fixed, force=force, zone=zone
+                    seq,
+                    store,
+                    events,
+                    archive,
+                    actions,
+                    fixed=fixed,
+                    force=force,
+                    zone=zone,
+                    names=names,
                 )
                 failed += _report(console, outcome)
     except Unavailable as exc:
@@ -321,9 +342,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     settings = Settings()
-    zone = load_campaign(settings.campaign_file).timezone
+    campaign = load_campaign(settings.campaign_file)
     return run(
-        show_command(NatsAccess.from_settings(settings), args.seq, console=_console(), zone=zone)
+        show_command(
+            NatsAccess.from_settings(settings),
+            args.seq,
+            console=_console(),
+            zone=campaign.timezone,
+            names=campaign.names,
+        )
     )
 
 
@@ -340,6 +367,7 @@ def _replay(args: argparse.Namespace) -> int:
             _say(console, f"cannot read {args.file}: {exc.strerror or exc}")
             return 2
     settings = Settings()
+    campaign = load_campaign(settings.campaign_file)
     return run(
         replay_command(
             NatsAccess.from_settings(settings),
@@ -348,7 +376,8 @@ def _replay(args: argparse.Namespace) -> int:
             fixed=fixed,
             force=args.force,
             console=console,
-            zone=load_campaign(settings.campaign_file).timezone,
+            zone=campaign.timezone,
+            names=campaign.names,
         )
     )
 
@@ -422,9 +451,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Validate the original payload (or the fixed one from --file) with the "
         "event contract, check that it replaces the dead letter's event (same event_id; the "
         "district and venue of the subject it came on, or the issue's venue for a "
-        "venue_mismatch; for an intake letter, the district of cw.dlq.intake.<district>), and "
-        "publish it to its subject in CW_EVENTS. A letter whose headers claim another stage "
-        "than its subject's, or a stream message on an intake letter, is kept. The dead letter is "
+        "venue_mismatch; for an intake letter, the district of cw.dlq.intake.<district>) in a "
+        "district the campaign file lists, and publish it to its subject in CW_EVENTS. A letter "
+        "whose headers claim another stage than its subject's, or a stream message on an intake "
+        "letter, is kept. The dead letter is "
         "removed only when the event is in CW_EVENTS on its subject and the projector will "
         "project it (or already did); the replay is recorded in cw.dead_letter_actions first. "
         "One that cannot be put back is kept, and the reason printed. Running it again is "

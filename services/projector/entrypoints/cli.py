@@ -13,7 +13,7 @@ from datetime import datetime
 import asyncpg
 from rich.console import Console
 
-from services.common.campaign import load_campaign
+from services.common.campaign import Names, load_campaign
 from services.common.connect import failure_text, mask_url
 from services.common.localtime import MOMENT_FORMS, MomentError, MomentInput, parse_moment
 from services.common.logs import configure_logging
@@ -96,12 +96,13 @@ def _venue(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    found = [v for v in everywhere if args.district in (None, v.district)]
+    district = None if args.district is None else campaign.names.district_code(args.district)
+    found = [v for v in everywhere if district in (None, v.district)]
     if not found:
-        print(_unknown(args.venue_id, args.district, everywhere), file=sys.stderr)
+        print(_unknown(args.venue_id, district, everywhere, campaign.names), file=sys.stderr)
         return 1
     if args.json:
-        doc = venue.as_json(args.venue_id, args.district, found, as_of, zone)
+        doc = venue.as_json(args.venue_id, district, found, as_of, zone, names=campaign.names)
         print(json.dumps(doc, ensure_ascii=False, indent=2))
     elif sys.stdout.isatty():
         console = Console()
@@ -115,19 +116,20 @@ def _venue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unknown(venue_id: str, district: str | None, elsewhere: list[VenueAsOf]) -> str:
+def _unknown(venue_id: str, district: str | None, elsewhere: list[VenueAsOf], names: Names) -> str:
     if district is None:
         return (
             f"未找到场所 {venue_id}: 档案中没有它的任何事件 "
             f"(no event for venue {venue_id} in the archive)"
         )
     text = (
-        f"未找到场所 {venue_id}（区 {district}）: 档案中没有它的任何事件 "
+        f"未找到场所 {venue_id}（{names.district(district)}）: 档案中没有它的任何事件 "
         f"(no event for venue {venue_id} of district {district} in the archive)"
     )
     if elsewhere:
+        here = "、".join(names.district(v.district) for v in elsewhere)
         districts = ", ".join(v.district for v in elsewhere)
-        text += f"; 它在这些区有事件 (it has events in district {districts})"
+        text += f"; 它在{here}有事件 (it has events in district {districts})"
     return text
 
 
@@ -191,7 +193,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("venue_id", metavar="VENUE_ID", help="the venue, e.g. LY-FM-001")
     p.add_argument(
-        "--district", metavar="D", help="district code, when venue ids repeat across districts"
+        "--district",
+        metavar="D",
+        help="district code or name, when venue ids repeat across districts",
     )
     p.add_argument(
         "--as-of",

@@ -17,7 +17,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from contracts.reminders import Recipient, Reminder
-from services.common.campaign import Contact, ReminderRules
+from services.common.campaign import Contact, Names, ReminderRules
 from services.common.durations import format_duration
 from services.common.lifecycle import Issue
 from services.common.localtime import local
@@ -27,7 +27,6 @@ from services.reminders.domain.texts import (
     counted,
     duration_zh,
     issue_texts,
-    item_zh,
     local_en,
     local_zh,
     overdue_zh,
@@ -118,8 +117,10 @@ def issue_reminder(
     rules: ReminderRules,
     tz: ZoneInfo,
     issued_at: datetime,
+    names: Names,
 ) -> Reminder:
-    """The reminder a due timer of an issue sends, from the issue as it stands."""
+    """The reminder a due timer of an issue sends, from the issue as it stands; its item by the
+    title ``names`` (the campaign's checklist) gives it."""
     roles = addressed(timer.kind, timer.level, issue, venue, rules)
     who = once(roles)
     words = {
@@ -133,8 +134,8 @@ def issue_reminder(
     venue_name = venue.name if venue is not None else None
     title_zh, body_zh, title_en, body_en = issue_texts(
         timer.kind, timer.level, issue,
-        venue_name=venue_name, recipients=roles, fire_at=timer.fire_at, tz=tz, words=words,
-        words_en=words_en,
+        venue_name=venue_name, item_title=names.item(issue.item_code), recipients=roles,
+        fire_at=timer.fire_at, tz=tz, words=words, words_en=words_en,
     )  # fmt: skip
     return Reminder(
         schema_version=1,
@@ -168,8 +169,10 @@ def digest_reminder(
     rules: ReminderRules,
     tz: ZoneInfo,
     issued_at: datetime,
+    names: Names,
 ) -> Reminder | None:
-    """A district's daily digest as of the timer's moment; ``None`` when nothing is open."""
+    """A district's daily digest as of the timer's moment; ``None`` when nothing is open. The
+    district and the items are named as ``names`` (the campaign file) names them."""
     if not open_issues:
         return None
     now = timer.fire_at
@@ -206,7 +209,7 @@ def digest_reminder(
         phone = f"（{v.first_responsible_phone}）" if v and v.first_responsible_phone else ""
         order = f"交办单号 {i.order_no}，" if i.order_no else ""
         lines_zh.append(
-            f"{n}. {name}“{item_zh(i.item_code)}”（{i.issue_id}），{order}"
+            f"{n}. {name}“{names.item(i.item_code)}”（{i.issue_id}），{order}"
             f"期限 {local_zh(i.due_at, tz)}，已逾期 {overdue_zh(i.due_at, now)}{person}{phone}"
         )
         lines_en.append(
@@ -214,12 +217,13 @@ def digest_reminder(
             f"{local_en(i.due_at, tz)}" + (f", {v.first_responsible_name}" if v else "")
         )
     date_zh = f"{today.year}年{today.month}月{today.day}日"
-    body_zh = f"截至 {local_zh(now, tz)}，辖区 {timer.district} {counts_zh}。"
+    district = names.district(timer.district)
+    body_zh = f"截至 {local_zh(now, tz)}，辖区 {district} {counts_zh}。"
     if lines_zh:
         body_zh += "逾期最久的问题：\n" + "\n".join(lines_zh) + "\n"
     body_zh += f"请以下人员督办：{who_zh(roles)}。"
     body_en = (
-        f"As of {local_en(now, tz)}, district {timer.district}: {len(open_issues)} open, "
+        f"As of {local_en(now, tz)}, district {district}: {len(open_issues)} open, "
         f"{due_today} due today, {len(overdue)} overdue, {counted(rebounds, 'rebound')}."
     )
     if lines_en:
@@ -242,8 +246,8 @@ def digest_reminder(
         fire_at=local(timer.fire_at, tz),
         issued_at=local(issued_at, tz),
         recipients=who,
-        title_zh=clip(f"【每日汇总】辖区 {timer.district} {date_zh}：{counts_zh}", 128),
+        title_zh=clip(f"【每日汇总】辖区 {district} {date_zh}：{counts_zh}", 128),
         body_zh=clip(body_zh, 2000),
-        title_en=clip(f"[Daily digest] district {timer.district} {today.isoformat()}", 128),
+        title_en=clip(f"[Daily digest] district {district} {today.isoformat()}", 128),
         body_en=clip(body_en, 2000),
     )

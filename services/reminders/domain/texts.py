@@ -1,7 +1,8 @@
 """What a reminder says: Chinese first, as the bureau writes it, then English.
 
-Every time a person reads is local (the campaign's time zone). A venue with no registration
-still gets its reminder, with the recipients that are known.
+Every time a person reads is local (the campaign's time zone), and every checklist item and
+district is named as the campaign file names it (``Names``). A venue with no registration still
+gets its reminder, with the recipients that are known.
 """
 
 from __future__ import annotations
@@ -16,24 +17,6 @@ from services.common.durations import format_duration
 from services.common.lifecycle import Issue
 from services.common.localtime import local, shown, zone_label
 from services.common.overdue import days_overdue
-
-ITEMS_ZH = {
-    "FM-PUB": "入口公示",
-    "FM-ZONE": "划行归市",
-    "FM-POUL": "活禽经营",
-    "FM-3F": "防蝇防鼠防尘（三防）",
-    "FM-STALL": "摊位卫生",
-    "FM-CERT": "亮证经营和健康证",
-    "FM-WASTE": "垃圾收运",
-    "FM-WC": "公共厕所",
-    "FM-VEC": "病媒生物防制",
-    "MALL-TOB": "控烟",
-    "MALL-HE": "健康教育宣传栏",
-    "MALL-PSA": "创卫宣传和公益广告",
-    "MALL-PH": "公共场所卫生",
-    "MALL-AED": "AED和急救设施",
-}
-"""The checklist catalog's items in the bureau's words (codes not listed are shown as codes)."""
 
 SEVERITY_ZH = {"minor": "一般", "major": "较重", "critical": "严重"}
 ROLE_ZH = {
@@ -87,10 +70,6 @@ def overdue_zh(due_at: datetime, now: datetime) -> str:
 
 def overdue_en(due_at: datetime, now: datetime) -> str:
     return counted(days_overdue(due_at, now), "day")
-
-
-def item_zh(code: str) -> str:
-    return ITEMS_ZH.get(code, code)
 
 
 TITLE_ENDINGS = ("领导", "负责人", "局长", "主任", "书记", "科长", "干部")
@@ -202,16 +181,18 @@ def issue_texts(
     issue: Issue,
     *,
     venue_name: str | None,
+    item_title: str,
     recipients: Sequence[Recipient],
     fire_at: datetime,
     tz: ZoneInfo,
     words: dict[str, str],
     words_en: dict[str, str],
 ) -> tuple[str, str, str, str]:
-    """(title_zh, body_zh, title_en, body_en) of an issue's reminder."""
+    """(title_zh, body_zh, title_en, body_en) of an issue's reminder; ``item_title`` is the
+    checklist's title of the issue's item."""
     venue = venue_name or f"场所 {issue.venue_id}（未登记）"
     venue_en = venue_name or f"venue {issue.venue_id} (not registered)"
-    item = item_zh(issue.item_code)
+    item = item_title
     due = issue.due_at if issue.due_at is not None else fire_at
     fill = {**words, "late": overdue_zh(due, fire_at), "level": str(level)}
     fill_en = {**words_en, "late": overdue_en(due, fire_at), "level": str(level)}

@@ -70,6 +70,7 @@ class ViewsSource:
                 venues=_rows(VenueFact, await self._conn.fetch(VENUES, district)),
                 issues=_rows(IssueFact, await self._conn.fetch(ISSUES, district)),
                 venue_phases=_rows(VenuePhaseFact, await self._conn.fetch(VENUE_PHASES, district)),
+                checklist=frozenset(i.code for i in self._campaign.names.checklist),
             )
 
     async def as_of(self, district: str | None, moment: datetime) -> Facts:
@@ -152,4 +153,5 @@ def replayed(
         venues=tuple(v for v in venues if mine(v.district)),
         issues=tuple(i for i in issues if mine(i.district)),
         venue_phases=tuple(r for r in venue_phases if mine(r.district)),
+        checklist=frozenset(i.code for i in campaign.names.checklist),
     )

@@ -9,9 +9,12 @@ from typing import Literal, TypeAlias
 
 IssueStatus: TypeAlias = Literal["open", "rectifying", "overdue", "closed"]
 Value: TypeAlias = "str | int | float | bool | datetime | None"
-Kind: TypeAlias = Literal["text", "int", "rate", "time", "phase", "venue_kind", "status"]
+Kind: TypeAlias = Literal[
+    "text", "int", "rate", "time", "phase", "venue_kind", "status", "district", "item"
+]
 """How a column's values are shown: a rate is 0..1 (a percentage for people), a time an instant
-(local for people, RFC 3339 for programs), a phase or venue kind a code (its Chinese name)."""
+(local for people, RFC 3339 for programs), a phase or venue kind a code (its Chinese name); a
+district or checklist item a code (its name as the campaign file gives it; programs get both)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,8 @@ class Facts:
     venues: tuple[VenueFact, ...] = ()
     issues: tuple[IssueFact, ...] = ()
     venue_phases: tuple[VenuePhaseFact, ...] = ()
+    checklist: frozenset[str] = frozenset()
+    """The item codes the campaign's checklist lists; an issue naming another one is unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +103,7 @@ class Column:
 @dataclass(frozen=True, slots=True)
 class Report:
     name: str
-    """``summary``, ``overdue``, ``rebounds``, ``streets``, ``on_time``."""
+    """``summary``, ``overdue``, ``rebounds``, ``streets``, ``on_time``, ``unknown_items``."""
     zh: str
     en: str
     columns: tuple[Column, ...]

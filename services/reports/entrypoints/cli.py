@@ -59,10 +59,11 @@ def _report(args: argparse.Namespace) -> int:
         except MomentError as exc:
             print(f"cw report: --as-of: {exc}", file=sys.stderr)
             return EXIT_FAILED
+    district = None if args.district is None else campaign.names.district_code(args.district)
     reader = bootstrap.reader_url(settings)
     where = f"PostgreSQL at {mask_url(reader.url)} ({reader.setting})"
     try:
-        facts, reports = run(bootstrap.reports(settings, campaign, names, args.district, as_of))
+        facts, reports = run(bootstrap.reports(settings, campaign, names, district, as_of))
     except asyncpg.InsufficientPrivilegeError as exc:
         print(
             f"cw report: {where} may not read the views ({exc}); the read-only role reads "
@@ -84,10 +85,10 @@ def _report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    if args.district is not None and not (facts.venues or facts.issues or facts.venue_phases):
+    if district is not None and not (facts.venues or facts.issues or facts.venue_phases):
         print(
-            f"cw report: 区 {args.district} 没有任何数据 (nothing known of district "
-            f"{args.district})",
+            f"cw report: 区 {campaign.names.district(district)} 没有任何数据 (nothing known of "
+            f"district {district})",
             file=sys.stderr,
         )
         return EXIT_NOTHING
@@ -108,13 +109,16 @@ def _report(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "report",
-        help="the bureau's numbers as tables: summary, overdue, rebounds, streets, on-time",
+        help="the bureau's numbers as tables: summary, overdue, rebounds, streets, on-time, "
+        "unknown-items",
         description="The bureau's reports, read from the public views as the read-only role "
         "(CW_READER_DATABASE_URL; CW_DATABASE_URL when it is unset), or as they stood at a past "
         "moment (--as-of: the archive replayed up to it): summary (by district, phase and venue "
         "kind: coverage, inspections by kind, pass rate, issues), overdue (venue, item, order "
         "number, deadline, days overdue, first responsible person, officer), rebounds (反复反弹), "
-        "streets (街道), on-time (closed by the original and by the extended deadline). Times "
+        "streets (街道), on-time (closed by the original and by the extended deadline), "
+        "unknown-items (item codes the campaign's checklist does not list). Districts and items "
+        "are shown by the campaign file's names (csv and json: the code and the name). Times "
         "are local (the campaign's zone). On a terminal: tables; through a pipe: tab-separated "
         "lines, never wrapped.",
         epilog="exit status: 0 shown (also when a report has no rows); 1 nothing is known of "
@@ -141,7 +145,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="zh",
         help="zh: Simplified Chinese (default); en: English headings and codes",
     )
-    p.add_argument("--district", metavar="D", help="one district's numbers (default: every one)")
+    p.add_argument(
+        "--district",
+        metavar="D",
+        help="one district's numbers, by its code or its name (default: every one)",
+    )
     p.add_argument(
         "--as-of",
         type=_moment,
