@@ -307,6 +307,7 @@ async def dev(
             from services.common.connect import Unreachable  # noqa: PLC0415
             from services.common.database_roles import SetupRefused  # noqa: PLC0415
             from services.common.entrypoints import initialise, setup  # noqa: PLC0415
+            from services.common.services_role import NotTheServicesRole  # noqa: PLC0415
 
             reader_password = reader.password if reader else settings_now.reader_password
             services_url = service_url(
@@ -323,7 +324,7 @@ async def dev(
                     for line in await setup(settings):
                         info(f"  db setup: {line}")
                 lines = await initialise(settings)
-            except (Unreachable, SetupRefused) as exc:
+            except (Unreachable, SetupRefused, NotTheServicesRole) as exc:
                 info(f"cw dev: {exc}")
                 return 2
             for line in lines:
