@@ -12,6 +12,7 @@ import signal
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import nats.errors
@@ -253,6 +254,28 @@ def refused_in_production(command: str) -> int | None:
     return EXIT_NOT_FOR_PRODUCTION if problems else None
 
 
+def _use_the_stack_of_cw_dev(command: str) -> None:
+    """With neither ``CW_NATS_URL`` nor ``CW_DATABASE_URL`` set, a command run from the project
+    folder uses the stack of the ``cw dev`` running there (``.cw/stack.env``), and says so;
+    otherwise it would talk to the machine's servers without a word."""
+    if os.environ.get("CW_NATS_URL") or os.environ.get("CW_DATABASE_URL"):
+        return
+    from services.common.connect import mask_url  # noqa: PLC0415
+    from services.devstack.stack_file import running_stack  # noqa: PLC0415
+
+    stack = running_stack(Path.cwd())
+    if stack is None:
+        return
+    for name, value in stack.env.items():
+        os.environ.setdefault(name, value)
+    print(
+        f"cw {command}: using the stack cw dev started (pid {stack.pid}): NATS "
+        f"{mask_url(stack.env['CW_NATS_URL'])}, PostgreSQL {mask_url(stack.env['CW_DATABASE_URL'])}"
+        f" ({stack.path}; set CW_NATS_URL and CW_DATABASE_URL to use other servers)",
+        file=sys.stderr,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -273,6 +296,8 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    if args.command != "dev":
+        _use_the_stack_of_cw_dev(args.command)
     refused = refused_in_production(args.command)
     if refused is not None:
         return refused
