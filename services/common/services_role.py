@@ -25,7 +25,8 @@ SYSTEM_SCHEMAS = ("cw", "cw_reminders", "cw_notifier")
 """The schemas the system keeps, besides the generations ``cw_rm_<n>``."""
 
 OWNER = "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'cw'"
-WHO = "SELECT current_user::text AS current, session_user::text AS session"
+WHO = "SELECT current_user::text"
+MAY_CREATE_SCHEMAS = "SELECT has_database_privilege(current_database(), 'CREATE')"
 MAY_BECOME = "SET LOCAL ROLE {role}"
 """Tried in a transaction that is rolled back: whether this session may act as the role."""
 BECOME = "SET ROLE {role}"
@@ -80,10 +81,14 @@ class ServicesRole:
 async def services_role(conn: asyncpg.Connection) -> ServicesRole:
     """The services' role; raises ``NotTheServicesRole`` when this session may not act as it.
     Changes nothing."""
-    who = await conn.fetchrow(WHO)
-    assert who is not None
-    current = str(who["current"])
+    current = str(await conn.fetchval(WHO))
     owner = await conn.fetchval(OWNER)
+    if owner is None and not await conn.fetchval(MAY_CREATE_SCHEMAS):
+        raise NotTheServicesRole(
+            f"schema cw does not exist, and CW_DATABASE_URL's user {current} may not create "
+            f"schemas in this database: cw db setup (as an administrator) makes {current} the "
+            "services' role, and creates it"
+        )
     if owner is None or owner == current:
         return ServicesRole(str(owner or current), current)
     role = ServicesRole(str(owner), current)

@@ -480,3 +480,24 @@ async def test_rebuild_says_what_postgresql_refuses_in_one_line(roles: Settings)
     finally:
         await admin.close()
     _one_line(cw(as_service, "rebuild"), "permission denied for database", "cw db setup")
+
+
+async def test_a_role_that_may_not_create_schemas_is_refused_before_anything_changes(
+    settings: Settings,
+) -> None:
+    """A plain database (no cw db setup): whoever runs cw init first creates cw and is the
+    services' role; one that may not create schemas is told so before a stream is made."""
+    plain = f"cw_plain_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(settings.database_url)
+    nc = await nats.connect(settings.nats_url)
+    try:
+        await admin.execute(f"CREATE ROLE {plain} LOGIN PASSWORD 'plain-Pw-1'")
+        as_plain = cw_env(settings.nats_url, _as(settings.database_url, plain, "plain-Pw-1"))
+        said = _one_line(cw(as_plain, "init"), "may not create schemas", "cw db setup")
+        assert plain in said
+        assert await nc.jetstream().streams_info() == []
+    finally:
+        await nc.close()
+        await admin.execute(f"DROP OWNED BY {plain}")
+        await admin.execute(f"DROP ROLE {plain}")
+        await admin.close()
