@@ -263,7 +263,10 @@ def _use_the_stack_of_cw_dev(command: str) -> None:
     from services.common.connect import mask_url  # noqa: PLC0415
     from services.devstack.stack_file import running_stack  # noqa: PLC0415
 
-    stack = running_stack(Path.cwd())
+    try:
+        stack = running_stack(Path.cwd())
+    except OSError:  # the working folder is gone
+        return
     if stack is None:
         return
     for name, value in stack.env.items():

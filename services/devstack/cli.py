@@ -309,12 +309,16 @@ async def dev(
             reader = _reader(stack, settings_now)
             # Commands run from the project folder in another shell use this stack from now on
             # (the read-only role's URL once cw init made the role).
-            written = write_stack_file(project, env)
-            exits.callback(remove_stack_file, project)  # before the servers stop
-            info(
-                f"  cw commands run from {project} use this stack ({written}) while neither "
-                "CW_NATS_URL nor CW_DATABASE_URL is set"
-            )
+            try:
+                written = write_stack_file(project, env)
+            except OSError as exc:
+                info(f"  cw commands run from {project} will not find this stack: {exc}")
+            else:
+                exits.callback(remove_stack_file, project)  # before the servers stop
+                info(
+                    f"  cw commands run from {project} use this stack ({written}) while neither "
+                    "CW_NATS_URL nor CW_DATABASE_URL is set"
+                )
             for line in secure_lines(stack):
                 info(line)
             if stack_only or print_env:
@@ -351,7 +355,8 @@ async def dev(
             for line in lines:
                 info(f"  init: {line}")
             if reader is not None:
-                write_stack_file(project, {**env, **reader.env})
+                with contextlib.suppress(OSError):  # said above when it could not be written
+                    write_stack_file(project, {**env, **reader.env})
             configured = (
                 settings.metrics_port if "metrics_port" in settings.model_fields_set else None
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,10 @@ def write_stack_file(project_dir: Path, env: Mapping[str, str], pid: int | None 
     """Write the file for this process (``pid``: ``cw dev``'s own), 0600 from its creation."""
     path = stack_file(project_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{PID}={pid or os.getpid()}", *(f"{k}={env[k]}" for k in URLS if env.get(k))]
+    lines = [
+        f"{PID}={pid or os.getpid()}",
+        *(f"{k}={shlex.quote(env[k])}" for k in URLS if env.get(k)),
+    ]
     temporary = path.with_name(f".{NAME}.{os.getpid()}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -77,9 +81,15 @@ def _read(path: Path) -> RunningStack | None:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    values = dict(
-        line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
-    )
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            return None
+        if len(words) == 1 and "=" in words[0]:
+            key, value = words[0].split("=", 1)
+            values[key] = value
     try:
         pid = int(values.get(PID, ""))
     except ValueError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -346,7 +347,7 @@ async def test_cw_commands_from_the_project_folder_use_the_running_cw_dev_and_a_
     try:
         await eventually(written, within=120, what=log.read_text)
         assert stack_env.stat().st_mode & 0o777 == 0o600
-        settings = dict(line.split("=", 1) for line in stack_env.read_text().splitlines())
+        settings = dict(w.split("=", 1) for w in shlex.split(stack_env.read_text()))
         assert settings["CW_DEV_PID"] == str(first.pid)
         # The read model, made the way the tests make it: both URLs given.
         done = await asyncio.to_thread(cw, {**os.environ, **settings}, "init")

@@ -219,3 +219,18 @@ def test_a_url_that_is_set_or_a_dead_cw_dev_leaves_the_stack_file_unused(
     write_stack_file(tmp_path, SECRET_STACK)
     remove_stack_file(tmp_path)  # its own, and .cw/ held nothing else
     assert not (tmp_path / ".cw").exists()
+
+
+def test_the_stack_file_reads_as_a_shell_reads_it(tmp_path: Path) -> None:
+    env = {
+        **SECRET_STACK,
+        "CW_DATABASE_URL": "postgresql://u:p'w$x@db/chuangwei?sslmode=require&a=1",
+    }
+    path = write_stack_file(tmp_path, env)
+    found = running_stack(tmp_path)
+    assert found is not None and found.env == env
+    shell = subprocess.run(
+        ["sh", "-c", f'set -a; . "{path}"; printf %s "$CW_DATABASE_URL"'],
+        capture_output=True, text=True, check=True, env={},
+    )  # fmt: skip
+    assert shell.stdout == env["CW_DATABASE_URL"]
