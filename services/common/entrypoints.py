@@ -62,9 +62,11 @@ async def initialise(settings: Settings) -> list[str]:
 
     # The services read the campaign file: a bad one is refused here, before anything runs.
     load_campaign(settings.campaign_file)
-    await _check_services_role(settings)
     nc = await connect_command(NatsAccess.from_settings(settings), name="cw-init")
     try:
+        # NATS answers first (said first when it is away), then nothing changes unless what
+        # is made will be the services' role's.
+        await _check_services_role(settings)
         report = await ensure_streams(
             nc.jetstream(),
             stream_plans(
