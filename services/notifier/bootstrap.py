@@ -22,6 +22,7 @@ from services.common.connect import NatsAccess, connect_service, mask_webhook_ur
 from services.common.durations import format_duration
 from services.common.retry import RetryPolicy, retry
 from services.common.runtime import unless_stopped
+from services.common.services_role import acting_as_services_role
 from services.common.settings import Settings
 from services.consumer.health import Health
 from services.consumer.jetstream import DeadLetterPublisher, EventSource, NatsConnection
@@ -92,10 +93,11 @@ def describe(target: Target) -> str:
 
 
 async def ensure_ledger(settings: Settings) -> list[str]:
-    """``cw init``'s part: the ``cw_notifier`` schema."""
+    """``cw init``'s part: the ``cw_notifier`` schema, as the services' role."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        return await ensure_schema(conn)
+        async with acting_as_services_role(conn):
+            return await ensure_schema(conn)
     finally:
         await conn.close()
 

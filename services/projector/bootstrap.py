@@ -22,10 +22,18 @@ from services.common.connect import (
     connect_command,
     connect_postgres_command,
     connect_service,
+    failure_text,
+    mask_url,
 )
 from services.common.migrations import migrate
 from services.common.retry import RetryPolicy, retry
 from services.common.runtime import unless_stopped
+from services.common.services_role import (
+    NotTheServicesRole,
+    ServicesRole,
+    acting_as_services_role,
+    check_services_role,
+)
 from services.common.settings import Settings
 from services.consumer.health import Health
 from services.consumer.jetstream import (
@@ -42,7 +50,7 @@ from services.projector.adapters import postgres
 from services.projector.adapters.gauges import DomainGauges
 from services.projector.adapters.generations import record_campaign_phases
 from services.projector.adapters.metrics import ProjectorMetrics
-from services.projector.adapters.reader_role import ensure_reader_role
+from services.projector.adapters.reader_role import PUBLIC_VIEWS, ensure_reader_role
 from services.projector.adapters.rebuild_progress import RebuildProgress
 from services.projector.adapters.rebuilds import (
     JetStreamEnd,
@@ -68,22 +76,31 @@ async def connect_nats(settings: Settings, name: str) -> Client:
     return await connect_service(NatsAccess.from_settings(settings), name=name)
 
 
-async def create_pool(settings: Settings) -> asyncpg.Pool:
+async def create_pool(settings: Settings, role: ServicesRole | None = None) -> asyncpg.Pool:
+    """``role``: its sessions act as the services' role (``cw rebuild``, whose generation must
+    be the services'); ``None``: as ``CW_DATABASE_URL``'s user."""
     # min_size=0: the pool is created even while PostgreSQL is down; batches then retry.
     pool = await asyncpg.create_pool(
-        settings.database_url, min_size=0, max_size=4, command_timeout=60
+        settings.database_url,
+        min_size=0,
+        max_size=4,
+        command_timeout=60,
+        server_settings=role.server_settings if role is not None else None,
     )
     assert pool is not None
     return pool
 
 
 async def ensure_read_model(settings: Settings) -> list[str]:
-    """``cw init``'s database part: migrations, then the first generation and the views."""
+    """``cw init``'s database part: migrations, then the first generation and the views, as the
+    services' role; then the read-only role, as whoever connects (it may manage roles)."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        report = await migrate(conn)
-        report.append(await postgres.ensure_read_model(conn))
-        report.append(await record_campaign_phases(conn, load_campaign(settings.campaign_file)))
+        async with acting_as_services_role(conn):
+            report = await migrate(conn)
+            report.append(await postgres.ensure_read_model(conn))
+            campaign = load_campaign(settings.campaign_file)
+            report.append(await record_campaign_phases(conn, campaign))
         password = settings.reader_password
         report.append(
             await ensure_reader_role(
@@ -97,11 +114,11 @@ async def ensure_read_model(settings: Settings) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def projector_parts(
-    settings: Settings,
+    settings: Settings, role: ServicesRole | None = None
 ) -> AsyncIterator[tuple[Client, asyncpg.Pool, Campaign]]:
     campaign = load_campaign(settings.campaign_file)
     nc = await connect_nats(settings, "cw-projector")
-    pool = await create_pool(settings)
+    pool = await create_pool(settings, role)
     try:
         yield nc, pool, campaign
     finally:
@@ -266,8 +283,10 @@ class RebuildUnavailable(RuntimeError):
     line)."""
 
 
-async def _rebuild_preflight(settings: Settings) -> None:
-    """Fail within seconds, in one line, where a long-running service would wait."""
+async def _rebuild_preflight(settings: Settings) -> ServicesRole:
+    """Fail within seconds, in one line, where a long-running service would wait; and before
+    anything changes when the new generation could not be the services' role's. The role the
+    rebuild acts as."""
     try:
         nc = await connect_command(NatsAccess.from_settings(settings), name="cw-rebuild")
         try:
@@ -276,36 +295,51 @@ async def _rebuild_preflight(settings: Settings) -> None:
             await nc.close()
         conn = await connect_postgres_command(settings.database_url)
         try:
+            role = await check_services_role(conn, PUBLIC_VIEWS)
             initialised = await read_model_initialised(conn)
         finally:
             await conn.close()
-    except Unreachable as exc:
+    except (Unreachable, NotTheServicesRole) as exc:
         raise RebuildUnavailable(str(exc)) from None
     if not stream_there:
         raise RebuildUnavailable(f"stream {EVENTS_STREAM} does not exist: run `cw init` first")
     if not initialised:
         # Checked before a generation is created, so that nothing is left half made.
         raise RebuildUnavailable("the read model does not exist: run `cw init` first")
+    return role
 
 
 async def rebuild(
     settings: Settings, metrics: ProjectorMetrics, progress: usecases.Progress | None = None
 ) -> list[str]:
-    """``cw rebuild``: wire the use case (``usecases.rebuild``) to PostgreSQL and JetStream.
-    Raises ``RebuildUnavailable`` when it cannot start."""
-    await _rebuild_preflight(settings)
+    """``cw rebuild``: wire the use case (``usecases.rebuild``) to PostgreSQL and JetStream,
+    acting as the services' role. Raises ``RebuildUnavailable`` when it cannot start, or when
+    PostgreSQL refuses or fails it (in one line)."""
+    role = await _rebuild_preflight(settings)
     try:
-        return await _rebuild(settings, metrics, progress)
+        return await _rebuild(settings, metrics, progress, role)
     except LookupError as exc:  # says "run `cw init` first" itself
         raise RebuildUnavailable(str(exc)) from exc
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
         raise RebuildUnavailable(f"{exc}: run `cw init` first") from exc
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise RebuildUnavailable(
+            f"PostgreSQL refused {role.name}, the services' role: {failure_text(exc)}; "
+            f"cw db setup (as an administrator) gives {role.name} what it needs"
+        ) from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise RebuildUnavailable(
+            f"PostgreSQL at {mask_url(settings.database_url)} failed: {failure_text(exc)}"
+        ) from exc
 
 
 async def _rebuild(
-    settings: Settings, metrics: ProjectorMetrics, progress: usecases.Progress | None
+    settings: Settings,
+    metrics: ProjectorMetrics,
+    progress: usecases.Progress | None,
+    role: ServicesRole,
 ) -> list[str]:
-    async with projector_parts(settings) as (nc, pool, campaign):
+    async with projector_parts(settings, role) as (nc, pool, campaign):
         source = EventSource(
             nc, None, partial(decode_delivery, campaign=campaign), batch=settings.projector_batch
         )

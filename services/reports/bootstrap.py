@@ -10,7 +10,7 @@ import asyncpg
 
 from services.common.campaign import Campaign
 from services.common.settings import Settings
-from services.reports.adapters.views import ViewsSource
+from services.reports.adapters.views import ViewsSource, refused_behind_the_views
 from services.reports.domain.model import Facts, Report
 from services.reports.service import make_reports
 
@@ -42,5 +42,15 @@ async def reports(
     conn = await asyncpg.connect(reader_url(settings).url, timeout=CONNECT_TIMEOUT_S)
     try:
         return await make_reports(ViewsSource(conn, campaign), names, district, as_of)
+    finally:
+        await conn.close()
+
+
+async def why_refused(settings: Settings) -> str | None:
+    """After the views were refused: the cause when it lies behind them (their owner may not
+    read a generation), else ``None``."""
+    conn = await asyncpg.connect(reader_url(settings).url, timeout=CONNECT_TIMEOUT_S)
+    try:
+        return await refused_behind_the_views(conn)
     finally:
         await conn.close()

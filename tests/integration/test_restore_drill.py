@@ -23,7 +23,7 @@ import pytest
 from pydantic import SecretStr
 
 from contracts.wire import EVENTS_STREAM
-from services.common.database_roles import SYSTEM_SCHEMAS
+from services.common.services_role import SYSTEM_SCHEMAS
 from services.common.settings import Settings
 from services.consumer import loop
 from services.consumer.health import Health

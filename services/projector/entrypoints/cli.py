@@ -175,9 +175,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Build a new generation of the read model from CW_EVENTS beside the live "
         "one (the projector keeps running), catch up to the stream's end, then swap the public "
         "views to it in one transaction and drop the old one. Readers see the old or the new "
-        "model, never a half-built one.",
+        "model, never a half-built one. Whoever connects, the generation is made as the "
+        "services' role (the owner of schema cw), so the services can use it.",
         epilog="exit status: 0 the new generation is live; 2 NATS or PostgreSQL could not be "
-        "reached, or the read model does not exist yet (cw init)",
+        "reached, the read model does not exist yet (cw init), CW_DATABASE_URL's user may not "
+        "act as the services' role (the owner of schema cw, which owns the generations), or "
+        "PostgreSQL refused or failed it (said in one line)",
     )
     p.set_defaults(handler=_rebuild)
 

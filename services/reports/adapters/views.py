@@ -48,6 +48,31 @@ WHERE ($1::text IS NULL OR district = $1) AND occurred_at <= $2
 ORDER BY stream_seq
 """
 
+UNREADABLE_GENERATIONS = """
+SELECT n.nspname::text AS generation, pg_get_userbyid(n.nspowner)::text AS owner,
+       pg_get_userbyid(v.relowner)::text AS views_owner
+FROM pg_class v CROSS JOIN pg_namespace n
+WHERE v.oid = 'public.venues'::regclass
+  AND n.nspname ~ '^cw_rm_[0-9]+$'
+  AND NOT has_schema_privilege(v.relowner, n.oid, 'USAGE')
+ORDER BY n.nspname DESC
+"""
+"""Generations the views' owner may not read (the views run with its rights): one another role
+made. Only catalogs, which every role may read."""
+
+
+async def refused_behind_the_views(conn: asyncpg.Connection) -> str | None:
+    """Why reading the views is refused whoever reads them, when it is behind them: a generation
+    their owner may not read. ``None``: not that."""
+    row = await conn.fetchrow(UNREADABLE_GENERATIONS)
+    if row is None:
+        return None
+    return (
+        f"their owner {row['views_owner']} may not read the generation {row['generation']}, "
+        f"which belongs to {row['owner']} (a command run as {row['owner']} made it): cw db "
+        "setup (as an administrator) hands it over"
+    )
+
 
 def _rows(cls: Any, records: Sequence[asyncpg.Record]) -> tuple[Any, ...]:
     return tuple(cls(**dict(r.items())) for r in records)

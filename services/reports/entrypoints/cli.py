@@ -40,6 +40,13 @@ def _moment(text: str) -> MomentInput:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _refused_behind_the_views(settings: Settings) -> str | None:
+    try:
+        return run(bootstrap.why_refused(settings))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return None  # the refusal itself is then the news
+
+
 def _report(args: argparse.Namespace) -> int:
     settings = Settings()
     campaign = load_campaign(settings.campaign_file)
@@ -65,6 +72,10 @@ def _report(args: argparse.Namespace) -> int:
     try:
         facts, reports = run(bootstrap.reports(settings, campaign, names, district, as_of))
     except asyncpg.InsufficientPrivilegeError as exc:
+        behind = _refused_behind_the_views(settings)
+        if behind is not None:
+            print(f"cw report: the views at {where} refuse everyone: {behind}", file=sys.stderr)
+            return EXIT_FAILED
         print(
             f"cw report: {where} may not read the views ({exc}); the read-only role reads "
             "them once `cw init` ran with CW_READER_PASSWORD",
