@@ -211,8 +211,9 @@ async def test_the_restore_drill(
     said = _ok(cw(renv, "streams", "restore", str(tmp_path / "streams")))
     assert f"stream {EVENTS_STREAM}: restored 3 messages, sequences 1–3" in said
     _ok(cw({**renv, "CW_ADMIN_DATABASE_URL": admin_url}, "db", "setup"))
-    _run([str(postgres_tool("pg_restore", server_major)), "--exit-on-error",
-          f"--dbname={_on(admin_url, new_db)}",
+    # --clean: cw db setup made an empty schema cw, which the dump's replaces.
+    _run([str(postgres_tool("pg_restore", server_major)), "--exit-on-error", "--clean",
+          "--if-exists", f"--dbname={_on(admin_url, new_db)}",
           str(dump)])  # fmt: skip
     _ok(cw(renv, "init"))
     audit = _ok(cw(renv, "audit"))
