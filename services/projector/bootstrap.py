@@ -229,6 +229,8 @@ async def _audit_periodically(
             log.warning("periodic audit failed", exc_info=True)
             metrics.audits.labels("failed").inc()
             continue
+        if report.replaced is not None:
+            log.error("audit: %s", report.replaced)
         metrics.unaccounted.set(len(report.unaccounted))
         metrics.audit_checked_through.set(report.checkpoint)
         metrics.audits.labels("clean" if report.clean else "unaccounted").inc()

@@ -147,7 +147,9 @@ def _audit(args: argparse.Namespace) -> int:
 
 def audit_lines(report: AuditReport, subjects_shown: int = 3) -> list[str]:
     r = report
-    lines = [
+    # Said first: when the stream is another one, nothing below means what it seems to.
+    lines = [] if r.replaced is None else [r.replaced]
+    lines += [
         f"CW_EVENTS {r.first_seq}..{r.checkpoint} (the projector's checkpoint): "
         f"{r.checked} messages checked",
         f"  archived       {r.archived}",
@@ -155,8 +157,13 @@ def audit_lines(report: AuditReport, subjects_shown: int = 3) -> list[str]:
         f"  dead-lettered  {r.dead_lettered}: {r.still_dead_letters} still dead letters, "
         f"{r.replayed} replayed, {r.deleted} deleted",
     ]
-    if r.clean:
-        lines.append("every message is accounted for")
+    if not r.unaccounted:
+        lines.append(
+            "every message is accounted for"
+            if r.replaced is None
+            else "every message this CW_EVENTS holds there is accounted for, but it is another "
+            "stream (first line)"
+        )
         return lines
     lines.append(f"UNACCOUNTED FOR: {len(r.unaccounted)} messages")
     for g in r.ranges():
@@ -206,12 +213,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "audit",
         help="check that every message of CW_EVENTS up to the checkpoint is accounted for",
-        description="Account for every message of CW_EVENTS up to the projector's checkpoint: "
-        "its event is in the archive, or it is a recorded duplicate of an archived event, or it "
-        "was dead-lettered and the dead letter is still kept or an operator's replay or delete "
-        "is recorded (cw.dead_letter_actions). Prints a summary and what is unaccounted for.",
-        epilog="exit status: 0 everything is accounted for; 1 something is not; 2 NATS or "
-        "PostgreSQL could not be read",
+        description="First check that CW_EVENTS is the stream the read model followed (each "
+        "partition's checkpoint recorded the id of the message there): when it is another "
+        "stream of that name (recreated, restored from an older backup, another server), say so "
+        "in the first line with what to do. Then account for every message of CW_EVENTS up to "
+        "the projector's checkpoint, by event id: its event is in the archive at that sequence, "
+        "or it is a recorded duplicate of an archived event, or it was dead-lettered and the "
+        "dead letter is still kept or an operator's replay or delete is recorded "
+        "(cw.dead_letter_actions). Prints a summary and what is unaccounted for; a message "
+        "where the archive holds another event is one.",
+        epilog="exit status: 0 everything is accounted for; 1 something is not, or CW_EVENTS is "
+        "not the stream the read model followed; 2 NATS or PostgreSQL could not be read",
     )
     p.add_argument("--since", type=int, default=1, metavar="SEQ", help="first stream sequence")
     p.add_argument("--json", action="store_true", help="one JSON document, for programs")
