@@ -287,13 +287,18 @@ async def _rebuild_preflight(settings: Settings) -> None:
 
 
 async def rebuild(
-    settings: Settings, metrics: ProjectorMetrics, progress: usecases.Progress | None = None
+    settings: Settings,
+    metrics: ProjectorMetrics,
+    progress: usecases.Progress | None = None,
+    *,
+    accept_loss: bool = False,
 ) -> list[str]:
     """``cw rebuild``: wire the use case (``usecases.rebuild``) to PostgreSQL and JetStream.
-    Raises ``RebuildUnavailable`` when it cannot start."""
+    Raises ``RebuildUnavailable`` when it cannot start, ``usecases.WouldLoseEvents`` when the
+    new generation lacks events of the live one (unless ``accept_loss``)."""
     await _rebuild_preflight(settings)
     try:
-        return await _rebuild(settings, metrics, progress)
+        return await _rebuild(settings, metrics, progress, accept_loss)
     except LookupError as exc:  # says "run `cw init` first" itself
         raise RebuildUnavailable(str(exc)) from exc
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
@@ -301,7 +306,10 @@ async def rebuild(
 
 
 async def _rebuild(
-    settings: Settings, metrics: ProjectorMetrics, progress: usecases.Progress | None
+    settings: Settings,
+    metrics: ProjectorMetrics,
+    progress: usecases.Progress | None,
+    accept_loss: bool,
 ) -> list[str]:
     async with projector_parts(settings) as (nc, pool, campaign):
         source = EventSource(
@@ -322,6 +330,7 @@ async def _rebuild(
             JetStreamEnd(nc.jetstream(), source),
             progress=progress,
             wait_s=min(settings.projector_fetch_wait.total_seconds(), 0.5),
+            accept_loss=accept_loss,
         )
 
 

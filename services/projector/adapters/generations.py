@@ -92,6 +92,23 @@ async def carry_checkpoints(conn: Conn, old: str, new: str, through: int) -> Non
     await conn.execute(sql, through)
 
 
+# An anti-join on the archives' primary keys (event_id): what the live generation holds and the
+# new one does not (bench/audit_cost.py measures it).
+MISSING_EVENTS = """
+SELECT count(*), min(o.stream_seq), max(o.stream_seq) FROM {old}.event_archive o
+WHERE NOT EXISTS (SELECT 1 FROM {new}.event_archive n WHERE n.event_id = o.event_id)
+"""
+
+
+async def missing_events(conn: Conn, old: str, new: str) -> tuple[int, int | None, int | None]:
+    """How many events of ``old``'s archive ``new``'s lacks, and the first and last of their
+    sequences in ``old``."""
+    sql = MISSING_EVENTS.replace("{new}", check_schema(new)).replace("{old}", check_schema(old))
+    row = await conn.fetchrow(sql)
+    assert row is not None  # an aggregate without GROUP BY answers one row
+    return int(row[0]), row[1], row[2]
+
+
 async def activate(conn: Conn, schema: str, generation: int, projection: str = PROJECTION) -> None:
     """Point the public views and the head at ``schema``; call inside the swap transaction."""
     await conn.execute(PUBLIC_VIEWS.replace("{s}", check_schema(schema)))

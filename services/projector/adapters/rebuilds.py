@@ -22,10 +22,17 @@ from services.projector.adapters.generations import (
     check_schema,
     create_generation,
     drop_generation,
+    missing_events,
 )
 from services.projector.adapters.read_model import ConnectionReadModel, PostgresReadModel
 from services.projector.domain.model import Prepared
-from services.projector.domain.ports import Generation, Generations, ReadModelStore, Swap
+from services.projector.domain.ports import (
+    Generation,
+    Generations,
+    Missing,
+    ReadModelStore,
+    Swap,
+)
 
 READ_MODEL_INITIALISED = "SELECT to_regclass('cw.read_model_head') IS NOT NULL"
 
@@ -74,6 +81,10 @@ class _PostgresSwap(Swap):
         self._conn = conn
         self._generation = check_schema(generation)
         self.store = ConnectionReadModel(conn, generation)
+
+    async def missing(self) -> Missing:
+        old = await active_schema(self._conn)
+        return Missing(*await missing_events(self._conn, old, self._generation))
 
     async def commit_to(self, through: int) -> str:
         old = await active_schema(self._conn)

@@ -34,6 +34,7 @@ __all__ = [
     "Fenced",
     "Generation",
     "Generations",
+    "Missing",
     "Observer",
     "ReadModelStore",
     "ReadModelUnit",
@@ -100,11 +101,26 @@ class ReadModelStore(abc.ABC):
             return await unit.tracked()
 
 
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """Events (by event id) the live generation holds and a new one does not."""
+
+    events: int
+    first_seq: int | None = None
+    """The live archive's stream sequences of the first and last of them."""
+    last_seq: int | None = None
+
+
 class Swap(abc.ABC):
     """A rebuild's swap in progress: live batches wait, readers still see the old generation."""
 
     store: ReadModelStore
     """The new generation, written on the swap's own transaction."""
+
+    @abc.abstractmethod
+    async def missing(self) -> Missing:
+        """What the views would lose with the swap: the events of the live generation's archive
+        that are not in the new one's (a stream that lost its history rebuilds without them)."""
 
     @abc.abstractmethod
     async def commit_to(self, through: int) -> str:

@@ -25,6 +25,7 @@ from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.model import VenueAsOf
 from services.projector.domain.ports import Fenced
 from services.projector.entrypoints import venue
+from services.projector.usecases import WouldLoseEvents
 from services.registry import RunnableService, start_operator_server
 
 
@@ -60,9 +61,16 @@ def _rebuild_progress(applied: int, end: int) -> None:
 def _rebuild(args: argparse.Namespace) -> int:
     _logging()
     try:
-        lines = run(bootstrap.rebuild(Settings(), ProjectorMetrics(), _rebuild_progress))
+        lines = run(
+            bootstrap.rebuild(
+                Settings(), ProjectorMetrics(), _rebuild_progress, accept_loss=args.accept_loss
+            )
+        )
     except bootstrap.RebuildUnavailable as exc:
         print(f"cw rebuild: {exc}", file=sys.stderr)
+        return 2
+    except WouldLoseEvents as exc:
+        print(f"cw rebuild: {exc} (--accept-loss swaps anyway)", file=sys.stderr)
         return 2
     for line in lines:
         print(line)
@@ -181,9 +189,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Build a new generation of the read model from CW_EVENTS beside the live "
         "one (the projector keeps running), catch up to the stream's end, then swap the public "
         "views to it in one transaction and drop the old one. Readers see the old or the new "
-        "model, never a half-built one.",
+        "model, never a half-built one. Before the swap, the live archive is compared with the "
+        "new one by event id: a rebuild from a stream that lost its history (recreated, "
+        "restored from an older backup, another server) would take events out of the views, "
+        "so it is refused and the new generation dropped (docs/operations.md).",
         epilog="exit status: 0 the new generation is live; 2 NATS or PostgreSQL could not be "
-        "reached, or the read model does not exist yet (cw init)",
+        "reached, the read model does not exist yet (cw init), or the new generation lacks "
+        "events of the live one (nothing swapped)",
+    )
+    p.add_argument(
+        "--accept-loss",
+        action="store_true",
+        help="swap even when the live read model holds events the new generation lacks (they "
+        "leave the views; restoring CW_EVENTS from its backup keeps them)",
     )
     p.set_defaults(handler=_rebuild)
 
