@@ -8,8 +8,10 @@ the bench events, projects them with the projector, then:
   over the whole stream, ``--rounds`` times, each in a process of its own; with ``--tree`` (a
   checkout put first on ``PYTHONPATH``, given twice or more) the trees take turns, an A/B of two
   versions of the code on the same stream and read model;
-- times the rebuild's guard (``generations.MISSING_EVENTS``): the anti-join of the live archive
-  against a second generation that holds the same events, and one that lacks 1% of them.
+- times the rebuild's guard (``generations``: ``COMPARE`` before the swap, ``MISSING_SINCE``
+  under its lock, the whole ``MISSING_EVENTS``) against a second generation that holds the same
+  events, and one that lacks 1% of them; ``--guard-only N`` does only this, on a synthetic
+  archive of N events written straight into PostgreSQL.
 """
 
 from __future__ import annotations
@@ -67,38 +69,84 @@ def audit_in_process(tree: str | None, settings: Settings) -> dict[str, float]:
     return figures
 
 
-async def anti_join(settings: Settings, n: int) -> None:
-    """The guard's statement on the archive of ``n`` events against a copy, whole and with 1%
-    missing; the plan of the second."""
-    from services.projector.adapters import generations  # noqa: PLC0415
+async def timed(
+    conn: asyncpg.Connection, sql: str, *args: object
+) -> tuple[float, tuple[object, ...]]:
+    """The median of 5 runs of ``sql`` (seconds), and its answer."""
+    times = []
+    row: asyncpg.Record | None = None
+    for _ in range(5):
+        started = time.perf_counter()
+        row = await conn.fetchrow(sql, *args)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), tuple(row or ())
 
-    sql = getattr(generations, "MISSING_EVENTS", None)
-    if sql is None:
-        print("anti-join: this checkout has no MISSING_EVENTS (before the guard)")
+
+async def guard(conn: asyncpg.Connection, n: int) -> None:
+    """The rebuild's guard on ``cw_rm_1`` (live, ``n`` archived events) against a copy of it in
+    another generation, whole and lacking 1%: the comparison before the swap (``COMPARE``, with
+    the ``ANALYZE`` it starts with), what the swap's lock covers (``MISSING_SINCE``), and the
+    whole anti-join (``MISSING_EVENTS``) for reference."""
+    from services.projector.adapters import generations as g  # noqa: PLC0415
+
+    if getattr(g, "MISSING_EVENTS", None) is None:
+        print("guard: this checkout has none (before the guard)")
         return
+    new, _ = await g.create_generation(conn)
+    await conn.execute(f"INSERT INTO {new}.event_archive SELECT * FROM cw_rm_1.event_archive")
+    for label in ("whole", "lacking 1%"):
+        if label != "whole":
+            await conn.execute(f"DELETE FROM {new}.event_archive WHERE stream_seq % 100 = 0")
+        started = time.perf_counter()
+        through, missing = await g.compare_archives(conn, "cw_rm_1", new)
+        compared = time.perf_counter() - started
+        since = g.MISSING_SINCE.replace("{old}", "cw_rm_1").replace("{new}", new)
+        locked, found = await timed(conn, since, through, missing or [])
+        whole, all_found = await timed(
+            conn, g.MISSING_EVENTS.replace("{old}", "cw_rm_1").replace("{new}", new)
+        )
+        print(
+            f"guard, {n:,} archived events, new generation {label}: before the swap "
+            f"{compared * 1000:.0f} ms ({len(missing) if missing is not None else 'too many'} "
+            f"missing), under the lock {locked * 1000:.1f} ms {found}; whole anti-join "
+            f"{whole * 1000:.0f} ms {all_found}"
+        )
+    plan = await conn.fetch("EXPLAIN (ANALYZE, COSTS OFF) " + since, through, missing or [])
+    lines = [str(r[0])[:110] for r in plan]  # a condition quotes every candidate's id
+    print("  under the lock: " + "\n                  ".join(lines))
+
+
+async def guard_on(database_url: str, n: int) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await guard(conn, n)
+    finally:
+        await conn.close()
+
+
+async def synthetic_archive(settings: Settings, n: int) -> None:
+    """``n`` archived events of about 350 bytes written straight into the live generation (and a
+    checkpoint at ``n``), without NATS: the guard's statements on a large archive."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        new, _ = await generations.create_generation(conn)
-        await conn.execute(f"INSERT INTO {new}.event_archive SELECT * FROM cw_rm_1.event_archive")
-        await conn.execute(f"ANALYZE {new}.event_archive")
-        statement = sql.replace("{old}", "cw_rm_1").replace("{new}", new)
-        for label in ("whole", "1% missing"):
-            if label != "whole":
-                await conn.execute(f"DELETE FROM {new}.event_archive WHERE stream_seq % 100 = 0")
-                await conn.execute(f"ANALYZE {new}.event_archive")
-            times = []
-            for _ in range(5):
-                started = time.perf_counter()
-                row = await conn.fetchrow(statement)
-                times.append(time.perf_counter() - started)
-            found = tuple(row or ())
-            print(
-                f"anti-join of {n:,} archived events, new generation {label}: "
-                f"{statistics.median(times) * 1000:.0f} ms median of 5 "
-                f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}); found {found}"
-            )
-        plan = await conn.fetch("EXPLAIN (ANALYZE, COSTS OFF) " + statement)
-        print("  plan: " + "\n        ".join(r[0] for r in plan))
+        await conn.execute(
+            """
+            INSERT INTO cw_rm_1.event_archive (event_id, stream_seq, event_type, district,
+                venue_id, phase, occurred_at, subject, payload)
+            SELECT gen_random_uuid(), s, 'IssueFound', '320703', 'LY-FM-' || (s % 5000),
+                   're_review', now(), 'cw.events.320703.LY-FM-1.IssueFound',
+                   convert_to(repeat('x', 350), 'UTF8')
+            FROM generate_series(1, $1) AS s
+            """,
+            n,
+        )
+        await conn.execute(
+            "INSERT INTO cw_rm_1.checkpoint (projection, partition, stream_seq) "
+            "VALUES ('projector', '', $1)",
+            n,
+        )
+        # As autovacuum leaves an archive written over days (the BRIN index summarised).
+        await conn.execute("VACUUM ANALYZE cw_rm_1.event_archive")
     finally:
         await conn.close()
 
@@ -111,12 +159,22 @@ async def main() -> None:
         "--tree", action="append", default=[], help="a checkout to time (PYTHONPATH); repeatable"
     )
     parser.add_argument("--audit-once", nargs=2, metavar=("NATS_URL", "DATABASE_URL"))
+    parser.add_argument(
+        "--guard-only",
+        type=int,
+        metavar="N",
+        help="only the rebuild's guard, on a synthetic archive of N events (no NATS)",
+    )
     args = parser.parse_args()
     if args.audit_once:
         await audit_once(*args.audit_once)
         return
     async with own_stack() as stack:
         settings = await stack.fresh()
+        if args.guard_only:
+            await synthetic_archive(settings, args.guard_only)
+            await guard_on(settings.database_url, args.guard_only)
+            return
         rate = await publish(settings.nats_url, campaign_events(args.events, 5000))
         print(f"published {args.events:,} events at {rate:,.0f}/s")
         projected, _ = await projector_drain(settings, args.events)
@@ -135,7 +193,7 @@ async def main() -> None:
                 f"{', '.join(f'{w:.2f}' for w in wall)}), CPU {statistics.median(cpu):.2f} s, "
                 f"clean {all(r['clean'] for r in runs)}"
             )
-        await anti_join(settings, args.events)
+        await guard_on(settings.database_url, args.events)
 
 
 if __name__ == "__main__":

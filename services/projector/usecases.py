@@ -70,12 +70,15 @@ async def rebuild(
     builder = await build(generations.store(generation.name))
     try:
         await catch_up(builder, stream, wait_s, progress, progress_every_s)
+        # The long part of the comparison while the live projector still writes; under the
+        # swap's lock, only what may have changed since (the live generation cannot gain events
+        # then).
+        before = await generations.compare(generation.name)
         async with generations.swapping(generation.name) as swap:
             builder.store = swap.store
             await catch_up(builder, stream, wait_s)
             through = await swap.store.checkpoint()
-            # Under the swap's lock: the live generation cannot gain events meanwhile.
-            missing = await swap.missing()
+            missing = await swap.missing(before)
             if missing.events and not accept_loss:
                 raise WouldLoseEvents(generation, missing)
             old = await swap.commit_to(through)

@@ -7,13 +7,16 @@ import itertools
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts import Event
 from services.projector.adapters.metrics import ProjectorMetrics
+from services.projector.adapters.rebuilds import PostgresGenerations
 from services.projector.bootstrap import audit, build_projector, projector_parts, rebuild
+from services.projector.domain.ports import Comparison, Missing
 from tests import factories as f
 from tests.integration.conftest import Harness, wait_for_checkpoint
 from tests.support.processes import cw, cw_env
@@ -230,3 +233,38 @@ async def test_the_projector_stalled_on_a_replaced_stream_resumes_after_a_rebuil
     tracked = await harness.rows("SELECT stream_seq, message_id FROM cw_rm_2.checkpoint")
     assert tracked == [{"stream_seq": 21, "message_id": str(later.event_id)}]
     assert (await audit(settings)).clean
+
+
+async def test_the_swap_looks_again_only_at_what_may_have_changed_since_the_comparison(
+    harness: Harness,
+) -> None:
+    history = [f.issue("V1", f"I{i}", START + timedelta(hours=i)) for i in range(5)]
+    await harness.publish(history)
+    await harness.project()
+    pool = await asyncpg.create_pool(harness.settings.database_url, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        generations = PostgresGenerations(pool)
+        new = await generations.create()
+        # The new generation, being built, has the first four events; the live one all five.
+        await harness.db.execute(
+            f"INSERT INTO {new.name}.event_archive "
+            "SELECT * FROM cw_rm_1.event_archive WHERE stream_seq <= 4"
+        )
+        before = await generations.compare(new.name)
+        assert before == Comparison("cw_rm_1", 5, (history[4].event_id,))
+        # Then the builder catches up with the fifth, and the live projector archives a sixth.
+        await harness.db.execute(
+            f"INSERT INTO {new.name}.event_archive "
+            "SELECT * FROM cw_rm_1.event_archive WHERE stream_seq = 5"
+        )
+        await harness.publish([f.issue("V1", "LATE", START + timedelta(days=1))])
+        await harness.project()
+        async with generations.swapping(new.name) as swap:
+            assert await swap.missing(before) == Missing(1, 6, 6)
+            assert await swap.missing() == Missing(1, 6, 6)  # the whole comparison agrees
+            stale = Comparison("cw_rm_1", 5, None)  # too many then: compared whole
+            assert await swap.missing(stale) == Missing(1, 6, 6)
+        await generations.drop(new.name)
+    finally:
+        await pool.close()

@@ -28,6 +28,7 @@ from services.projector.domain.model import (
 )
 from services.projector.domain.ports import (
     CheckpointRegression,
+    Comparison,
     Generation,
     Generations,
     Missing,
@@ -184,6 +185,15 @@ class MemoryGenerations(Generations):
     def store(self, generation: str) -> ReadModelStore:
         return self.stores[generation]
 
+    async def compare(self, generation: str) -> Comparison:
+        live, new = self.stores[self.live].state, self.stores[generation].state
+        missing = tuple(
+            se.event.event_id
+            for se in live.archive.values()
+            if se.event.event_id not in new.event_ids
+        )
+        return Comparison(self.live, min(live.checkpoints.values(), default=0), missing)
+
     @asynccontextmanager
     async def swapping(self, generation: str) -> AsyncIterator[Swap]:
         yield MemorySwap(self, generation)
@@ -200,7 +210,8 @@ class MemorySwap(Swap):
         self.owner, self.name = owner, name
         self.store = owner.stores[name]
 
-    async def missing(self) -> Missing:
+    async def missing(self, before: Comparison | None = None) -> Missing:
+        """Exact, whole: nothing to gain here from what ``before`` found."""
         live, new = self.owner.stores[self.owner.live].state, self.owner.stores[self.name].state
         seqs = sorted(s for s, se in live.archive.items() if se.event.event_id not in new.event_ids)
         return Missing(len(seqs), seqs[0], seqs[-1]) if seqs else Missing(0)
