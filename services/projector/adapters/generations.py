@@ -112,14 +112,18 @@ SELECT count(*), min(o.stream_seq), max(o.stream_seq) FROM {old}.event_archive o
 WHERE NOT EXISTS (SELECT 1 FROM {new}.event_archive n WHERE n.event_id = o.event_id)
 """
 # Two scans, not one with OR: a bitmap of both would be as lossy as the BRIN's, and read the
-# whole archive again.
+# whole archive again. Each of the few events is looked up in the new archive by its key (a
+# lateral probe: never a hash of the whole new archive, whatever the statistics say).
 MISSING_SINCE = """
 SELECT count(*), min(o.stream_seq), max(o.stream_seq) FROM (
     SELECT event_id, stream_seq FROM {old}.event_archive WHERE stream_seq > $1
     UNION
     SELECT event_id, stream_seq FROM {old}.event_archive WHERE event_id = ANY($2::uuid[])
 ) AS o
-WHERE NOT EXISTS (SELECT 1 FROM {new}.event_archive n WHERE n.event_id = o.event_id)
+LEFT JOIN LATERAL (
+    SELECT true AS held FROM {new}.event_archive n WHERE n.event_id = o.event_id LIMIT 1
+) AS n ON true
+WHERE n.held IS NULL
 """
 CANDIDATES_MAX = 10_000
 """More events missing than this before the swap: the swap compares the archives whole (a
@@ -132,9 +136,11 @@ def _two(template: str, old: str, new: str) -> str:
 
 async def compare_archives(conn: Conn, old: str, new: str) -> tuple[int, list[UUID] | None]:
     """The lowest checkpoint of ``old`` and the events of its archive ``new``'s lacks (``None``:
-    more than ``CANDIDATES_MAX``), in one snapshot. ``new`` is analysed first: it was just
-    written, and the swap's statement needs its statistics to use its index."""
-    await conn.execute(ANALYZE_ARCHIVE.replace("{s}", check_schema(new)))
+    more than ``CANDIDATES_MAX``), in one snapshot. Both archives are analysed first (``new`` was
+    just written, ``old`` grows): the swap's statement reads the few rows beyond the checkpoint
+    through ``old``'s BRIN index only when the planner knows where its sequences end."""
+    for schema in (new, old):
+        await conn.execute(ANALYZE_ARCHIVE.replace("{s}", check_schema(schema)))
     row = await conn.fetchrow(_two(COMPARE, old, new), CANDIDATES_MAX + 1)
     assert row is not None  # aggregates without GROUP BY answer one row
     ids = list(row[1])
