@@ -101,6 +101,10 @@ async def carry_checkpoints(conn: Conn, old: str, new: str, through: int) -> Non
 # swap's lock only MISSING_SINCE: the events it found then, and those the live projectors archived
 # since, beyond the checkpoint they had then (a few, through the indexes).
 ANALYZE_ARCHIVE = "ANALYZE {s}.event_archive"
+# The BRIN index covers only what a vacuum summarised: the rest it hands over whole, page by page.
+SUMMARISE_SEQ_INDEX = (
+    "SELECT brin_summarize_new_values(i) FROM to_regclass($1) AS i WHERE i IS NOT NULL"
+)
 COMPARE = """
 SELECT (SELECT COALESCE(min(stream_seq), 0) FROM {old}.checkpoint),
        ARRAY(SELECT o.event_id FROM {old}.event_archive o
@@ -137,10 +141,11 @@ def _two(template: str, old: str, new: str) -> str:
 async def compare_archives(conn: Conn, old: str, new: str) -> tuple[int, list[UUID] | None]:
     """The lowest checkpoint of ``old`` and the events of its archive ``new``'s lacks (``None``:
     more than ``CANDIDATES_MAX``), in one snapshot. Both archives are analysed first (``new`` was
-    just written, ``old`` grows): the swap's statement reads the few rows beyond the checkpoint
-    through ``old``'s BRIN index only when the planner knows where its sequences end."""
+    just written, ``old`` grows) and ``old``'s BRIN index summarised: the swap's statement then
+    reads the few rows beyond the checkpoint through it, not the whole archive."""
     for schema in (new, old):
         await conn.execute(ANALYZE_ARCHIVE.replace("{s}", check_schema(schema)))
+    await conn.execute(SUMMARISE_SEQ_INDEX, f"{check_schema(old)}.event_archive_stream_seq")
     row = await conn.fetchrow(_two(COMPARE, old, new), CANDIDATES_MAX + 1)
     assert row is not None  # aggregates without GROUP BY answer one row
     ids = list(row[1])
