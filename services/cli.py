@@ -28,6 +28,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 def _registrations() -> list[Register]:
     # Imported here so that `cw --help` does not pay for every service's imports.
     from services.backups.entrypoints.cli import register as register_streams  # noqa: PLC0415
+    from services.commands.tracking import register as register_tracking  # noqa: PLC0415
     from services.common.entrypoints import register as register_common  # noqa: PLC0415
     from services.deadletters.entrypoints.cli import register as register_dlq  # noqa: PLC0415
     from services.devstack.cli import register as register_dev  # noqa: PLC0415
@@ -43,6 +44,7 @@ def _registrations() -> list[Register]:
         register_run,
         register_projector,
         register_dlq,
+        register_tracking,
         register_reports,
         register_nats,
         register_streams,

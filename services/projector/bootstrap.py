@@ -250,6 +250,8 @@ async def _audit_periodically(
             log.warning("periodic audit failed", exc_info=True)
             metrics.audits.labels("failed").inc()
             continue
+        if report.replaced is not None:
+            log.error("audit: %s", report.replaced)
         metrics.unaccounted.set(len(report.unaccounted))
         metrics.audit_checked_through.set(report.checkpoint)
         metrics.audits.labels("clean" if report.clean else "unaccounted").inc()
@@ -310,14 +312,19 @@ async def _rebuild_preflight(settings: Settings) -> ServicesRole:
 
 
 async def rebuild(
-    settings: Settings, metrics: ProjectorMetrics, progress: usecases.Progress | None = None
+    settings: Settings,
+    metrics: ProjectorMetrics,
+    progress: usecases.Progress | None = None,
+    *,
+    accept_loss: bool = False,
 ) -> list[str]:
     """``cw rebuild``: wire the use case (``usecases.rebuild``) to PostgreSQL and JetStream,
     acting as the services' role. Raises ``RebuildUnavailable`` when it cannot start, or when
-    PostgreSQL refuses or fails it (in one line)."""
+    PostgreSQL refuses or fails it (in one line); ``usecases.WouldLoseEvents`` when the new
+    generation lacks events of the live one (unless ``accept_loss``)."""
     role = await _rebuild_preflight(settings)
     try:
-        return await _rebuild(settings, metrics, progress, role)
+        return await _rebuild(settings, metrics, progress, role, accept_loss)
     except LookupError as exc:  # says "run `cw init` first" itself
         raise RebuildUnavailable(str(exc)) from exc
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
@@ -338,6 +345,7 @@ async def _rebuild(
     metrics: ProjectorMetrics,
     progress: usecases.Progress | None,
     role: ServicesRole,
+    accept_loss: bool,
 ) -> list[str]:
     async with projector_parts(settings, role) as (nc, pool, campaign):
         source = EventSource(
@@ -358,6 +366,7 @@ async def _rebuild(
             JetStreamEnd(nc.jetstream(), source),
             progress=progress,
             wait_s=min(settings.projector_fetch_wait.total_seconds(), 0.5),
+            accept_loss=accept_loss,
         )
 
 

@@ -25,6 +25,7 @@ from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.model import VenueAsOf
 from services.projector.domain.ports import Fenced
 from services.projector.entrypoints import venue
+from services.projector.usecases import WouldLoseEvents
 from services.registry import RunnableService, start_operator_server
 
 
@@ -59,9 +60,16 @@ def _rebuild(args: argparse.Namespace) -> int:
     settings = Settings()
     _logging(settings)
     try:
-        lines = run(bootstrap.rebuild(settings, ProjectorMetrics(), _rebuild_progress))
+        lines = run(
+            bootstrap.rebuild(
+                settings, ProjectorMetrics(), _rebuild_progress, accept_loss=args.accept_loss
+            )
+        )
     except bootstrap.RebuildUnavailable as exc:
         print(f"cw rebuild: {exc}", file=sys.stderr)
+        return 2
+    except WouldLoseEvents as exc:
+        print(f"cw rebuild: {exc} (--accept-loss swaps anyway)", file=sys.stderr)
         return 2
     for line in lines:
         print(line)
@@ -148,7 +156,9 @@ def _audit(args: argparse.Namespace) -> int:
 
 def audit_lines(report: AuditReport, subjects_shown: int = 3) -> list[str]:
     r = report
-    lines = [
+    # Said first: when the stream is another one, nothing below means what it seems to.
+    lines = [] if r.replaced is None else [r.replaced]
+    lines += [
         f"CW_EVENTS {r.first_seq}..{r.checkpoint} (the projector's checkpoint): "
         f"{r.checked} messages checked",
         f"  archived       {r.archived}",
@@ -156,8 +166,13 @@ def audit_lines(report: AuditReport, subjects_shown: int = 3) -> list[str]:
         f"  dead-lettered  {r.dead_lettered}: {r.still_dead_letters} still dead letters, "
         f"{r.replayed} replayed, {r.deleted} deleted",
     ]
-    if r.clean:
-        lines.append("every message is accounted for")
+    if not r.unaccounted:
+        lines.append(
+            "every message is accounted for"
+            if r.replaced is None
+            else "every message this CW_EVENTS holds there is accounted for, but it is another "
+            "stream (first line)"
+        )
         return lines
     lines.append(f"UNACCOUNTED FOR: {len(r.unaccounted)} messages")
     for g in r.ranges():
@@ -176,11 +191,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "one (the projector keeps running), catch up to the stream's end, then swap the public "
         "views to it in one transaction and drop the old one. Readers see the old or the new "
         "model, never a half-built one. Whoever connects, the generation is made as the "
-        "services' role (the owner of schema cw), so the services can use it.",
+        "services' role (the owner of schema cw), so the services can use it. Before the swap, "
+        "the live archive is compared with the new one by event id: a rebuild from a stream "
+        "that lost its history (recreated, restored from an older backup, another server) "
+        "would take events out of the views, so it is refused and the new generation dropped "
+        "(docs/operations.md).",
         epilog="exit status: 0 the new generation is live; 2 NATS or PostgreSQL could not be "
         "reached, the read model does not exist yet (cw init), CW_DATABASE_URL's user may not "
-        "act as the services' role (the owner of schema cw, which owns the generations), or "
-        "PostgreSQL refused or failed it (said in one line)",
+        "act as the services' role (the owner of schema cw, which owns the generations), "
+        "PostgreSQL refused or failed it (said in one line), or the new generation lacks "
+        "events of the live one (nothing swapped)",
+    )
+    p.add_argument(
+        "--accept-loss",
+        action="store_true",
+        help="swap even when the live read model holds events the new generation lacks (they "
+        "leave the views; restoring CW_EVENTS from its backup keeps them)",
     )
     p.set_defaults(handler=_rebuild)
 
@@ -212,12 +238,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "audit",
         help="check that every message of CW_EVENTS up to the checkpoint is accounted for",
-        description="Account for every message of CW_EVENTS up to the projector's checkpoint: "
-        "its event is in the archive, or it is a recorded duplicate of an archived event, or it "
-        "was dead-lettered and the dead letter is still kept or an operator's replay or delete "
-        "is recorded (cw.dead_letter_actions). Prints a summary and what is unaccounted for.",
-        epilog="exit status: 0 everything is accounted for; 1 something is not; 2 NATS or "
-        "PostgreSQL could not be read",
+        description="First check that CW_EVENTS is the stream the read model followed (each "
+        "partition's checkpoint recorded the id of the message there): when it is another "
+        "stream of that name (recreated, restored from an older backup, another server), say so "
+        "in the first line with what to do. Then account for every message of CW_EVENTS up to "
+        "the projector's checkpoint, by event id: its event is in the archive at that sequence, "
+        "or it is a recorded duplicate of an archived event, or it was dead-lettered and the "
+        "dead letter is still kept or an operator's replay or delete is recorded "
+        "(cw.dead_letter_actions). Prints a summary and what is unaccounted for; a message "
+        "where the archive holds another event is one.",
+        epilog="exit status: 0 everything is accounted for; 1 something is not, or CW_EVENTS is "
+        "not the stream the read model followed; 2 NATS or PostgreSQL could not be read",
     )
     p.add_argument("--since", type=int, default=1, metavar="SEQ", help="first stream sequence")
     p.add_argument("--json", action="store_true", help="one JSON document, for programs")
