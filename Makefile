@@ -37,11 +37,11 @@ run: $(STAMP)
 test: lint typecheck pytest
 
 pytest: $(STAMP)
-	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 ## test-unit, test-integration, test-e2e: one tier (its folder and its marker), nothing else
 test-unit test-integration test-e2e: test-%: $(STAMP)
-	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) -m $* tests/$* $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -m $* tests/$* $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
