@@ -88,20 +88,23 @@ def _reminders(base: int, n: int) -> list[Message]:
     return [(rm.subject(r), rm.wire(r), str(r.reminder_id)) for r in reminders]
 
 
-@contextlib.asynccontextmanager
-async def _projector(settings: Settings, health: Health, _tmp: Path) -> AsyncIterator[Any]:
-    settings = settings.model_copy(update={"projector_fetch_wait": timedelta(milliseconds=200)})
-    metrics = ProjectorMetrics()
-    async with service_in_process(partial(run_projector, health=health), settings, metrics):
-        yield metrics
+def _reading_events(
+    runner: Callable[..., Any], metrics: Callable[[], Any], fetch_wait: str
+) -> Callable[[Settings, Health, Path], contextlib.AbstractAsyncContextManager[Any]]:
+    """A service reading ``CW_EVENTS`` (the projector, the reminders), polling often."""
+
+    @contextlib.asynccontextmanager
+    async def running(settings: Settings, health: Health, _tmp: Path) -> AsyncIterator[Any]:
+        quick = settings.model_copy(update={fetch_wait: timedelta(milliseconds=200)})
+        observer = metrics()
+        async with service_in_process(partial(runner, health=health), quick, observer):
+            yield observer
+
+    return running
 
 
-@contextlib.asynccontextmanager
-async def _reminders_service(settings: Settings, health: Health, _tmp: Path) -> AsyncIterator[Any]:
-    settings = settings.model_copy(update={"reminders_fetch_wait": timedelta(milliseconds=200)})
-    metrics = ReminderMetrics()
-    async with service_in_process(partial(run_reminders, health=health), settings, metrics):
-        yield metrics
+_projector = _reading_events(run_projector, ProjectorMetrics, "projector_fetch_wait")
+_reminders_service = _reading_events(run_reminders, ReminderMetrics, "reminders_fetch_wait")
 
 
 @contextlib.asynccontextmanager
