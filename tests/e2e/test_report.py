@@ -7,12 +7,16 @@ import csv
 import io
 import json
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
+import openpyxl
 import pytest
+from rich.cells import cell_len
 
 from contracts import encode_event
 from services.devstack.system import free_port
@@ -93,10 +97,11 @@ async def test_every_format_as_the_read_only_role(env: dict[str, str]) -> None:
     row = lines[lines.index("逾期问题清单") + 2].split("\t")
     assert row == [
         "320703", V, "墟沟农贸市场", "FM-3F", "I1", "ZG-1", "2023-03-10 18:00", "5",
-        "王建国 13800000001", "刘洋 0518-82310103",
+        "王建国", "13800000001", "刘洋", "0518-82310103",
     ]  # fmt: skip
     on_time = cw(env, "report", "on-time", "--format", "csv", "--lang", "en")
     assert on_time.returncode == 0, on_time.stderr
+    assert on_time.stdout.startswith("\ufeffdistrict,phase,")  # the BOM Excel needs
     assert list(csv.reader(io.StringIO(on_time.stdout)))[1] == [
         "320703", "re_review", "1", "1", "0", "0.0%", "1", "100.0%",
     ]  # fmt: skip
@@ -110,6 +115,30 @@ async def test_every_format_as_the_read_only_role(env: dict[str, str]) -> None:
     )
 
 
+async def test_xlsx_goes_to_a_file_and_holds_the_csv_rows(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    refused = cw(env, "report", "overdue", "--format", "xlsx")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip().count("\n") == 0 and "--output" in refused.stderr
+    book_path = tmp_path / "逾期.xlsx"
+    asked = ("report", "overdue", "--as-of", "2023-03-15 12:00")
+    written = cw(env, *asked, "--format", "xlsx", "--output", str(book_path))
+    assert written.returncode == 0 and written.stdout == "", written.stderr
+    as_csv = cw(env, *asked, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(as_csv.stdout.removeprefix("\ufeff"))))
+    sheet = openpyxl.load_workbook(book_path).worksheets[0]
+    cells = [
+        [
+            "" if v is None else v.strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else str(v)
+            for v in row
+        ]
+        for row in sheet.iter_rows(values_only=True)
+    ]
+    assert cells == rows
+    assert rows[1][rows[0].index("第一责任人电话")] == "13800000001"
+
+
 async def test_a_terminal_gets_tables(env: dict[str, str]) -> None:
     code, text = on_a_terminal(env, "report", "overdue", "--as-of", "2023-03-15", columns=200)
     assert code == 0, text
@@ -118,6 +147,11 @@ async def test_a_terminal_gets_tables(env: dict[str, str]) -> None:
     row = next(line for line in text.splitlines() if "墟沟农贸市场" in line)
     assert header.index("整改期限") < header.index("第一责任人")
     assert "2023-03-10 18:00" in row
+    narrow_code, narrow = on_a_terminal(env, "report", "--as-of", "2023-03-15", columns=80)
+    assert narrow_code == 0, narrow
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", narrow)  # styles (italic), not text
+    assert max(cell_len(line) for line in plain.splitlines()) <= 80
+    assert "第一责任人电话 13800000001" in narrow  # a block per row, values whole
 
 
 async def test_exit_statuses(env: dict[str, str]) -> None:

@@ -79,10 +79,14 @@ async def test_the_reports_read_the_views_as_the_read_only_role(
     facts, reports = await bootstrap.reports(reader, CAMPAIGN, REPORTS, "320703", None)
     by_name = {r.name: r for r in reports}
     (late,) = by_name["overdue"].rows
-    keys = ("venue", "order_no", "due_at", "first_responsible", "officer")
+    keys = (
+        "venue", "order_no", "due_at", "first_responsible_name", "first_responsible_phone",
+        "officer_name", "officer_phone",
+    )  # fmt: skip
     assert {k: late[k] for k in keys} == {
         "venue": "墟沟农贸市场", "order_no": "ZG-1", "due_at": f.at("2023-03-10 18:00"),
-        "first_responsible": "王建国 13800000001", "officer": "刘洋 0518-82310103",
+        "first_responsible_name": "王建国", "first_responsible_phone": "13800000001",
+        "officer_name": "刘洋", "officer_phone": "0518-82310103",
     }  # fmt: skip
     assert isinstance(late["days_overdue"], int) and late["days_overdue"] > 365  # in 2023
     summary = {(r["phase"], r["venue_kind"]): r for r in by_name["summary"].rows}

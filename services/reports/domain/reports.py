@@ -34,12 +34,6 @@ def rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _person(name: str | None, phone: str | None) -> str | None:
-    if not name:
-        return None
-    return f"{name} {phone}" if phone else name
-
-
 def _venues(facts: Facts) -> dict[tuple[str, str], VenueFact]:
     return {(v.district, v.venue_id): v for v in facts.venues}
 
@@ -67,6 +61,25 @@ OVERDUE = Column("issues_overdue", "已逾期", "overdue", "int")
 CLOSED = Column("issues_closed", "已销号", "closed", "int")
 ON_TIME = Column("closed_on_time", "按期销号", "closed on time", "int")
 REBOUNDS = Column("rebounds", "反弹", "rebounds", "int")
+PEOPLE = (
+    Column("first_responsible_name", "第一责任人", "first responsible"),
+    Column("first_responsible_phone", "第一责任人电话", "first responsible phone"),
+    Column("officer_name", "责任干部", "officer"),
+    Column("officer_phone", "责任干部电话", "officer phone"),
+)
+"""Whom to call about a venue: a name and a phone each in a column of its own, so that a
+spreadsheet sorts and filters by either."""
+
+
+def _people(v: VenueFact | None) -> dict[str, Value]:
+    if v is None:
+        return {c.key: None for c in PEOPLE}
+    return {
+        "first_responsible_name": v.first_responsible_name,
+        "first_responsible_phone": v.first_responsible_phone,
+        "officer_name": v.officer_name,
+        "officer_phone": v.officer_phone if v.officer_name else None,
+    }
 
 
 class _Sums:
@@ -182,10 +195,7 @@ def overdue(facts: Facts) -> Report:
             "district": i.district, "venue_id": i.venue_id, "venue": v.name if v else None,
             "item_code": i.item_code, "issue_id": i.issue_id, "order_no": i.order_no,
             "due_at": i.due_at, "days_overdue": days_overdue(i, facts),
-            "first_responsible": (
-                _person(v.first_responsible_name, v.first_responsible_phone) if v else None
-            ),
-            "officer": _person(v.officer_name, v.officer_phone) if v else None,
+            **_people(v),
         })  # fmt: skip
     return Report(
         "overdue", "逾期问题清单", "Overdue issues",
@@ -193,8 +203,7 @@ def overdue(facts: Facts) -> Report:
          Column("issue_id", "问题编号", "issue"), Column("order_no", "交办单号", "order no."),
          Column("due_at", "整改期限", "deadline", "time"),
          Column("days_overdue", "逾期天数", "days overdue", "int"),
-         Column("first_responsible", "第一责任人", "first responsible"),
-         Column("officer", "责任干部", "officer")),
+         *PEOPLE),
         tuple(rows),
     )  # fmt: skip
 

@@ -1,6 +1,10 @@
 """What ``cw report`` prints: a table for a person at a terminal (rich, a Chinese character two
-columns wide), tab-separated lines that never wrap through a pipe, CSV, JSON or Markdown. Every
-time is in the campaign's zone; Simplified Chinese unless ``--lang en``."""
+columns wide; one block per row when the table is wider than the terminal), tab-separated lines
+that never wrap through a pipe, CSV (with a UTF-8 byte order mark, for Excel), an Excel workbook,
+JSON or Markdown. Every time is in the campaign's zone; Simplified Chinese unless ``--lang en``.
+
+Nothing here knows a report's columns: each format follows ``Report.columns`` and their kinds.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -76,9 +84,14 @@ def heading(facts: Facts, campaign: Campaign, lang: Lang) -> str:
 def print_tables(
     console: Console, facts: Facts, reports: Sequence[Report], campaign: Campaign, lang: Lang
 ) -> None:
+    """A table per report when it fits the terminal (rich measures a Chinese character as two
+    columns), else one block per row: a table squeezed into 80 columns wraps every cell."""
     console.print(heading(facts, campaign, lang), markup=False, highlight=False)
     for report in reports:
         console.print()
+        if report.rows and _natural_width(report, campaign, lang) > console.width:
+            _print_blocks(console, report, campaign, lang)
+            continue
         table = Table(
             title=_label(report, lang), title_justify="left", box=box.SIMPLE_HEAD,
             highlight=False, pad_edge=False,
@@ -94,6 +107,40 @@ def print_tables(
             console.print("  （无）" if lang == "zh" else "  (none)", highlight=False)
             continue
         console.print(table)
+
+
+def _natural_width(report: Report, campaign: Campaign, lang: Lang) -> int:
+    """Terminal columns the table needs unwrapped: the widest cell of each column, a blank on
+    each side of a column but the outer ones."""
+    widths = [
+        max(
+            cell_len(_label(c, lang)),
+            *(cell_len(text(row[c.key], c, lang, campaign)) for row in report.rows),
+        )
+        for c in report.columns
+    ]
+    return sum(widths) + 2 * (len(widths) - 1)
+
+
+def _print_blocks(console: Console, report: Report, campaign: Campaign, lang: Lang) -> None:
+    """The narrow terminal's form: the title, then per row a blank line and its columns as
+    ``heading value`` pairs, as many to a line as fit, the lines after the first indented."""
+    console.print(Text(_label(report, lang), style="italic"))
+    width = max(console.width, 20)
+    for row in report.rows:
+        console.print()
+        line, indent = "", ""
+        for c in report.columns:
+            value = text(row[c.key], c, lang, campaign)
+            if value == "-":
+                continue
+            piece = f"{_label(c, lang)} {_one_line(value)}"
+            if line and cell_len(line) + 2 + cell_len(piece) > width:
+                console.print(Text(line), highlight=False, crop=False, overflow="fold")
+                line, indent = "", "  "
+            line = f"{line}  {piece}" if line else f"{indent}{piece}"
+        if line:
+            console.print(Text(line), highlight=False, crop=False, overflow="fold")
 
 
 def _one_line(value: str) -> str:
@@ -116,10 +163,17 @@ def plain_lines(
     return lines
 
 
+BOM = "\ufeff"
+"""Excel on a Chinese Windows reads a CSV file in the local code page (GBK) unless it starts
+with a UTF-8 byte order mark; with it, Chinese text opens as written."""
+
+
 def as_csv(report: Report, campaign: Campaign, lang: Lang) -> str:
-    """One report as CSV (RFC 4180, CRLF line ends): the header in the language asked, empty
-    where there is no value, times local, rates as percentages."""
+    """One report as CSV (RFC 4180, CRLF line ends), after a UTF-8 byte order mark (``BOM``):
+    the header in the language asked, empty where there is no value, times local, rates as
+    percentages."""
     out = io.StringIO()
+    out.write(BOM)
     writer = csv.writer(out)
     writer.writerow(_label(c, lang) for c in report.columns)
     for row in report.rows:
@@ -179,3 +233,70 @@ def as_json(facts: Facts, reports: Sequence[Report], campaign: Campaign, lang: L
         ],
     }
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+
+
+XLSX_TIME_FORMAT = "yyyy-mm-dd hh:mm"
+XLSX_RATE_FORMAT = "0.0%"
+XLSX_WIDTH_MAX = 60
+"""No column is made wider than this (a long description), so one never fills the screen."""
+_SHEET_NAME_BAD = str.maketrans(dict.fromkeys("[]:*?/\\", "_"))
+
+
+def _xlsx_value(value: Value, column: Column, lang: Lang, campaign: Campaign) -> Any:
+    """A cell: a time as a real Excel date on the campaign's wall clock (Excel has no zones),
+    a count as a number, a rate as a fraction shown as a percentage; the rest as text."""
+    if value is None:
+        return None
+    if column.kind == "time" and isinstance(value, datetime):
+        return value.astimezone(campaign.timezone).replace(tzinfo=None)
+    if column.kind in NUMERIC and not isinstance(value, bool):
+        return value
+    return text(value, column, lang, campaign)
+
+
+def _sheet_name(title: str, taken: set[str]) -> str:
+    """At most 31 characters, none of ``[]:*?/\\``, unique in the workbook."""
+    name = title.translate(_SHEET_NAME_BAD)[:31] or "report"
+    n = 2
+    while name in taken:
+        suffix = f" ({n})"
+        name = name[: 31 - len(suffix)] + suffix
+        n += 1
+    taken.add(name)
+    return name
+
+
+def as_xlsx(facts: Facts, reports: Sequence[Report], campaign: Campaign, lang: Lang) -> bytes:
+    """An Excel workbook: a sheet per report, its header row bold and frozen, the same rows as
+    the CSV, columns as wide as their text (a Chinese character two), times as Excel dates in
+    the campaign's zone. The heading (campaign, moment, district) is the workbook's title and
+    each sheet's printed page header."""
+    book = Workbook()
+    default = book.active
+    if default is not None:
+        book.remove(default)
+    title = heading(facts, campaign, lang)
+    book.properties.title = title
+    bold = Font(bold=True)
+    taken: set[str] = set()
+    for report in reports:
+        sheet = book.create_sheet(_sheet_name(_label(report, lang), taken))
+        sheet.append([_label(c, lang) for c in report.columns])
+        for cell in sheet[1]:
+            cell.font = bold
+        sheet.freeze_panes = "A2"
+        sheet.oddHeader.center.text = title.replace("&", "&&")
+        widths = [cell_len(_label(c, lang)) for c in report.columns]
+        for row in report.rows:
+            sheet.append([_xlsx_value(row[c.key], c, lang, campaign) for c in report.columns])
+            for i, c in enumerate(report.columns):
+                widths[i] = max(widths[i], cell_len(text(row[c.key], c, lang, campaign)))
+        for i, c in enumerate(report.columns, start=1):
+            letter = get_column_letter(i)
+            sheet.column_dimensions[letter].width = min(widths[i - 1] + 2, XLSX_WIDTH_MAX)
+            if c.kind in ("time", "rate"):
+                for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i):
+                    cell.number_format = XLSX_TIME_FORMAT if c.kind == "time" else XLSX_RATE_FORMAT
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
