@@ -15,9 +15,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
@@ -271,6 +268,12 @@ def as_xlsx(facts: Facts, reports: Sequence[Report], campaign: Campaign, lang: L
     the CSV, columns as wide as their text (a Chinese character two), times as Excel dates in
     the campaign's zone. The heading (campaign, moment, district) is the workbook's title and
     each sheet's printed page header."""
+    # Imported here: every cw command builds the parser that imports this module, and openpyxl
+    # takes half a second to import.
+    from openpyxl import Workbook  # noqa: PLC0415
+    from openpyxl.styles import Font  # noqa: PLC0415
+    from openpyxl.utils import get_column_letter  # noqa: PLC0415
+
     book = Workbook()
     default = book.active
     if default is not None:
