@@ -66,6 +66,9 @@ class Campaign:
     phases: tuple[PhaseSpan, ...]
     rebound_window: timedelta = timedelta(days=90)
     district: str | None = None
+    waiting_alert_after: timedelta = timedelta(days=3)
+    """A follow-up (RectificationDue, RecheckPassed …) waiting this long for its IssueFound is
+    alerted on (``[rules] waiting_alert_after``)."""
     reminders: ReminderRules = field(default_factory=ReminderRules)
 
     def phase_of(self, moment: datetime) -> str:
@@ -111,7 +114,7 @@ def load_campaign(path: str | Path | None = None) -> Campaign:
 KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "": frozenset({"name", "district", "timezone", "phases", "rules", "reminders"}),
     "phases": frozenset({"name", "title", "start", "end"}),
-    "rules": frozenset({"rebound_window"}),
+    "rules": frozenset({"rebound_window", "waiting_alert_after"}),
     "reminders": frozenset(
         {
             "order_within",
@@ -174,6 +177,12 @@ def parse_campaign(raw: dict[str, object], where: str = "campaign") -> Campaign:
         tz = ZoneInfo(str(raw.get("timezone", "Asia/Shanghai")))
     except (ValueError, KeyError) as exc:
         raise CampaignError(f"{where}: {exc}") from None
+    try:
+        waiting_alert_after = parse_duration(rules.get("waiting_alert_after", "3d"))
+    except ValueError as exc:
+        raise CampaignError(f"{where}: rules.waiting_alert_after: {exc}") from None
+    if waiting_alert_after <= timedelta(0):
+        raise CampaignError(f"{where}: rules.waiting_alert_after must be longer than 0")
     district = raw.get("district")
     return Campaign(
         name=str(raw.get("name", where)),
@@ -181,6 +190,7 @@ def parse_campaign(raw: dict[str, object], where: str = "campaign") -> Campaign:
         phases=tuple(spans),
         rebound_window=window,
         district=None if district is None else str(district),
+        waiting_alert_after=waiting_alert_after,
         reminders=_reminders(raw.get("reminders", {}), where),
     )
 

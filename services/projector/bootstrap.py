@@ -38,7 +38,7 @@ from services.consumer.watch import watch
 from services.projector import usecases
 from services.projector.adapters import audit as audit_adapter
 from services.projector.adapters import postgres
-from services.projector.adapters.gauges import DomainGauges
+from services.projector.adapters.gauges import DomainGauges, WaitingGauges
 from services.projector.adapters.generations import record_campaign_phases
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.adapters.reader_role import ensure_reader_role
@@ -175,6 +175,13 @@ async def run_projector(
             # Only now, holding the lock: a standby serves no domain gauges, so sums never double.
             gauges = DomainGauges(pool, asyncio.get_running_loop(), serving=guard.holds)
             metrics.registry.register(gauges)
+            waiting = WaitingGauges(
+                pool,
+                asyncio.get_running_loop(),
+                serving=guard.holds,
+                alert_after=campaign.waiting_alert_after,
+            )
+            metrics.registry.register(waiting)
             rebuilds = RebuildProgress(pool, asyncio.get_running_loop(), serving=guard.holds)
             metrics.registry.register(rebuilds)
             auditor = asyncio.create_task(_audit_periodically(settings, nc, pool, metrics))
@@ -187,6 +194,7 @@ async def run_projector(
                 counter.cancel()
                 stopper.cancel()
                 metrics.registry.unregister(gauges)
+                metrics.registry.unregister(waiting)
                 metrics.registry.unregister(rebuilds)
                 await guard.release()
         finally:

@@ -49,6 +49,8 @@ def events() -> list[bytes]:
             f.due(V, "I2", f.at("2023-03-02 11:00"), f.at("2023-03-05 18:00"), order_no="ZG-2"),
             f.due(V, "I2", f.at("2023-03-05 11:00"), f.at("2023-03-12 18:00"), order_no="ZG-2"),
             f.recheck_passed(V, "I2", f.at("2023-03-08 10:00")),
+            # An order for an issue whose IssueFound never came: archived, and it waits.
+            f.due(V, "I-LOST", f.at("2023-03-09 11:00"), f.at("2023-03-20 18:00"), order_no="ZG-9"),
         )
     ]
 
@@ -137,6 +139,27 @@ async def test_xlsx_goes_to_a_file_and_holds_the_csv_rows(
     ]
     assert cells == rows
     assert rows[1][rows[0].index("第一责任人电话")] == "13800000001"
+
+
+async def test_waiting_lists_the_follow_up_whose_issue_found_never_came(
+    env: dict[str, str],
+) -> None:
+    shown = cw(env, "report", "waiting")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    header = lines[lines.index("等待问题登记的后续事件") + 1].split("\t")
+    (row,) = [dict(zip(header, line.split("\t"), strict=True)) for line in lines[-1:]]
+    assert header[0] == "已等待" and re.fullmatch(r"\d+(分|小时\d*分?)", row["已等待"])
+    assert (row["场所"], row["问题编号"], row["事件类型"], row["事件时间"]) == (
+        "墟沟农贸市场", "I-LOST", "限期整改", "2023-03-09 11:00",
+    )  # fmt: skip
+    assert re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d", row["收到时间"])  # local time
+    # Every report (the default) shows it too, but not as of a past moment: it is of now.
+    assert "等待问题登记的后续事件" in cw(env, "report").stdout
+    past = cw(env, "report", "--as-of", "2023-03-15")
+    assert past.returncode == 0 and "等待问题登记的后续事件" not in past.stdout
+    refused = cw(env, "report", "waiting", "--as-of", "2023-03-15")
+    assert refused.returncode == 2 and "now" in refused.stderr
 
 
 async def test_a_terminal_gets_tables(env: dict[str, str]) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import openpyxl
@@ -15,7 +16,7 @@ from rich.console import Console
 
 from services.common.campaign import load_campaign
 from services.reports.adapters.views import replayed
-from services.reports.domain.model import Facts, Report
+from services.reports.domain.model import Facts, Report, WaitingFact
 from services.reports.domain.reports import build
 from services.reports.entrypoints import output
 from tests import factories as f
@@ -239,3 +240,28 @@ def test_a_terminal_table_measures_chinese_as_two_columns() -> None:
     assert "13800000001" in row
     # The columns line up: each heading starts where its values start, in terminal cells.
     assert cell_len(header[: header.index("第一责任人")]) == cell_len(row[: row.index("王建国")])
+
+
+def test_waiting_shows_the_longest_waiting_first_with_its_age() -> None:
+    base = facts()
+    lost = WaitingFact(
+        "320703", M, "I-LOST", "RectificationDue", "e1", f.at("2023-03-05 11:00"),
+        AS_OF - timedelta(days=3, hours=4, minutes=9),
+    )  # fmt: skip
+    fresh = WaitingFact(
+        "320703", "LY-X-9", "I-NEW", "RecheckPassed", "e2", f.at("2023-03-15 11:00"),
+        AS_OF - timedelta(minutes=7),
+    )  # fmt: skip
+    (report,) = build(dataclasses.replace(base, waiting=(fresh, lost)), ["waiting"])
+    lines = output.as_csv(report, CAMPAIGN, "zh").removeprefix(output.BOM).splitlines()
+    assert lines == [
+        "已等待,区,场所编号,场所,问题编号,事件类型,事件时间,收到时间,事件编号",
+        "3天4小时,320703,LY-FM-001,墟沟农贸市场,I-LOST,限期整改,2023-03-05 11:00,"
+        "2023-03-12 07:51,e1",
+        "7分,320703,LY-X-9,,I-NEW,复查通过,2023-03-15 11:00,2023-03-15 11:53,e2",
+    ]
+    doc = json.loads(output.as_json(base, [report], CAMPAIGN, "en"))
+    assert [r["waiting_for"] for r in doc["reports"][0]["rows"]] == [274140, 420]
+    assert output.text(timedelta(hours=5, minutes=12), report.columns[0], "en", CAMPAIGN) == (
+        "5h 12m"
+    )

@@ -150,9 +150,12 @@ ON CONFLICT (district, venue_id, phase) DO UPDATE SET
     items_checked = c.items_checked + EXCLUDED.items_checked,
     items_failed = c.items_failed + EXCLUDED.items_failed
 """
-ADD_PENDING = """
-INSERT INTO {s}.pending_issue_events
-SELECT * FROM json_populate_recordset(NULL::{s}.pending_issue_events, $1::json)
+PENDING_COLUMNS = "district, issue_id, stream_seq, subject, phase, payload"
+# waiting_since is the table's default (now()): when the projector took the follow-up.
+ADD_PENDING = f"""
+INSERT INTO {{s}}.pending_issue_events ({PENDING_COLUMNS})
+SELECT {PENDING_COLUMNS}
+FROM json_populate_recordset(NULL::{{s}}.pending_issue_events, $1::json)
 ON CONFLICT DO NOTHING
 """
 RESOLVE_PENDING = f"""

@@ -17,10 +17,14 @@ from services.reports.domain.model import (
     Value,
     VenueFact,
     VenuePhaseFact,
+    WaitingFact,
 )
 
-REPORTS = ("summary", "overdue", "rebounds", "streets", "on_time")
+REPORTS = ("summary", "overdue", "rebounds", "streets", "on_time", "waiting")
 """Every report, in the order ``cw report`` prints them."""
+NOW_ONLY = frozenset({"waiting"})
+"""Reports of what is so now, which a replay as of a past moment cannot give: the archive keeps
+the events applied, not when each one waited."""
 
 _PHASE_ORDER = {p: i for i, p in enumerate(PHASES)}
 
@@ -263,12 +267,42 @@ def on_time(facts: Facts) -> Report:
     )  # fmt: skip
 
 
+def waiting(facts: Facts) -> Report:
+    """Follow-ups waiting for their IssueFound, the longest waiting first: a publisher that
+    lost an IssueFound, or sent it to another district, shows here before anyone asks."""
+    venues = _venues(facts)
+
+    def row(w: WaitingFact) -> dict[str, Value]:
+        v = venues.get((w.district, w.venue_id))
+        return {
+            "waiting_for": max(facts.as_of - w.waiting_since, timedelta(0)),
+            "district": w.district, "venue_id": w.venue_id, "venue": v.name if v else None,
+            "issue_id": w.issue_id, "event_type": w.event_type, "event_id": w.event_id,
+            "occurred_at": w.occurred_at, "waiting_since": w.waiting_since,
+        }  # fmt: skip
+
+    ordered = sorted(
+        facts.waiting, key=lambda w: (w.waiting_since, w.district, w.issue_id, w.event_id)
+    )
+    return Report(
+        "waiting", "等待问题登记的后续事件", "Follow-ups waiting for their IssueFound",
+        (Column("waiting_for", "已等待", "waiting for", "duration"), DISTRICT, VENUE_ID, VENUE,
+         Column("issue_id", "问题编号", "issue"),
+         Column("event_type", "事件类型", "event type", "event_type"),
+         Column("occurred_at", "事件时间", "occurred", "time"),
+         Column("waiting_since", "收到时间", "waiting since", "time"),
+         Column("event_id", "事件编号", "event id")),
+        tuple(row(w) for w in ordered),
+    )  # fmt: skip
+
+
 BUILDERS: dict[str, Callable[[Facts], Report]] = {
     "summary": phase_summary,
     "overdue": overdue,
     "rebounds": rebounds,
     "streets": street_summary,
     "on_time": on_time,
+    "waiting": waiting,
 }
 
 

@@ -16,7 +16,7 @@ from services.common.localtime import MOMENT_FORMS, MomentError, MomentInput, pa
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.reports import bootstrap
-from services.reports.domain.reports import REPORTS
+from services.reports.domain.reports import NOW_ONLY, REPORTS
 from services.reports.entrypoints import output
 
 NAMES = {name.replace("_", "-"): name for name in REPORTS}
@@ -44,8 +44,18 @@ def _moment(text: str) -> MomentInput:
 def _report(args: argparse.Namespace) -> int:
     settings = Settings()
     campaign = load_campaign(settings.campaign_file)
-    names = list(REPORTS) if not args.reports or "all" in args.reports else args.reports
-    names = list(dict.fromkeys(names))
+    every = not args.reports or "all" in args.reports
+    names = list(dict.fromkeys(REPORTS if every else args.reports))
+    if args.as_of is not None:
+        if not every and NOW_ONLY.intersection(names):
+            print(
+                f"cw report: {', '.join(sorted(NOW_ONLY.intersection(names)))} shows what is so "
+                "now; --as-of cannot replay it (the archive keeps the events applied, not when "
+                "each one waited)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        names = [n for n in names if n not in NOW_ONLY]
     if args.format == "xlsx" and args.output is None:
         print(
             "cw report: --format xlsx writes a workbook, not text: give --output FILE.xlsx",
@@ -91,7 +101,9 @@ def _report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    if args.district is not None and not (facts.venues or facts.issues or facts.venue_phases):
+    if args.district is not None and not (
+        facts.venues or facts.issues or facts.venue_phases or facts.waiting
+    ):
         print(
             f"cw report: 区 {args.district} 没有任何数据 (nothing known of district "
             f"{args.district})",
@@ -130,13 +142,15 @@ def _report(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "report",
-        help="the bureau's numbers as tables: summary, overdue, rebounds, streets, on-time",
+        help="the bureau's numbers as tables: summary, overdue, rebounds, streets, on-time, "
+        "waiting",
         description="The bureau's reports, read from the public views as the read-only role "
         "(CW_READER_DATABASE_URL; CW_DATABASE_URL when it is unset), or as they stood at a past "
         "moment (--as-of: the archive replayed up to it): summary (by district, phase and venue "
         "kind: coverage, inspections by kind, pass rate, issues), overdue (venue, item, order "
         "number, deadline, days overdue, first responsible person, officer), rebounds (反复反弹), "
-        "streets (街道), on-time (closed by the original and by the extended deadline). Times "
+        "streets (街道), on-time (closed by the original and by the extended deadline), waiting "
+        "(follow-ups waiting for their IssueFound, the longest first; now only). Times "
         "are local (the campaign's zone). On a terminal: tables (one block per row when a table "
         "is wider than the terminal); through a pipe: tab-separated lines, never wrapped. csv "
         "starts with a UTF-8 byte order mark so that Excel reads its Chinese; xlsx is an Excel "

@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeAlias
 
 from rich import box
@@ -34,6 +34,14 @@ VENUE_KIND_ZH = {
     "unregistered": "未登记",
 }
 STATUS_ZH = {"open": "待整改", "rectifying": "整改中", "overdue": "已逾期", "closed": "已销号"}
+EVENT_TYPE_ZH = {
+    "VenueRegistered": "场所登记",
+    "InspectionRecorded": "检查记录",
+    "IssueFound": "发现问题",
+    "RectificationDue": "限期整改",
+    "RecheckFailed": "复查未通过",
+    "RecheckPassed": "复查通过",
+}
 NUMERIC = frozenset({"int", "rate"})
 
 
@@ -49,6 +57,9 @@ def text(value: Value, column: Column, lang: Lang, campaign: Campaign, missing: 
     if kind == "time":
         assert isinstance(value, datetime)
         return shown(value, campaign.timezone)
+    if kind == "duration":
+        assert isinstance(value, timedelta)
+        return _duration(value, lang)
     if isinstance(value, bool):
         return ("是" if value else "否") if lang == "zh" else ("yes" if value else "no")
     if lang == "zh":
@@ -60,7 +71,21 @@ def text(value: Value, column: Column, lang: Lang, campaign: Campaign, missing: 
             return VENUE_KIND_ZH.get(str(value), str(value))
         if kind == "status":
             return STATUS_ZH.get(str(value), str(value))
+        if kind == "event_type":
+            return EVENT_TYPE_ZH.get(str(value), str(value))
     return str(value)
+
+
+def _duration(value: timedelta, lang: Lang) -> str:
+    """``3天4小时``, ``5小时12分``, ``7分`` (``--lang en``: ``3d 4h``): the two largest units."""
+    minutes = int(value.total_seconds()) // 60
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    units = ("天", "小时", "分") if lang == "zh" else ("d", "h", "m")
+    parts = [(days, units[0]), (hours, units[1]), (mins, units[2])]
+    while parts and parts[0][0] == 0:
+        parts.pop(0)
+    shown_parts = [f"{n}{u}" for n, u in parts[:2] if n] or [f"0{units[2]}"]
+    return ("" if lang == "zh" else " ").join(shown_parts)
 
 
 def _label(thing: Column | Report, lang: Lang) -> str:
@@ -81,29 +106,34 @@ def heading(facts: Facts, campaign: Campaign, lang: Lang) -> str:
 def print_tables(
     console: Console, facts: Facts, reports: Sequence[Report], campaign: Campaign, lang: Lang
 ) -> None:
-    """A table per report when it fits the terminal (rich measures a Chinese character as two
-    columns), else one block per row: a table squeezed into 80 columns wraps every cell."""
+    """The heading, then each report as ``print_report`` shows it."""
     console.print(heading(facts, campaign, lang), markup=False, highlight=False)
     for report in reports:
         console.print()
-        if report.rows and _natural_width(report, campaign, lang) > console.width:
-            _print_blocks(console, report, campaign, lang)
-            continue
-        table = Table(
-            title=_label(report, lang), title_justify="left", box=box.SIMPLE_HEAD,
-            highlight=False, pad_edge=False,
-        )  # fmt: skip
-        for c in report.columns:
-            table.add_column(
-                _label(c, lang), justify="right" if c.kind in NUMERIC else "left", no_wrap=False
-            )
-        for row in report.rows:
-            table.add_row(*(Text(text(row[c.key], c, lang, campaign)) for c in report.columns))
-        if not report.rows:
-            console.print(Text(_label(report, lang), style="italic"))
-            console.print("  （无）" if lang == "zh" else "  (none)", highlight=False)
-            continue
-        console.print(table)
+        print_report(console, report, campaign, lang)
+
+
+def print_report(console: Console, report: Report, campaign: Campaign, lang: Lang) -> None:
+    """A table when it fits the terminal (rich measures a Chinese character as two columns),
+    else one block per row: a table squeezed into 80 columns wraps every cell."""
+    if not report.rows:
+        console.print(Text(_label(report, lang), style="italic"))
+        console.print("  （无）" if lang == "zh" else "  (none)", highlight=False)
+        return
+    if _natural_width(report, campaign, lang) > console.width:
+        _print_blocks(console, report, campaign, lang)
+        return
+    table = Table(
+        title=_label(report, lang), title_justify="left", box=box.SIMPLE_HEAD,
+        highlight=False, pad_edge=False,
+    )  # fmt: skip
+    for c in report.columns:
+        table.add_column(
+            _label(c, lang), justify="right" if c.kind in NUMERIC else "left", no_wrap=False
+        )
+    for row in report.rows:
+        table.add_row(*(Text(text(row[c.key], c, lang, campaign)) for c in report.columns))
+    console.print(table)
 
 
 def _natural_width(report: Report, campaign: Campaign, lang: Lang) -> int:
@@ -151,12 +181,17 @@ def plain_lines(
     header first), never wrapped; a blank line between reports."""
     lines = [heading(facts, campaign, lang)]
     for report in reports:
-        lines.extend(["", _label(report, lang)])
-        lines.append("\t".join(_label(c, lang) for c in report.columns))
-        lines.extend(
-            "\t".join(_one_line(text(row[c.key], c, lang, campaign)) for c in report.columns)
-            for row in report.rows
-        )
+        lines.extend(["", _label(report, lang), *tab_separated(report, campaign, lang)])
+    return lines
+
+
+def tab_separated(report: Report, campaign: Campaign, lang: Lang) -> list[str]:
+    """The header, then a line per row; a value's own line ends and tabs become blanks."""
+    lines = ["\t".join(_label(c, lang) for c in report.columns)]
+    lines.extend(
+        "\t".join(_one_line(text(row[c.key], c, lang, campaign)) for c in report.columns)
+        for row in report.rows
+    )
     return lines
 
 
@@ -203,6 +238,8 @@ def as_markdown(facts: Facts, reports: Sequence[Report], campaign: Campaign, lan
 def _json_value(value: Value, column: Column, campaign: Campaign) -> Any:
     if isinstance(value, datetime):
         return rfc3339(value, campaign.timezone)
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
     if column.kind == "rate" and isinstance(value, float):
         return round(value, 4)
     return value
