@@ -37,7 +37,7 @@ from services.consumer.jetstream import (
 from services.consumer.watch import watch
 from services.projector import usecases
 from services.projector.adapters import audit as audit_adapter
-from services.projector.adapters import postgres
+from services.projector.adapters import postgres, read_model
 from services.projector.adapters.gauges import DomainGauges, WaitingGauges
 from services.projector.adapters.generations import record_campaign_phases
 from services.projector.adapters.metrics import ProjectorMetrics
@@ -341,3 +341,21 @@ async def venue_as_of(settings: Settings, venue_id: str, as_of: datetime) -> lis
     finally:
         await conn.close()
     return usecases.venue_as_of(history, as_of, campaign.rebound_window)
+
+
+async def venue_named(
+    settings: Settings, text: str, district: str | None, as_of: datetime
+) -> tuple[list[VenueAsOf], list[tuple[str, str, str]]]:
+    """``cw venue TEXT`` when no venue has the id ``TEXT``: the registered venues whose name (or
+    id) holds it, as (district, venue_id, name); the one venue replayed when exactly one does."""
+    campaign = load_campaign(settings.campaign_file)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        matches = await read_model.find_venues(conn, text, district)
+        if len(matches) != 1:
+            return [], matches
+        found_district, venue_id, _ = matches[0]
+        history = await postgres.venue_history(conn, venue_id, found_district)
+    finally:
+        await conn.close()
+    return usecases.venue_as_of(history, as_of, campaign.rebound_window), matches

@@ -389,6 +389,22 @@ ORDER BY stream_seq
 """
 
 
+# A venue by (part of) its name or id, case-insensitive; strpos, not LIKE, so that % and _ in
+# what a person typed are plain characters.
+FIND_VENUES = """
+SELECT district, venue_id, name FROM public.venues
+WHERE ($2::text IS NULL OR district = $2)
+  AND (strpos(lower(name), lower($1)) > 0 OR strpos(lower(venue_id), lower($1)) > 0)
+ORDER BY district, venue_id
+"""
+
+
+async def find_venues(conn: Conn, text: str, district: str | None) -> list[tuple[str, str, str]]:
+    """The registered venues whose name or id holds ``text``: (district, venue_id, name)."""
+    rows = await conn.fetch(FIND_VENUES, text, district)
+    return [(r["district"], r["venue_id"], r["name"]) for r in rows]
+
+
 async def venue_history(conn: Conn, venue_id: str, district: str | None) -> list[StreamEvent]:
     """What ``cw venue --as-of`` replays: the venue's archived events through the public view,
     all of them (a venue whose every event came after the moment still exists)."""

@@ -64,6 +64,11 @@ def _rows(cls: Any, records: Sequence[asyncpg.Record]) -> tuple[Any, ...]:
     return tuple(cls(**dict(r.items())) for r in records)
 
 
+async def registered_venues(conn: asyncpg.Connection, district: str | None) -> list[VenueFact]:
+    """``cw venues``: the rows of the ``venues`` view (one district's, or all)."""
+    return list(_rows(VenueFact, await conn.fetch(VENUES, district)))
+
+
 class ViewsSource:
     """``FactsSource`` on one connection (as ``cw_reader``), each read in one snapshot."""
 

@@ -296,6 +296,22 @@ def waiting(facts: Facts) -> Report:
     )  # fmt: skip
 
 
+def venue_list(venues: Iterable[VenueFact]) -> Report:
+    """``cw venues``: every registered venue, by district and id, with whom to call."""
+    ordered = sorted(venues, key=lambda v: (v.district, v.venue_id))
+    return Report(
+        "venues", "场所", "Venues",
+        (DISTRICT, VENUE_ID, Column("name", "场所名称", "name"),
+         Column("kind", "场所类型", "kind", "venue_kind"), Column("street", "街道", "street"),
+         *PEOPLE),
+        tuple(
+            {"district": v.district, "venue_id": v.venue_id, "name": v.name, "kind": v.kind,
+             "street": v.street, **_people(v)}
+            for v in ordered
+        ),
+    )  # fmt: skip
+
+
 BUILDERS: dict[str, Callable[[Facts], Report]] = {
     "summary": phase_summary,
     "overdue": overdue,

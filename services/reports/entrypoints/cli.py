@@ -17,7 +17,7 @@ from services.common.runtime import run
 from services.common.settings import Settings
 from services.reports import bootstrap
 from services.reports.domain.reports import NOW_ONLY, REPORTS
-from services.reports.entrypoints import output
+from services.reports.entrypoints import output, venues
 
 NAMES = {name.replace("_", "-"): name for name in REPORTS}
 """What is typed (``on-time``) and the report it names (``on_time``)."""
@@ -195,3 +195,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"as they stood at T, replayed from the archive: {MOMENT_FORMS}",
     )
     p.set_defaults(handler=_report)
+    venues.register(sub)
