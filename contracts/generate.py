@@ -62,7 +62,9 @@ MSG_ID_HEADER: Json = {
 }
 
 DEAD_LETTER_HEADERS: dict[str, str] = {
-    wire.DLQ_STAGE: "Which stage rejected the message: intake (cw publish), projector or notifier.",
+    wire.DLQ_STAGE: "Which stage rejected the message: intake (cw publish), projector or notifier. "
+    "Readers take the stage from the subject (the token after cw.dlq.), which NATS decides who "
+    "may write; a header that says another stage is shown as a false claim.",
     wire.DLQ_REASON: "Why, naming each field: `data.severity: Input should be ...`. Non-ASCII "
     "characters are written as \\uXXXX escapes (headers are ASCII).",
     wire.DLQ_FIELD: "The first field named in the reason (a dotted path such as data.severity, or "
@@ -72,19 +74,25 @@ DEAD_LETTER_HEADERS: dict[str, str] = {
     wire.DLQ_STREAM_SEQ: "Its sequence in that stream (stages that read a stream).",
     wire.DLQ_LINE: "The line of the input file (intake).",
     wire.DLQ_ORIGINAL_MSG_ID: "The Nats-Msg-Id the message was originally published with.",
-    wire.MSG_ID: "The dead letter's own id: `<stage>:<stream seq>` when the stage read the "
-    "message from a stream, otherwise (intake) `<stage>:<the first 32 hexadecimal digits of the "
-    "SHA-256 of the payload>`. JetStream keeps one copy of a dead letter whose id it has seen "
-    "within the stream's duplicate window (24 hours by default), so the same rejection stored "
-    "twice in that time is kept once.",
+    wire.MSG_ID: "The dead letter's own id: `<stage>:<stream seq>:<seal>` when a service read "
+    "the message from a stream, where the seal is the first 32 hexadecimal digits of an "
+    "HMAC-SHA256 of `<stage>:<stream seq>` under the deployment's key, which only the services "
+    "read (a district, which may write any id on its own intake subject, cannot write a "
+    "service's id first); otherwise (intake) `<stage>:<the first 32 hexadecimal digits of the "
+    "SHA-256 of the payload>`. Letters written before the seal have `<stage>:<stream seq>`. "
+    "JetStream keeps one copy of a dead letter whose id it has seen within the stream's "
+    "duplicate window (24 hours by default), so the same rejection stored twice in that time is "
+    "kept once.",
     wire.DLQ_FILE: "The name of the input file (intake).",
     wire.DLQ_KIND: "The reason's class: malformed_json, too_large, unknown_event_type, "
-    "schema_version, invalid_field, subject_mismatch, venue_mismatch, event_id_reused, "
-    "unhandled_event_type, unstorable or unreadable.",
+    "schema_version, invalid_field, subject_mismatch, unknown_district (a district the "
+    "campaign does not list), venue_mismatch, event_id_reused, unhandled_event_type, unstorable "
+    "or unreadable.",
     wire.DLQ_ISSUE_VENUE: "For venue_mismatch: the venue of the issue, where a fixed event "
     "belongs.",
     wire.DLQ_TARGET: "For the notifier: the target (its name in the notify file) that refused the "
-    "reminder; the dead letter's Nats-Msg-Id is then `notifier:<stream seq>:<target>`.",
+    "reminder; the dead letter's Nats-Msg-Id is then `notifier:<stream seq>:<target>:<seal>`, "
+    "the seal taken over `notifier:<stream seq>:<target>`.",
     wire.DLQ_TRUNCATED: "Present when the line was longer than the payload kept "
     f"({MAX_EVENT_BYTES} bytes and one more): its size in bytes (intake).",
 }
@@ -346,7 +354,11 @@ def asyncapi_document(examples: list[Json], reminders: list[Json]) -> Json:
                 "description": f"Lines a district's publisher (cw publish) rejected, in stream "
                 f"{DEAD_LETTERS_STREAM}, header Cw-Dlq-Stage intake. The district is the "
                 "publisher's (CW_DISTRICT): NATS lets each district's publisher write its own "
-                "and no other. A replacement replayed from one stays in that district.",
+                "and no other. A replacement replayed from one stays in that district. What a "
+                "letter here says of itself is its writer's word: another Cw-Dlq-Stage, or a "
+                "Cw-Dlq-Subject, Cw-Dlq-Stream-Seq, Cw-Dlq-Issue-Venue or Cw-Dlq-Target (headers "
+                "only the services write), is shown as a false claim and the letter is never "
+                "replayed.",
                 "parameters": {
                     "district": {
                         "description": "6-digit administrative code of the publisher; unknown "

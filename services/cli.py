@@ -12,13 +12,14 @@ import signal
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import nats.errors
 from pydantic import ValidationError
 
 from services import registry
-from services.common.connect import SERVICE_REFUSED, Refused
+from services.common.connect import SERVICE_REFUSED, Refused, failure_text
 from services.common.settings import Settings, described_settings
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -26,6 +27,8 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrations() -> list[Register]:
     # Imported here so that `cw --help` does not pay for every service's imports.
+    from services.backups.entrypoints.cli import register as register_streams  # noqa: PLC0415
+    from services.commands.tracking import register as register_tracking  # noqa: PLC0415
     from services.common.entrypoints import register as register_common  # noqa: PLC0415
     from services.deadletters.entrypoints.cli import register as register_dlq  # noqa: PLC0415
     from services.devstack.cli import register as register_dev  # noqa: PLC0415
@@ -41,8 +44,10 @@ def _registrations() -> list[Register]:
         register_run,
         register_projector,
         register_dlq,
+        register_tracking,
         register_reports,
         register_nats,
+        register_streams,
     ]
 
 
@@ -54,19 +59,28 @@ EXIT_BAD_SETTING = 78
 """``EX_CONFIG``, as production mode's refusals."""
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(settings: Settings) -> None:
+    """Log lines stamped on the campaign's clock."""
+    from services.common.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging(settings.campaign_file)
 
 
 REFUSED_STOP_S = 30.0
 """How long a service NATS refused is given to stop as on SIGTERM before it is cancelled."""
+STOP_GRACE_S = 5.0
+"""How long a service is given after SIGINT or SIGTERM to finish the batch in hand and return,
+before it is cancelled: a wait for a server that is away (its first connection, a retry's
+pause) does not watch the stop event. Cancelling is safe at any point: nothing is acknowledged
+before it is committed."""
 
 
 async def serve(service: registry.RunnableService, settings: Settings) -> None:
     """Run ``service`` until SIGINT or SIGTERM, or until NATS refuses it something (then stop
-    it and raise ``Refused``: a user without the service's rights is a configuration error)."""
+    it and raise ``Refused``: a user without the service's rights is a configuration error).
+
+    Stopped by a signal, it returns whatever it was doing: a failure it was retrying is said in
+    one line, not raised (the operator asked it to stop)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,12 +96,13 @@ async def serve(service: registry.RunnableService, settings: Settings) -> None:
         running = asyncio.ensure_future(service.run(settings, stop))
     finally:
         SERVICE_REFUSED.reset(token)  # the task took a copy of the context
-    either: set[asyncio.Future[Any]] = {running, refused}
+    stopped = asyncio.ensure_future(stop.wait())
+    either: set[asyncio.Future[Any]] = {running, refused, stopped}
     await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
     if refused.done():
         stop.set()
-        await asyncio.wait({running}, timeout=REFUSED_STOP_S)
-        running.cancel()
+        await _ended(running, REFUSED_STOP_S)
         # How the service ended after the refusal (a request never answered) is not the news.
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await running
@@ -95,18 +110,49 @@ async def serve(service: registry.RunnableService, settings: Settings) -> None:
             f"{refused.result()}; is CW_NATS_URL or CW_NATS_CREDS this service's own user?"
         )
     refused.cancel()
+    if stop.is_set():
+        await _ended(running, STOP_GRACE_S)
+        try:
+            await running
+        except asyncio.CancelledError:
+            logging.getLogger(f"cw.{service.name}").info("stopped while waiting for a server")
+        except Exception as exc:
+            logging.getLogger(f"cw.{service.name}").warning(
+                "stopped on request while failing: %s: %s", type(exc).__name__, failure_text(exc)
+            )
+        return
     running.result()
+
+
+async def _ended(running: asyncio.Future[Any], within_s: float) -> None:
+    """Wait up to ``within_s`` for ``running`` to end, then cancel it."""
+    await asyncio.wait({running}, timeout=within_s)
+    running.cancel()
+
+
+def _stop_on_sigterm_before_the_loop() -> None:
+    """Until ``serve`` installs its handlers, SIGTERM ends the service as SIGINT does (exit 0),
+    not by the signal's default action."""
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _run(args: argparse.Namespace) -> int:
     from services.common.runtime import run  # noqa: PLC0415
 
+    _stop_on_sigterm_before_the_loop()
     service = registry.by_name(args.service)
-    _logging()
-    log = logging.getLogger(f"cw.{service.name}")
     settings = registry.service_settings(service, Settings())
+    _logging(settings)
+    log = logging.getLogger(f"cw.{service.name}")
     try:
         run(serve(service, settings))
+    except KeyboardInterrupt:
+        log.info("stopped before it started")
+        return 0
     except registry.MetricsPortTaken as exc:
         log.error("%s", exc)
         return EXIT_METRICS_PORT_TAKEN
@@ -213,6 +259,31 @@ def refused_in_production(command: str) -> int | None:
     return EXIT_NOT_FOR_PRODUCTION if problems else None
 
 
+def _use_the_stack_of_cw_dev(command: str) -> None:
+    """With neither ``CW_NATS_URL`` nor ``CW_DATABASE_URL`` set, a command run from the project
+    folder uses the stack of the ``cw dev`` running there (``.cw/stack.env``), and says so;
+    otherwise it would talk to the machine's servers without a word."""
+    if os.environ.get("CW_NATS_URL") or os.environ.get("CW_DATABASE_URL"):
+        return
+    from services.common.connect import mask_url  # noqa: PLC0415
+    from services.devstack.stack_file import running_stack  # noqa: PLC0415
+
+    try:
+        stack = running_stack(Path.cwd())
+    except OSError:  # the working folder is gone
+        return
+    if stack is None:
+        return
+    for name, value in stack.env.items():
+        os.environ.setdefault(name, value)
+    print(
+        f"cw {command}: using the stack cw dev started (pid {stack.pid}): NATS "
+        f"{mask_url(stack.env['CW_NATS_URL'])}, PostgreSQL {mask_url(stack.env['CW_DATABASE_URL'])}"
+        f" ({stack.path}; set CW_NATS_URL and CW_DATABASE_URL to use other servers)",
+        file=sys.stderr,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -233,6 +304,8 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    if args.command != "dev":
+        _use_the_stack_of_cw_dev(args.command)
     refused = refused_in_production(args.command)
     if refused is not None:
         return refused

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from services.common.campaign import load_campaign
-from services.common.http_server import HealthReport, serve
+from services.common.http_server import AlertsEndpoint, HealthReport, serve
 from services.common.settings import Settings
 from services.consumer.health import Health
 
@@ -96,6 +96,8 @@ def start_metrics_server(
     name: str,
     setting: str = METRICS_PORT_SETTING,
     health: HealthReport | None = None,
+    *,
+    alerts: AlertsEndpoint | None = None,
 ) -> str | None:
     """Serve ``registry`` on ``CW_METRICS_HOST:CW_METRICS_PORT`` as ``/metrics``, and ``health``
     as ``/healthz``; the metrics URL, ``None`` when off.
@@ -104,7 +106,7 @@ def start_metrics_server(
     if not settings.metrics_port:
         return None
     try:
-        serve(settings.metrics_host, settings.metrics_port, registry, health)
+        serve(settings.metrics_host, settings.metrics_port, registry, health, alerts)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
@@ -121,6 +123,7 @@ def start_operator_server(
     registry: CollectorRegistry,
     name: str,
     setting: str = METRICS_PORT_SETTING,
+    alerts: AlertsEndpoint | None = None,
 ) -> Health:
     """A service's ``/metrics`` and ``/healthz`` on its port (said in the log); the ``Health``
     the service then keeps up to date (its loop and watcher feed it)."""
@@ -129,7 +132,7 @@ def start_operator_server(
         slow_after_s=settings.slow_after.total_seconds(),
         zone=load_campaign(settings.campaign_file).timezone,
     )
-    url = start_metrics_server(settings, registry, name, setting, health.report)
+    url = start_metrics_server(settings, registry, name, setting, health.report, alerts=alerts)
     if url is not None:
         logging.getLogger(f"cw.{name}").info(
             "metrics on %s, health on %s", url, url.removesuffix("/metrics") + "/healthz"

@@ -1,4 +1,6 @@
-"""The campaign calendar: which phase an event belongs to. Configuration, not code."""
+"""The campaign file: its calendar (which phase an event belongs to), the districts it covers
+and the checklist it inspects against (创卫点位标准), with the bureau's names for their codes,
+and the reminders' rules. Configuration, not code."""
 
 from __future__ import annotations
 
@@ -12,10 +14,18 @@ from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import get_args
 from zoneinfo import ZoneInfo
 
 from contracts import PHASES
-from contracts.events import PATTERN_REASONS, PHONE
+from contracts.events import (
+    DISTRICT_CODE,
+    ITEM_CODE,
+    PATTERN_REASONS,
+    PHONE,
+    Severity,
+    VenueKind,
+)
 from services.common.durations import parse_duration
 
 OUTSIDE = "outside"
@@ -59,17 +69,80 @@ class ReminderRules:
     head: Contact | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class District:
+    """A district the campaign covers: its administrative code and its name (连云区)."""
+
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChecklistItem:
+    """An item of the point standards (创卫点位标准) an issue names by its code."""
+
+    code: str
+    title: str
+    """In the bureau's words: what every text a person reads shows instead of the code."""
+    category: str
+    venue_kinds: tuple[str, ...]
+    """The venue kinds it applies to (``farmers_market``, ``mall_supermarket``, ``other``)."""
+    severity: str
+    """The severity an inspection app proposes for a failure; an event's own one counts."""
+
+
+@dataclass(frozen=True)
+class Names:
+    """The bureau's names for the codes events carry: districts and checklist items. A code the
+    campaign does not list is shown as itself."""
+
+    districts: tuple[District, ...] = ()
+    checklist: tuple[ChecklistItem, ...] = ()
+
+    @cached_property
+    def _districts(self) -> dict[str, str]:
+        return {d.code: d.name for d in self.districts}
+
+    @cached_property
+    def _codes(self) -> dict[str, str]:
+        return {d.name: d.code for d in self.districts}
+
+    @cached_property
+    def _items(self) -> dict[str, ChecklistItem]:
+        return {i.code: i for i in self.checklist}
+
+    def knows_district(self, code: str) -> bool:
+        return code in self._districts
+
+    def district(self, code: str) -> str:
+        """The district's name (``连云区``), else its code."""
+        return self._districts.get(code, code)
+
+    def district_code(self, code_or_name: str) -> str:
+        """The code of a district given by its code or its name; what is neither, unchanged."""
+        return self._codes.get(code_or_name, code_or_name)
+
+    def knows_item(self, code: str) -> bool:
+        return code in self._items
+
+    def item(self, code: str) -> str:
+        """The checklist item's title (``公平秤``), else its code."""
+        found = self._items.get(code)
+        return found.title if found is not None else code
+
+
 @dataclass(frozen=True)
 class Campaign:
     name: str
     timezone: ZoneInfo
     phases: tuple[PhaseSpan, ...]
     rebound_window: timedelta = timedelta(days=90)
-    district: str | None = None
     waiting_alert_after: timedelta = timedelta(days=3)
     """A follow-up (RectificationDue, RecheckPassed …) waiting this long for its IssueFound is
     alerted on (``[rules] waiting_alert_after``)."""
     reminders: ReminderRules = field(default_factory=ReminderRules)
+    names: Names = field(default_factory=Names)
+    """Its districts and checklist, and their names."""
 
     def phase_of(self, moment: datetime) -> str:
         """The phase whose local dates contain ``moment`` (an aware datetime), else ``outside``."""
@@ -112,7 +185,9 @@ def load_campaign(path: str | Path | None = None) -> Campaign:
 
 
 KNOWN_KEYS: Mapping[str, frozenset[str]] = {
-    "": frozenset({"name", "district", "timezone", "phases", "rules", "reminders"}),
+    "": frozenset({"name", "timezone", "districts", "phases", "rules", "reminders", "checklist"}),
+    "districts": frozenset({"code", "name"}),
+    "checklist": frozenset({"code", "title", "category", "venue_kinds", "severity"}),
     "phases": frozenset({"name", "title", "start", "end"}),
     "rules": frozenset({"rebound_window", "waiting_alert_after"}),
     "reminders": frozenset(
@@ -145,6 +220,11 @@ def _unknown(table: object, known: str, where: str, path: str) -> None:
 
 
 def parse_campaign(raw: dict[str, object], where: str = "campaign") -> Campaign:
+    if "district" in raw:
+        raise CampaignError(
+            f"{where}: unknown key district: a campaign lists its districts, one a line, as "
+            'districts = [{ code = "320703", name = "连云区" }, ...]'
+        )
     _unknown(raw, "", where, "")
     phases_raw = raw.get("phases")
     if not isinstance(phases_raw, list) or not phases_raw:
@@ -183,16 +263,108 @@ def parse_campaign(raw: dict[str, object], where: str = "campaign") -> Campaign:
         raise CampaignError(f"{where}: rules.waiting_alert_after: {exc}") from None
     if waiting_alert_after <= timedelta(0):
         raise CampaignError(f"{where}: rules.waiting_alert_after must be longer than 0")
-    district = raw.get("district")
     return Campaign(
         name=str(raw.get("name", where)),
         timezone=tz,
         phases=tuple(spans),
         rebound_window=window,
-        district=None if district is None else str(district),
         waiting_alert_after=waiting_alert_after,
         reminders=_reminders(raw.get("reminders", {}), where),
+        names=Names(
+            _districts(raw.get("districts"), where), _checklist(raw.get("checklist"), where)
+        ),
     )
+
+
+TITLE_MAX = 64
+"""A district's name, a checklist item's title or category is at most this long."""
+VENUE_KINDS: tuple[str, ...] = get_args(VenueKind)
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+
+
+def _tables(value: object, key: str, where: str) -> list[dict[str, object]]:
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise CampaignError(f"{where}: {key} must be a list of tables")
+    for i, table in enumerate(value):
+        _unknown(table, key, where, f"{key}[{i}].")
+    return value
+
+
+def _text(table: dict[str, object], key: str, path: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise CampaignError(f"{where}: {path}.{key} must be a text, got {value!r}")
+    if len(value.strip()) > TITLE_MAX:
+        raise CampaignError(f"{where}: {path}.{key} is longer than {TITLE_MAX} characters")
+    return value.strip()
+
+
+def _code(table: dict[str, object], pattern: str, path: str, where: str) -> str:
+    value = table.get("code")
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise CampaignError(f"{where}: {path}.code {PATTERN_REASONS[pattern]}, got {value!r}")
+    return value
+
+
+def _districts(value: object, where: str) -> tuple[District, ...]:
+    """``districts``: every district the campaign covers; an event of another one is a dead
+    letter (``unknown_district``), so at least one is listed."""
+    if value is None:
+        raise CampaignError(
+            f"{where}: districts must list the districts the campaign covers, one a line: "
+            'districts = [{ code = "320703", name = "连云区" }]'
+        )
+    found: list[District] = []
+    for i, table in enumerate(_tables(value, "districts", where)):
+        path = f"districts[{i}]"
+        district = District(_code(table, DISTRICT_CODE, path, where),
+                            _text(table, "name", path, where))  # fmt: skip
+        for other in found:
+            if district.code == other.code or district.name == other.name:
+                raise CampaignError(
+                    f"{where}: {path} repeats {other.code} {other.name}: a district is listed once"
+                )
+        found.append(district)
+    if not found:
+        raise CampaignError(f"{where}: districts must list at least one district")
+    return tuple(found)
+
+
+def _checklist(value: object, where: str) -> tuple[ChecklistItem, ...]:
+    """``[[checklist]]``: the point standards' items. An issue may name a code not listed here:
+    it is projected all the same, and ``cw report unknown-items`` lists it."""
+    if value is None:
+        return ()
+    found: dict[str, ChecklistItem] = {}
+    for i, table in enumerate(_tables(value, "checklist", where)):
+        path = f"checklist[{i}]"
+        code = _code(table, ITEM_CODE, path, where)
+        if code in found:
+            raise CampaignError(f"{where}: {path}.code {code} is listed twice")
+        kinds = table.get("venue_kinds")
+        if (
+            not isinstance(kinds, list)
+            or not kinds
+            or not all(k in VENUE_KINDS for k in kinds)
+            or len(set(kinds)) != len(kinds)
+        ):
+            raise CampaignError(
+                f"{where}: {path}.venue_kinds must list venue kinds from "
+                f"{', '.join(VENUE_KINDS)}, each once, got {kinds!r}"
+            )
+        severity = table.get("severity")
+        if severity not in SEVERITIES:
+            raise CampaignError(
+                f"{where}: {path}.severity must be one of {', '.join(SEVERITIES)}, got {severity!r}"
+            )
+        found[code] = ChecklistItem(
+            code=code,
+            title=_text(table, "title", path, where),
+            category=_text(table, "category", path, where),
+            venue_kinds=tuple(str(k) for k in kinds),
+            severity=str(severity),
+        )
+    return tuple(found.values())
 
 
 def _reminders(table: object, where: str) -> ReminderRules:

@@ -7,14 +7,17 @@ It creates what a service role may not create for itself, and nothing else:
 - the database of ``CW_DATABASE_URL`` when it is missing (owned by the administrator, not by the
   service role), where the service role gets CONNECT and CREATE (new schemas: ``cw``, the
   generations ``cw_rm_<n>`` a rebuild makes, ``cw_reminders``, ``cw_notifier``) and CREATE on
-  schema ``public`` (the public views, which it owns);
+  schema ``public`` (the public views and their functions, which it owns);
 - the read-only role (``CW_READER_ROLE``) with ``CW_READER_PASSWORD``, when that is set; which
   views it may read is granted by the views' owner, the service role, in ``cw init``;
 - the database's ``TimeZone`` (only its owner may set it).
 
-The schemas and views of an existing deployment that a superuser initialised are handed over
-to the service role, so that moving to least privilege is this one command. Everything after
-it (``cw init``, ``cw rebuild``, the services) runs as the service role.
+It creates schema ``cw`` owned by the service role, which makes it the services' role
+(:mod:`services.common.services_role`): every command that creates objects acts as it from then
+on, whoever connects. The schemas and views of an existing deployment that a superuser
+initialised are handed over to it, so that moving to least privilege is this one command.
+Everything after it (``cw init``, ``cw rebuild``, the services) runs as the service role, or
+as a superuser acting as it.
 """
 
 from __future__ import annotations
@@ -27,13 +30,12 @@ import asyncpg
 
 from services.common.connect import Unreachable, connect_postgres_command, failure_text
 from services.common.database_zone import ensure_database_zone
-
-SYSTEM_SCHEMAS = ("cw", "cw_reminders", "cw_notifier")
-"""The schemas the system keeps, besides the generations ``cw_rm_<n>``."""
+from services.common.services_role import SYSTEM_OBJECTS, SYSTEM_SCHEMAS
 
 ROLE = "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles WHERE rolname = $1"
 QUOTE = "SELECT quote_ident($1) AS ident, quote_literal($2) AS literal"
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"
+SCHEMA_CW_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = 'cw'"
 CREATE_DATABASE = "CREATE DATABASE {db}"
 SERVICE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION"
 CREATE_ROLE = "CREATE ROLE {role} " + SERVICE_ATTRIBUTES + "{password}"
@@ -45,6 +47,9 @@ SERVICE_GRANTS = (
     "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
     "GRANT CONNECT, CREATE ON DATABASE {db} TO {role}",
     "GRANT USAGE, CREATE ON SCHEMA public TO {role}",
+    # Its owner is the services' role (services.common.services_role): every command that
+    # creates objects later acts as it, whoever connects.
+    "CREATE SCHEMA IF NOT EXISTS cw AUTHORIZATION {role}",
 )
 READER_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION"
 CREATE_READER = "CREATE ROLE {reader} " + READER_ATTRIBUTES + " PASSWORD {password}"
@@ -55,22 +60,21 @@ READER_GRANTS = (
     # A second line of defence should a grant ever be too wide: its sessions cannot write.
     "ALTER ROLE {reader} IN DATABASE {db} SET default_transaction_read_only = on",
 )
-NOT_OWNED = """
-SELECT format('ALTER SCHEMA %I OWNER TO %I', n.nspname, $2::text) AS statement
-FROM pg_namespace n
-WHERE (n.nspname = ANY($1::text[]) OR n.nspname ~ '^cw_rm_[0-9]+$')
-  AND pg_get_userbyid(n.nspowner) <> $2
-UNION ALL
-SELECT format('ALTER TABLE %I.%I OWNER TO %I', n.nspname, c.relname, $2::text)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S')
-  AND (n.nspname = ANY($1::text[]) OR n.nspname ~ '^cw_rm_[0-9]+$'
-       OR (n.nspname = 'public' AND c.relkind = 'v' AND c.relname = ANY($3::text[])))
-  AND pg_get_userbyid(c.relowner) <> $2
-  -- a sequence of a serial column follows its table
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                  WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass
-                    AND d.deptype IN ('a', 'i') AND c.relkind = 'S')
+NOT_OWNED = f"""
+SELECT statement FROM (
+    SELECT CASE kind
+           WHEN 'schema' THEN format('ALTER SCHEMA %I OWNER TO %I', schema, $3::text)
+           ELSE format('ALTER TABLE %I.%I OWNER TO %I', schema, name, $3::text)
+           END AS statement, kind
+    FROM ({SYSTEM_OBJECTS}) o
+    WHERE owner <> $3
+    UNION ALL
+    SELECT format('ALTER FUNCTION %s OWNER TO %I', p.oid::regprocedure, $3::text), 'function'
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = 'public' AND p.proname = ANY($4::text[])
+      AND pg_get_userbyid(p.proowner) <> $3
+) s
+ORDER BY kind DESC
 """
 """What a superuser's ``cw init`` left owned by someone else than the service role."""
 
@@ -114,6 +118,7 @@ async def setup_database(
     reader_password: str | None,
     zone: ZoneInfo,
     public_views: tuple[str, ...],
+    public_functions: tuple[str, ...],
 ) -> list[str]:
     """Create the roles and the database, grant what the service role needs; one line each.
 
@@ -149,12 +154,17 @@ async def setup_database(
             "db": await conn.fetchval("SELECT quote_ident($1)", target.database),
         }
         async with conn.transaction():
+            had_cw = await conn.fetchval(SCHEMA_CW_EXISTS)
             for statement in SERVICE_GRANTS:
                 await conn.execute(statement.format(**names))
             handed = [
                 row["statement"]
                 for row in await conn.fetch(
-                    NOT_OWNED, list(SYSTEM_SCHEMAS), target.role, list(public_views)
+                    NOT_OWNED,
+                    list(SYSTEM_SCHEMAS),
+                    list(public_views),
+                    target.role,
+                    list(public_functions),
                 )
             ]
             for statement in handed:
@@ -162,6 +172,7 @@ async def setup_database(
         report.append(
             f"role {target.role}: may connect to {target.database}, create schemas there and "
             "views in public; owns what the system keeps"
+            + ("" if had_cw else " (schema cw created)")
             + (f" ({len(handed)} objects handed over)" if handed else "")
         )
         report.append(await _reader_role(conn, reader_role, reader_password, names["db"]))

@@ -6,15 +6,19 @@ import argparse
 import logging
 import sys
 
+import asyncpg
+
 from services.common.campaign import load_campaign
 from services.common.connect import (
     NatsAccess,
     Unreachable,
     connect_command,
     connect_postgres_command,
+    failure_text,
 )
 from services.common.database_zone import ensure_database_zone
 from services.common.runtime import run
+from services.common.services_role import NotTheServicesRole, check_services_role
 from services.common.settings import Settings
 from services.common.streams import ensure_streams, stream_plans
 
@@ -33,12 +37,26 @@ async def _database_zone(settings: Settings) -> list[str]:
         await conn.close()
 
 
+async def _check_services_role(settings: Settings) -> None:
+    """What ``cw init`` creates will be the services' role's: refuse before anything changes
+    when it cannot be (``NotTheServicesRole``)."""
+    from services.projector.adapters.reader_role import PUBLIC_VIEWS  # noqa: PLC0415
+
+    conn = await connect_postgres_command(settings.database_url)
+    try:
+        await check_services_role(conn, PUBLIC_VIEWS)
+    finally:
+        await conn.close()
+
+
 async def initialise(settings: Settings) -> list[str]:
     """Create what is missing; change nothing an operator chose (but a ``max_msg_size`` that
     would not leave room for dead-letter headers). Returns one line per object.
 
-    Then each service of the registry ensures what it needs (``RunnableService.ensure``).
-    Raises ``Unreachable`` within seconds when NATS or PostgreSQL cannot be reached.
+    Then each service of the registry ensures what it needs (``RunnableService.ensure``), as
+    the services' role (:mod:`services.common.services_role`). Raises ``Unreachable`` within
+    seconds when NATS or PostgreSQL cannot be reached, and ``NotTheServicesRole`` before
+    anything changes when what it creates could not be the services' role's.
     """
     from services.registry import all_services  # noqa: PLC0415
 
@@ -46,6 +64,9 @@ async def initialise(settings: Settings) -> list[str]:
     load_campaign(settings.campaign_file)
     nc = await connect_command(NatsAccess.from_settings(settings), name="cw-init")
     try:
+        # NATS answers first (said first when it is away), then nothing changes unless what
+        # is made will be the services' role's.
+        await _check_services_role(settings)
         report = await ensure_streams(
             nc.jetstream(),
             stream_plans(
@@ -66,8 +87,11 @@ async def initialise(settings: Settings) -> list[str]:
 def _init(args: argparse.Namespace) -> int:
     try:
         lines = run(initialise(Settings()))
-    except Unreachable as exc:
+    except (Unreachable, NotTheServicesRole) as exc:
         print(f"cw init: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except asyncpg.InsufficientPrivilegeError as exc:
+        print(f"cw init: PostgreSQL refused it: {failure_text(exc)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     for line in lines:
         print(line)
@@ -77,7 +101,10 @@ def _init(args: argparse.Namespace) -> int:
 async def setup(settings: Settings) -> list[str]:
     """``cw db setup``: the administrator's step (:mod:`services.common.database_roles`)."""
     from services.common.database_roles import SetupRefused, setup_database  # noqa: PLC0415
-    from services.projector.adapters.reader_role import PUBLIC_VIEWS  # noqa: PLC0415
+    from services.projector.adapters.reader_role import (  # noqa: PLC0415
+        PUBLIC_FUNCTIONS,
+        PUBLIC_VIEWS,
+    )
 
     if not settings.admin_database_url:
         raise SetupRefused(
@@ -92,6 +119,7 @@ async def setup(settings: Settings) -> list[str]:
         reader_password=password.get_secret_value() if password else None,
         zone=load_campaign(settings.campaign_file).timezone,
         public_views=PUBLIC_VIEWS,
+        public_functions=PUBLIC_FUNCTIONS,
     )
 
 
@@ -120,8 +148,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="create the streams and apply the database migrations",
         description="Create CW_EVENTS, CW_REMINDERS and CW_DEAD_LETTERS if they are missing, "
         "apply the database migrations and create the read model. A stream that exists is left "
-        "as it is (settings that differ are reported). Safe to run again.",
-        epilog="exit status: 0 done; 2 NATS or PostgreSQL cannot be reached (said in one line)",
+        "as it is (settings that differ are reported). What it creates in PostgreSQL is the "
+        "services' role's (the owner of schema cw), whoever connects. Safe to run again.",
+        epilog="exit status: 0 done; 2 NATS or PostgreSQL cannot be reached, or CW_DATABASE_URL's "
+        "user may not act as the services' role, the owner of schema cw (said in one line, "
+        "before anything changes)",
     )
     p.set_defaults(handler=_init)
 

@@ -37,8 +37,8 @@ class SubjectRefused(Refused):
         elif subject.lower().startswith("$js.api."):
             # Stream names are lower-cased by nats-py: name the API, not the subject.
             text = (
-                "NATS refused to let this user use the JetStream API: cw init, cw dlq, cw audit "
-                "and cw rebuild are the operator's"
+                "NATS refused to let this user use the JetStream API: cw init, cw dlq, cw audit, "
+                "cw rebuild and cw streams are the operator's"
             )
         else:
             text = f"NATS refused to let this user publish to {subject}: {_why(subject)}"

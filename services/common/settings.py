@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/chuangwei",
         description="PostgreSQL URL of the read model (and cw.dead_letter_actions); its user is "
-        "the role the services, cw init and cw rebuild run as (cw db setup creates it).",
+        "the role the services run as (cw db setup creates it); cw init and cw rebuild act as "
+        "the services' role, the owner of schema cw, whoever this user is (a superuser may).",
     )
     admin_database_url: str | None = Field(
         default=None,
@@ -55,8 +56,8 @@ class Settings(BaseSettings):
     )
     campaign_file: Path | None = Field(
         default=None,
-        description="Campaign TOML: phases and rebound_window (unset: the shipped Lianyun 2023 "
-        "campaign).",
+        description="Campaign TOML: phases, rebound_window, districts, checklist and reminders "
+        "(unset: the shipped Lianyun 2023 campaign).",
     )
     metrics_port: int = Field(
         default=9464,

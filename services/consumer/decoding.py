@@ -11,6 +11,9 @@ from services.consumer.model import Delivery, Prepared, Rejection, StreamEvent
 
 log = logging.getLogger("cw.consumer")
 
+UNKNOWN_DISTRICT = "unknown_district"
+"""The reason of an event whose district the campaign file does not list."""
+
 
 def classify(exc: EventRejected) -> str:
     """A small, fixed set of reasons for the metric label (the full reason is in the DLQ)."""
@@ -49,6 +52,17 @@ def decode_delivery(d: Delivery, campaign: Campaign) -> Prepared:
             f"subject {d.subject} does not match the event (expected {event.subject})",
             "district/venue_id/event_type",
             "subject_mismatch",
+        )
+    if not campaign.names.knows_district(event.district):
+        # Not a district of this campaign: projected, it would be a phantom district in every
+        # report. Kept until the campaign file names it, then replayed (cw dlq replay).
+        return Rejection(
+            d,
+            f"district {event.district} is not one of the campaign's districts "
+            f"({campaign.name}); once the campaign file lists it and the projector and the "
+            "reminders service are restarted, replay this dead letter (cw dlq replay)",
+            "district",
+            UNKNOWN_DISTRICT,
         )
     phase = event.phase or campaign.phase_of(event.occurred_at)
     return StreamEvent(d.seq, event, d.data, d.subject, phase, d.headers)

@@ -48,11 +48,16 @@ def stream_replaced(consumer: str, tracked: Tracked, place: StreamPlace) -> str 
 
 def remedy(consumer: str, stream: str) -> str:
     """What an operator does about it, said after the reason."""
+    checking = f"taking no messages, checking again every {RECHECK_S:.0f} s"
+    return f"{checking}. {what_to_do(consumer, stream)}"
+
+
+def what_to_do(consumer: str, stream: str) -> str:
+    """The remedy itself, in the order to try it (also what ``cw audit`` says)."""
     start_again = "`cw rebuild`" if consumer == "projector" else f"`cw tracking reset {consumer}`"
     return (
-        f"taking no messages, checking again every {RECHECK_S:.0f} s. Restore {stream} from "
-        f"its backup (docs/operations.md); only if this {stream} holds the whole history under "
-        f"new sequences, run {start_again}"
+        f"Restore {stream} from its backup (docs/operations.md); only if this {stream} holds "
+        f"the whole history under new sequences, run {start_again}"
     )
 
 

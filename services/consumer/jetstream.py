@@ -435,10 +435,18 @@ class DeadLetterPublisher:
     gives the original size (the whole message stays in ``CW_EVENTS`` at its sequence).
     """
 
-    def __init__(self, conn: Client | NatsConnection, stage: str) -> None:
+    def __init__(
+        self,
+        conn: Client | NatsConnection,
+        stage: str,
+        key: Callable[[], Awaitable[bytes]],
+    ) -> None:
+        """``key``: the deployment's dead-letter key (``services.consumer.letter_key``), which
+        seals each letter's ``Nats-Msg-Id`` so that no district can write it first."""
         self._conn = conn if isinstance(conn, NatsConnection) else NatsConnection(conn)
         self._stage = stage
         self._subject = dead_letter_subject(stage)
+        self._key = key
 
     async def publish(
         self,
@@ -448,14 +456,15 @@ class DeadLetterPublisher:
         kind: str,
         extra: Mapping[str, str] | None = None,
     ) -> None:
+        key = await self._key()
         nc = await self._conn.current()
         body = delivery.data
         original = delivery.headers
-        headers = self._headers(delivery, reason, field, kind, extra, original=original)
+        headers = self._headers(delivery, reason, field, kind, extra, key=key, original=original)
         limit = nc.max_payload - len(self._subject) - 64
         if _headers_size(headers) > limit // 2:
             # A publisher's oversized headers are not worth losing the dead letter for.
-            headers = self._headers(delivery, reason, field, kind, extra, original=None)
+            headers = self._headers(delivery, reason, field, kind, extra, key=key, original=None)
         if len(body) + _headers_size(headers) > limit:
             headers[TRUNCATED] = str(len(body))
             body = body[: max(0, limit - _headers_size(headers))]
@@ -471,6 +480,7 @@ class DeadLetterPublisher:
         kind: str,
         extra: Mapping[str, str] | None,
         *,
+        key: bytes,
         original: Mapping[str, str] | None,
     ) -> dict[str, str]:
         return dead_letter_headers(
@@ -483,6 +493,7 @@ class DeadLetterPublisher:
             stream_seq=delivery.seq,
             kind=kind,
             extra=extra,
+            key=key,
         )
 
 

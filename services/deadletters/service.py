@@ -2,9 +2,13 @@
 
 A dead letter is removed only when its event is in ``CW_EVENTS`` on the right subject and will
 be, or was, projected:
-1. the event (or the fix) must be valid and a replacement for the original: same event_id,
+1. the letter must be what its subject says (``domain.claim_problems``: headers that claim
+   another stage, or a stream message for an intake letter, keep it, ``--force`` or not); the
+   event (or the fix) must be valid and a replacement for the original: same event_id,
    district and venue of the subject it came on (``domain.identity_problems``; ``--force``
-   overrides);
+   overrides, except an intake letter's district: ``domain.intake_district_problem``), in a
+   district the campaign file lists (else the projector would dead-letter it again as
+   ``unknown_district``);
 2. the archive is asked about the event_id: archived with the same event -> it was projected,
    nothing is published; archived with other content -> the projector would dead-letter it again
    (``event_id_reused``), so it is kept; not archived -> it is published;
@@ -27,10 +31,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from nats.js.api import PubAck
 
-from contracts import EventRejected
+from contracts import EventRejected, FieldError
+from services.common.campaign import Names
 from services.common.deadletters import DeadLetter
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM
 from services.deadletters.domain.rules import (
@@ -38,7 +44,9 @@ from services.deadletters.domain.rules import (
     ArchivedEvent,
     StoredMessage,
     candidate,
+    claim_problems,
     identity_problems,
+    intake_district_problem,
     original_event_id,
     replay_msg_id,
     same_event,
@@ -89,16 +97,25 @@ async def replay(
     *,
     fixed: bytes | None = None,
     force: bool = False,
+    zone: ZoneInfo,
+    names: Names | None = None,
 ) -> Outcome:
+    """Put dead letter ``seq`` back (module docstring); ``names``: the campaign's districts,
+    which the event's must be one of (``None``: not checked)."""
     letter = await dead_letters.get(seq)
     if letter is None:
-        return await _gone(seq, actions, "replayed")
+        return await _gone(seq, actions, "replayed", zone)
     earlier = await actions.of_letter(letter)
     if earlier is not None:
         # A crash after recording, before removing: the recorded action stands.
         await dead_letters.delete(seq)
         tail = "" if earlier.action == "replayed" else ", not replayed"
-        return Outcome(seq, earlier.action == "replayed", f"{earlier.describe()}; {REMOVED}{tail}")
+        return Outcome(
+            seq, earlier.action == "replayed", f"{earlier.describe(zone)}; {REMOVED}{tail}"
+        )
+    claims = claim_problems(letter)
+    if claims:
+        return Outcome(seq, False, f"kept: {_claims_refused(seq, claims)}")
     try:
         chosen = candidate(letter, fixed)
     except EventRejected as exc:
@@ -106,13 +123,28 @@ async def replay(
         return Outcome(seq, False, f"kept: {what} invalid: {exc.reason}")
     event = chosen.event
     problems = identity_problems(letter, event)
-    if problems and not force:
+    elsewhere = intake_district_problem(letter, event)
+    if elsewhere is not None or (problems and not force):
         why = "; ".join(str(p) for p in problems)
+        then = (
+            " (--force never publishes a district's letter into another district)"
+            if elsewhere is not None
+            else ", or pass --force to publish it anyway"
+        )
         return Outcome(
             seq,
             False,
             f"kept: not a replacement for the dead letter's event: {why}. Fix it and replay it "
-            "with --file, or pass --force to publish it anyway",
+            f"with --file{then}",
+        )
+    if names is not None and not names.knows_district(event.district):
+        return Outcome(
+            seq,
+            False,
+            f"kept: district {event.district} is not one of the campaign's districts, so the "
+            "projector would dead-letter it again as unknown_district: add its line to the "
+            "campaign file's districts, restart the projector and the reminders service, then "
+            "replay it",
         )
     how = "as it was" if fixed is None else "with a fix"
     note = f"replayed {how}" + (
@@ -140,7 +172,7 @@ async def replay(
             True,
             f"already projected: {EVENTS_STREAM} seq {archived.stream_seq} on "
             f"{archived.subject} is the same event (event_id {event.event_id}); nothing "
-            f"published; {_recorded(recorded, new)}; {REMOVED}",
+            f"published; {_recorded(recorded, new, zone)}; {REMOVED}",
         )
 
     ack = await events.publish(event.subject, chosen.payload, replay_msg_id(letter))
@@ -161,15 +193,17 @@ async def replay(
     return Outcome(
         seq,
         True,
-        f"{where}; the projector will project it; {_recorded(recorded, new)}; {REMOVED}",
+        f"{where}; the projector will project it; {_recorded(recorded, new, zone)}; {REMOVED}",
     )
 
 
-async def delete(seq: int, dead_letters: DeadLetters, actions: Actions, *, reason: str) -> Outcome:
+async def delete(
+    seq: int, dead_letters: DeadLetters, actions: Actions, *, reason: str, zone: ZoneInfo
+) -> Outcome:
     """Record that dead letter ``seq`` was deleted, and why; then remove it."""
     letter = await dead_letters.get(seq)
     if letter is None:
-        return await _gone(seq, actions, "deleted")
+        return await _gone(seq, actions, "deleted", zone)
     recorded, new = await actions.record(
         letter,
         Action(
@@ -183,7 +217,7 @@ async def delete(seq: int, dead_letters: DeadLetters, actions: Actions, *, reaso
         ),
     )
     await dead_letters.delete(seq)
-    return Outcome(seq, True, f"deleted; {_recorded(recorded, new)}; {REMOVED}")
+    return Outcome(seq, True, f"deleted; {_recorded(recorded, new, zone)}; {REMOVED}")
 
 
 def _replayed(letter: DeadLetter, event_id: uuid.UUID, event_seq: int, note: str) -> Action:
@@ -198,13 +232,15 @@ def _replayed(letter: DeadLetter, event_id: uuid.UUID, event_seq: int, note: str
     )
 
 
-def _recorded(action: Action, new: bool) -> str:
+def _recorded(action: Action, new: bool, zone: ZoneInfo) -> str:
     if new:
         return "recorded in cw.dead_letter_actions"
-    return f"already {action.describe()} in cw.dead_letter_actions (no second record)"
+    return f"already {action.describe(zone)} in cw.dead_letter_actions (no second record)"
 
 
-async def _gone(seq: int, actions: Actions, wanted: Literal["replayed", "deleted"]) -> Outcome:
+async def _gone(
+    seq: int, actions: Actions, wanted: Literal["replayed", "deleted"], zone: ZoneInfo
+) -> Outcome:
     last = await actions.last_of_seq(seq)
     if last is None:
         # Said after "dead letter SEQ: ", so the sequence is not repeated here.
@@ -214,4 +250,13 @@ async def _gone(seq: int, actions: Actions, wanted: Literal["replayed", "deleted
             f"not in {DEAD_LETTERS_STREAM}, and no replay or delete of it is recorded",
         )
     done = wanted == "deleted" or last.action == "replayed"
-    return Outcome(seq, done, f"no longer in {DEAD_LETTERS_STREAM}: {last.describe()}")
+    return Outcome(seq, done, f"no longer in {DEAD_LETTERS_STREAM}: {last.describe(zone)}")
+
+
+def _claims_refused(seq: int, claims: list[FieldError]) -> str:
+    """Why a letter whose headers its subject denies is not replayed, and what to do instead."""
+    why = "; ".join(str(c) for c in claims)
+    return (
+        f"its headers claim what its subject denies: {why}. A letter is what its subject says, "
+        f"and --force does not pass this: remove it with cw dlq delete {seq} --reason TEXT"
+    )

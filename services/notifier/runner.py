@@ -25,6 +25,7 @@ from services.common.retry import FOREVER, RetryPolicy, retry
 from services.consumer.loop import Consumer
 from services.consumer.model import Delivery, Outcome, Rejection, Tracked
 from services.consumer.ports import DeadLetters, Fenced, Observer, Source, Writer
+from services.notifier.domain.alerts import Alert, AlertsInvalid, parse_alerts
 from services.notifier.domain.budget import Attempt
 from services.notifier.domain.model import (
     Outcome as DeliveryOutcome,
@@ -218,3 +219,49 @@ class Dispatcher:
                 w.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await w
+
+
+class AlertInbox:
+    """Alertmanager's posts (``POST /alerts``, on the HTTP server's thread) handed to the
+    dispatchers of the targets with ``alerts = true``, on the event loop. Only the notifier that
+    holds the write lock sends (a standby answers 503, and Alertmanager tries again)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dispatchers: tuple[Dispatcher, ...] = ()
+
+    def attach(self, dispatchers: Sequence[Dispatcher]) -> None:
+        """From now on alerts go to those of ``dispatchers`` whose target takes alerts."""
+        self._dispatchers = tuple(d for d in dispatchers if d.dispatch.target.alerts)
+        self._loop = asyncio.get_running_loop()
+
+    def detach(self) -> None:
+        self._loop = None
+        self._dispatchers = ()
+
+    def post(self, body: bytes) -> tuple[int, dict[str, object]]:
+        """Alertmanager's webhook body; answers at once (the alerts are sent by the
+        dispatchers, within each target's budget)."""
+        try:
+            alerts, left = parse_alerts(body)
+        except AlertsInvalid as exc:
+            return 400, {"error": str(exc)}
+        loop, dispatchers = self._loop, self._dispatchers
+        if loop is None:
+            return 503, {"error": "this notifier is not sending (a standby, or stopping)"}
+        if not dispatchers:
+            return 404, {"error": "no target of the notify file takes alerts (alerts = true)"}
+        if left:
+            log.warning("%s alerts in one post: the first %s are sent", len(alerts) + left,
+                        len(alerts))  # fmt: skip
+        loop.call_soon_threadsafe(self._hand_over, dispatchers, alerts)
+        return 200, {
+            "alerts": len(alerts),
+            "targets": [d.dispatch.target.name for d in dispatchers],
+        }
+
+    @staticmethod
+    def _hand_over(dispatchers: Sequence[Dispatcher], alerts: Sequence[Alert]) -> None:
+        for dispatcher in dispatchers:
+            dispatcher.dispatch.alerts.extend(alerts)
+            dispatcher.wake.set()

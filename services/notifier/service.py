@@ -14,11 +14,15 @@ nothing but this message's deliveries was in flight.
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from services.common.retry import RetryPolicy
+from services.notifier.domain.alerts import Alert, alert_json, alert_message
 from services.notifier.domain.budget import Budget, budget_for
 from services.notifier.domain.messages import plan
 from services.notifier.domain.model import (
@@ -46,6 +50,11 @@ RETRY_AFTER_CAP_S = 3600.0
 WEBHOOK_RETRIES = RetryPolicy(first_s=0.5, cap_s=60.0)
 """A webhook that fails is retried until it takes the reminder, at most a minute apart."""
 ROBOT_RETRIES = RetryPolicy(first_s=1.0, cap_s=60.0)
+MAX_QUEUED_ALERTS = 1000
+"""Most alerts kept waiting for one target (in memory): beyond, the oldest are dropped, said in
+the log. Alertmanager repeats what is still firing."""
+
+log = logging.getLogger("cw.notifier")
 
 
 @dataclass
@@ -63,6 +72,11 @@ class Dispatch:
     """Failed attempts in a row (the retry policy's attempt number)."""
     resume_at: datetime | None = None
     """After a failure: not before then (the backoff, or ``Retry-After``)."""
+    alerts: deque[Alert] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED_ALERTS))
+    """Alertmanager's alerts waiting for this target (``alerts = true``), sent before
+    reminders and within the same budget."""
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    """The campaign's zone: the local time in an alert."""
 
     @property
     def budget(self) -> Budget:
@@ -88,6 +102,8 @@ async def deliver_next(d: Dispatch) -> datetime | None:
     start = budget.next_start(attempts, now)
     if start > now:
         return start
+    if d.alerts:
+        return await _send_alert(d, d.alerts[0], now)
     # A webhook takes one reminder per request; a robot's next message may merge many.
     pending = await d.ledger.pending(d.target.name, PLAN_LIMIT if d.target.is_robot else 1)
     if not pending:
@@ -129,6 +145,11 @@ async def deliver_next(d: Dispatch) -> datetime | None:
     d.observer.delivered(d.target.kind, outcome, len(batch))
     if outcome == "delivered" and len(batch) > 1:
         d.observer.merged(d.target.kind)
+    return _after(d, result, finished)
+
+
+def _after(d: Dispatch, result: SendResult, finished: datetime) -> datetime:
+    """When to try again after ``result``: a backoff after a fault that can pass."""
     if isinstance(result, TryAgain):
         d.failures += 1
         pause = d.retries.pause(d.failures)
@@ -138,6 +159,41 @@ async def deliver_next(d: Dispatch) -> datetime | None:
         return d.resume_at
     d.failures, d.resume_at = 0, None
     return finished
+
+
+async def _send_alert(d: Dispatch, alert: Alert, now: datetime) -> datetime:
+    """One alert, recorded as an attempt of the target like any message (so that it counts
+    against the robot's budget, also across a restart); it leaves the queue once the target
+    took it or refused it for good."""
+    send: Callable[[], Awaitable[SendResult]]
+    if d.target.is_robot:
+        assert d.robot is not None
+        robot, message = d.robot, alert_message(alert, d.zone, d.robot.format)
+
+        async def send() -> SendResult:
+            return await robot.send(message)
+    else:
+        assert d.webhook is not None
+        webhook, body = d.webhook, alert_json(alert, d.zone)
+
+        async def send() -> SendResult:
+            return await webhook.send_alert(body, alert.key)
+
+    attempt = await d.ledger.begin(d.target.name, [], now)
+    result = await send()
+    finished = d.clock.now()
+    outcome = outcome_of(result)
+    await d.ledger.finish(
+        d.target.name, attempt, [], outcome=outcome, detail=_detail(result), finished_at=finished
+    )
+    d.observer.alerted(d.target.kind, outcome)
+    if isinstance(result, (Delivered, Refused)):
+        if d.alerts and d.alerts[0] is alert:
+            d.alerts.popleft()
+        if isinstance(result, Refused):
+            log.warning("target %s refused alert %s (%s): %s", d.target.name, alert.name,
+                        alert.status, _detail(result))  # fmt: skip
+    return _after(d, result, finished)
 
 
 def _detail(result: SendResult) -> str:

@@ -22,10 +22,18 @@ from services.common.connect import (
     connect_command,
     connect_postgres_command,
     connect_service,
+    failure_text,
+    mask_url,
 )
 from services.common.migrations import migrate
 from services.common.retry import RetryPolicy, retry
 from services.common.runtime import unless_stopped
+from services.common.services_role import (
+    NotTheServicesRole,
+    ServicesRole,
+    acting_as_services_role,
+    check_services_role,
+)
 from services.common.settings import Settings
 from services.consumer.health import Health
 from services.consumer.jetstream import (
@@ -34,6 +42,7 @@ from services.consumer.jetstream import (
     NatsConnection,
     dead_letters_per_stage,
 )
+from services.consumer.letter_key import DeadLetterKey
 from services.consumer.watch import watch
 from services.projector import usecases
 from services.projector.adapters import audit as audit_adapter
@@ -41,7 +50,7 @@ from services.projector.adapters import postgres, read_model
 from services.projector.adapters.gauges import DomainGauges, WaitingGauges
 from services.projector.adapters.generations import record_campaign_phases
 from services.projector.adapters.metrics import ProjectorMetrics
-from services.projector.adapters.reader_role import ensure_reader_role
+from services.projector.adapters.reader_role import PUBLIC_VIEWS, ensure_reader_role
 from services.projector.adapters.rebuild_progress import RebuildProgress
 from services.projector.adapters.rebuilds import (
     JetStreamEnd,
@@ -67,22 +76,31 @@ async def connect_nats(settings: Settings, name: str) -> Client:
     return await connect_service(NatsAccess.from_settings(settings), name=name)
 
 
-async def create_pool(settings: Settings) -> asyncpg.Pool:
+async def create_pool(settings: Settings, role: ServicesRole | None = None) -> asyncpg.Pool:
+    """``role``: its sessions act as the services' role (``cw rebuild``, whose generation must
+    be the services'); ``None``: as ``CW_DATABASE_URL``'s user."""
     # min_size=0: the pool is created even while PostgreSQL is down; batches then retry.
     pool = await asyncpg.create_pool(
-        settings.database_url, min_size=0, max_size=4, command_timeout=60
+        settings.database_url,
+        min_size=0,
+        max_size=4,
+        command_timeout=60,
+        server_settings=role.server_settings if role is not None else None,
     )
     assert pool is not None
     return pool
 
 
 async def ensure_read_model(settings: Settings) -> list[str]:
-    """``cw init``'s database part: migrations, then the first generation and the views."""
+    """``cw init``'s database part: migrations, then the first generation and the views, as the
+    services' role; then the read-only role, as whoever connects (it may manage roles)."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        report = await migrate(conn)
-        report.append(await postgres.ensure_read_model(conn))
-        report.append(await record_campaign_phases(conn, load_campaign(settings.campaign_file)))
+        async with acting_as_services_role(conn):
+            report = await migrate(conn)
+            report.append(await postgres.ensure_read_model(conn))
+            campaign = load_campaign(settings.campaign_file)
+            report.append(await record_campaign_phases(conn, campaign))
         password = settings.reader_password
         report.append(
             await ensure_reader_role(
@@ -96,11 +114,11 @@ async def ensure_read_model(settings: Settings) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def projector_parts(
-    settings: Settings,
+    settings: Settings, role: ServicesRole | None = None
 ) -> AsyncIterator[tuple[Client, asyncpg.Pool, Campaign]]:
     campaign = load_campaign(settings.campaign_file)
     nc = await connect_nats(settings, "cw-projector")
-    pool = await create_pool(settings)
+    pool = await create_pool(settings, role)
     try:
         yield nc, pool, campaign
     finally:
@@ -133,7 +151,7 @@ def build_projector(
         postgres.PostgresReadModel(pool, writer=writer, partition=settings.projector_partition),
         campaign,
         metrics,
-        dead_letters=DeadLetterPublisher(conn, "projector"),
+        dead_letters=DeadLetterPublisher(conn, "projector", DeadLetterKey(pool)),
         writer=writer,
         fetch_wait=settings.projector_fetch_wait,
     )
@@ -173,7 +191,10 @@ async def run_projector(
                 return  # stopped while waiting as the standby
             health.writing()
             # Only now, holding the lock: a standby serves no domain gauges, so sums never double.
-            gauges = DomainGauges(pool, asyncio.get_running_loop(), serving=guard.holds)
+            gauges = DomainGauges(
+                pool, asyncio.get_running_loop(), serving=guard.holds,
+                checklist=[i.code for i in campaign.names.checklist],
+            )  # fmt: skip
             metrics.registry.register(gauges)
             waiting = WaitingGauges(
                 pool,
@@ -237,6 +258,8 @@ async def _audit_periodically(
             log.warning("periodic audit failed", exc_info=True)
             metrics.audits.labels("failed").inc()
             continue
+        if report.replaced is not None:
+            log.error("audit: %s", report.replaced)
         metrics.unaccounted.set(len(report.unaccounted))
         metrics.audit_checked_through.set(report.checkpoint)
         metrics.audits.labels("clean" if report.clean else "unaccounted").inc()
@@ -270,8 +293,10 @@ class RebuildUnavailable(RuntimeError):
     line)."""
 
 
-async def _rebuild_preflight(settings: Settings) -> None:
-    """Fail within seconds, in one line, where a long-running service would wait."""
+async def _rebuild_preflight(settings: Settings) -> ServicesRole:
+    """Fail within seconds, in one line, where a long-running service would wait; and before
+    anything changes when the new generation could not be the services' role's. The role the
+    rebuild acts as."""
     try:
         nc = await connect_command(NatsAccess.from_settings(settings), name="cw-rebuild")
         try:
@@ -280,36 +305,57 @@ async def _rebuild_preflight(settings: Settings) -> None:
             await nc.close()
         conn = await connect_postgres_command(settings.database_url)
         try:
+            role = await check_services_role(conn, PUBLIC_VIEWS)
             initialised = await read_model_initialised(conn)
         finally:
             await conn.close()
-    except Unreachable as exc:
+    except (Unreachable, NotTheServicesRole) as exc:
         raise RebuildUnavailable(str(exc)) from None
     if not stream_there:
         raise RebuildUnavailable(f"stream {EVENTS_STREAM} does not exist: run `cw init` first")
     if not initialised:
         # Checked before a generation is created, so that nothing is left half made.
         raise RebuildUnavailable("the read model does not exist: run `cw init` first")
+    return role
 
 
 async def rebuild(
-    settings: Settings, metrics: ProjectorMetrics, progress: usecases.Progress | None = None
+    settings: Settings,
+    metrics: ProjectorMetrics,
+    progress: usecases.Progress | None = None,
+    *,
+    accept_loss: bool = False,
 ) -> list[str]:
-    """``cw rebuild``: wire the use case (``usecases.rebuild``) to PostgreSQL and JetStream.
-    Raises ``RebuildUnavailable`` when it cannot start."""
-    await _rebuild_preflight(settings)
+    """``cw rebuild``: wire the use case (``usecases.rebuild``) to PostgreSQL and JetStream,
+    acting as the services' role. Raises ``RebuildUnavailable`` when it cannot start, or when
+    PostgreSQL refuses or fails it (in one line); ``usecases.WouldLoseEvents`` when the new
+    generation lacks events of the live one (unless ``accept_loss``)."""
+    role = await _rebuild_preflight(settings)
     try:
-        return await _rebuild(settings, metrics, progress)
+        return await _rebuild(settings, metrics, progress, role, accept_loss)
     except LookupError as exc:  # says "run `cw init` first" itself
         raise RebuildUnavailable(str(exc)) from exc
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
         raise RebuildUnavailable(f"{exc}: run `cw init` first") from exc
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise RebuildUnavailable(
+            f"PostgreSQL refused {role.name}, the services' role: {failure_text(exc)}; "
+            f"cw db setup (as an administrator) gives {role.name} what it needs"
+        ) from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise RebuildUnavailable(
+            f"PostgreSQL at {mask_url(settings.database_url)} failed: {failure_text(exc)}"
+        ) from exc
 
 
 async def _rebuild(
-    settings: Settings, metrics: ProjectorMetrics, progress: usecases.Progress | None
+    settings: Settings,
+    metrics: ProjectorMetrics,
+    progress: usecases.Progress | None,
+    role: ServicesRole,
+    accept_loss: bool,
 ) -> list[str]:
-    async with projector_parts(settings) as (nc, pool, campaign):
+    async with projector_parts(settings, role) as (nc, pool, campaign):
         source = EventSource(
             nc, None, partial(decode_delivery, campaign=campaign), batch=settings.projector_batch
         )
@@ -328,6 +374,7 @@ async def _rebuild(
             JetStreamEnd(nc.jetstream(), source),
             progress=progress,
             wait_s=min(settings.projector_fetch_wait.total_seconds(), 0.5),
+            accept_loss=accept_loss,
         )
 
 

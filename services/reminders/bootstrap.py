@@ -15,6 +15,7 @@ from services.common.connect import NatsAccess, connect_service
 from services.common.migrations import migrate
 from services.common.retry import RetryPolicy, retry
 from services.common.runtime import unless_stopped
+from services.common.services_role import acting_as_services_role
 from services.common.settings import Settings
 from services.consumer.decoding import decode_delivery
 from services.consumer.health import Health
@@ -35,10 +36,13 @@ def system_clock() -> datetime:
 
 
 async def ensure_reminders(settings: Settings) -> list[str]:
-    """``cw init``'s part: the migrations (``cw_reminders``: timers, outbox, checkpoint)."""
+    """``cw init``'s part: the migrations (``cw_reminders``: timers, outbox, checkpoint), as the
+    services' role."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        return [*await migrate(conn), "reminders: timers and outbox ready (schema cw_reminders)"]
+        async with acting_as_services_role(conn):
+            done = await migrate(conn)
+        return [*done, "reminders: timers and outbox ready (schema cw_reminders)"]
     finally:
         await conn.close()
 

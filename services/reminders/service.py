@@ -118,14 +118,15 @@ async def fire_due(
                 open_issues = await unit.open_issues(timer.district)
                 where = await unit.venues({(i.district, i.venue_id) for i in open_issues})
                 reminder = digest_reminder(timer, open_issues, where, rules=rules, tz=tz,
-                                           issued_at=now)  # fmt: skip
+                                           issued_at=now, names=campaign.names)  # fmt: skip
                 if reminder is None:
                     _skip(timer, "nothing_open", tally)
                     continue
             else:
                 issue = issues[(timer.district, timer.issue_id or "")]
                 venue = venues.get((issue.district, issue.venue_id))
-                reminder = issue_reminder(timer, issue, venue, rules=rules, tz=tz, issued_at=now)
+                reminder = issue_reminder(timer, issue, venue, rules=rules, tz=tz, issued_at=now,
+                                          names=campaign.names)  # fmt: skip
             timer.state = "sent"
             entries.append(
                 OutboxEntry(

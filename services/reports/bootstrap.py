@@ -10,7 +10,11 @@ import asyncpg
 
 from services.common.campaign import Campaign
 from services.common.settings import Settings
-from services.reports.adapters.views import ViewsSource, registered_venues
+from services.reports.adapters.views import (
+    ViewsSource,
+    refused_behind_the_views,
+    registered_venues,
+)
 from services.reports.domain.model import Facts, Report, VenueFact
 from services.reports.service import make_reports
 
@@ -51,5 +55,15 @@ async def venues(settings: Settings, district: str | None) -> list[VenueFact]:
     conn = await asyncpg.connect(reader_url(settings).url, timeout=CONNECT_TIMEOUT_S)
     try:
         return await registered_venues(conn, district)
+    finally:
+        await conn.close()
+
+
+async def why_refused(settings: Settings) -> str | None:
+    """After the views were refused: the cause when it lies behind them (their owner may not
+    read a generation), else ``None``."""
+    conn = await asyncpg.connect(reader_url(settings).url, timeout=CONNECT_TIMEOUT_S)
+    try:
+        return await refused_behind_the_views(conn)
     finally:
         await conn.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import urllib.request
 from collections.abc import AsyncIterator
@@ -112,6 +113,7 @@ async def test_init_publish_project_and_inspect(
     assert sum(float(line.rsplit(" ", 1)[1]) for line in issues) == counts["IssueFound"]
     assert 'cw_venues{district="320703",venue_kind="farmers_market"}' in metrics
     assert "LY-" not in metrics, "a venue id leaked into a metric label"
+    assert "\ncw_unknown_item_codes 0.0\n" in metrics  # the examples use the checklist's codes
 
     venue = await db.fetchval("SELECT venue_id FROM issue_status ORDER BY found_at LIMIT 1")
     shown = cw(env, "venue", venue, "--as-of", "2030-01-01T00:00+08:00")
@@ -222,6 +224,10 @@ async def test_rebuild_from_the_command_line_gives_the_same_views(
     assert "generation 2 is live" in rebuilt.stdout
     assert [dict(r) for r in await db.fetch(query)] == before
     assert projector.stop() == 0
+    # The service's log lines are stamped on the campaign's clock, with the offset.
+    stamped = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \+08:00 (INFO|WARNING|ERROR) cw")
+    logged = [line for line in projector.log.read_text().splitlines() if " cw." in line]
+    assert logged and all(stamped.match(line) for line in logged), logged[:3]
 
 
 def test_init_says_in_one_line_when_nats_cannot_be_reached(env: dict[str, str]) -> None:

@@ -97,7 +97,7 @@ async def test_a_pipe_gets_one_line_per_issue_in_beijing_time(projected: dict[st
     shown = cw(projected, "venue", V, "--as-of", "2023-03-07")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert lines[0].startswith(f"场所 {NAME} ({V}, 320703) 截至 2023-03-07 23:59:59 北京时间: ")
+    assert lines[0].startswith(f"场所 {NAME} ({V}, 连云区) 截至 2023-03-07 23:59:59 北京时间: ")
     assert "2 个问题" in lines[0]  # the end of the 7th: 23:59 in, 00:01 the next day out
     assert lines[1] == "第一责任人 王建国 13800000000"
     heads = lines[2].split("\t")
@@ -134,12 +134,13 @@ async def test_an_unknown_venue_says_so_and_exits_1(projected: dict[str, str]) -
     assert unknown.returncode == 1
     assert "未找到场所 LY-NOWHERE" in unknown.stderr and "no event" in unknown.stderr
     assert unknown.stdout == ""
-    elsewhere = cw(projected, "venue", V, "--district", "320706", "--json")
+    elsewhere = cw(projected, "venue", V, "--district", "海州区", "--json")
     assert elsewhere.returncode == 1
+    assert "（海州区）" in elsewhere.stderr and "它在连云区有事件" in elsewhere.stderr
     assert "it has events in district 320703" in elsewhere.stderr
     empty = cw(projected, "venue", "LY-EMPTY")
     assert empty.returncode == 0
-    assert "场所 无问题场所 (LY-EMPTY, 320703)" in empty.stdout and ": 0 个问题" in empty.stdout
+    assert "场所 无问题场所 (LY-EMPTY, 连云区)" in empty.stdout and ": 0 个问题" in empty.stdout
 
 
 async def test_a_terminal_gets_a_table(projected: dict[str, str]) -> None:
@@ -150,7 +151,7 @@ async def test_a_terminal_gets_a_table(projected: dict[str, str]) -> None:
     assert "\t" not in header
     code, narrow = on_a_terminal(projected, "venue", V, "--as-of", "2023-03-10", columns=60)
     assert code == 0, narrow
-    assert "ISS-1  整改中  FM-3F 较重  复审迎检" in narrow
+    assert "ISS-1  整改中  防蝇防鼠防尘（三防） 较重  复审迎检" in narrow
 
 
 async def test_dlq_list_in_a_pipe_does_not_wrap(env: dict[str, str], tmp_path: Path) -> None:

@@ -98,23 +98,27 @@ async def test_every_format_as_the_read_only_role(env: dict[str, str]) -> None:
     assert lines[0].endswith("截至 2023-03-15 12:00:00 北京时间，全部辖区")
     row = lines[lines.index("逾期问题清单") + 2].split("\t")
     assert row == [
-        "320703", V, "墟沟农贸市场", "FM-3F", "I1", "ZG-1", "2023-03-10 18:00", "5",
+        "连云区", V, "墟沟农贸市场", "防蝇防鼠防尘（三防）", "I1", "ZG-1", "2023-03-10 18:00", "5",
         "王建国", "13800000001", "刘洋", "0518-82310103",
     ]  # fmt: skip
     on_time = cw(env, "report", "on-time", "--format", "csv", "--lang", "en")
     assert on_time.returncode == 0, on_time.stderr
-    assert on_time.stdout.startswith("\ufeffdistrict,phase,")  # the BOM Excel needs
+    assert on_time.stdout.startswith("\ufeffdistrict,district name,phase,")  # the BOM Excel needs
     assert list(csv.reader(io.StringIO(on_time.stdout)))[1] == [
-        "320703", "re_review", "1", "1", "0", "0.0%", "1", "100.0%",
+        "320703", "连云区", "re_review", "1", "1", "0", "0.0%", "1", "100.0%",
     ]  # fmt: skip
     doc = json.loads(cw(env, "report", "summary", "--format", "json").stdout)
     rows = {(r["phase"], r["venue_kind"]): r for r in doc["reports"][0]["rows"]}
     assert rows[("re_review", "farmers_market")]["pass_rate"] == 0.75
     assert rows[("long_term", "farmers_market")]["venues_inspected"] == 0  # coverage
-    markdown = cw(env, "report", "streets", "--format", "markdown", "--district", "320703")
+    markdown = cw(env, "report", "streets", "--format", "markdown", "--district", "连云区")
+    assert markdown.stdout.splitlines()[0].endswith("辖区 连云区")
     assert (
-        "## 街道汇总" in markdown.stdout and "| 320703 | 墟沟街道 | 复审迎检 |" in markdown.stdout
+        "## 街道汇总" in markdown.stdout and "| 连云区 | 墟沟街道 | 复审迎检 |" in markdown.stdout
     )
+    unknown = cw(env, "report", "unknown-items", "--format", "json")
+    assert unknown.returncode == 0, unknown.stderr
+    assert json.loads(unknown.stdout)["reports"][0]["rows"] == []
 
 
 async def test_xlsx_goes_to_a_file_and_holds_the_csv_rows(

@@ -169,8 +169,8 @@ def test_a_publisher_may_not_run_operators_commands(
     said = done.stdout + done.stderr
     assert done.returncode == 2, said
     assert said.splitlines() == [
-        "NATS refused to let this user use the JetStream API: cw init, cw dlq, cw audit and "
-        "cw rebuild are the operator's"
+        "NATS refused to let this user use the JetStream API: cw init, cw dlq, cw audit, "
+        "cw rebuild and cw streams are the operator's"
     ]
     _clean(secured, said)
     done = cw(env, "init")

@@ -58,8 +58,8 @@ async def projected(
 async def test_a_venue_by_part_of_its_name(projected: dict[str, str]) -> None:
     one = cw(projected, "venue", "苏宁")
     assert one.returncode == 0, one.stderr
-    assert one.stdout.startswith("场所 苏宁广场超市 (LY-MS-003, 320703) 截至 ")
-    assert "\tMALL-AED\t" in one.stdout
+    assert one.stdout.startswith("场所 苏宁广场超市 (LY-MS-003, 连云区) 截至 ")
+    assert "\tAED等急救设备和药品\t" in one.stdout  # MALL-AED, by its checklist title
     assert cw(projected, "venue", "墟沟东").stdout.startswith("场所 墟沟东农贸市场 (LY-FM-002,")
     doc = json.loads(cw(projected, "venue", "苏宁", "--json").stdout)
     assert doc["venue_id"] == "LY-MS-003" and doc["venues"][0]["name"] == "苏宁广场超市"
@@ -76,8 +76,8 @@ async def test_several_venues_by_that_name_are_listed_and_none_shown(
     lines = several.stderr.splitlines()
     assert "匹配到 2 个场所" in lines[0]
     assert lines[1:] == ["LY-FM-001\t墟沟农贸市场\t320703", "LY-FM-002\t墟沟东农贸市场\t320703"]
-    markets = cw(projected, "venue", "农贸市场", "--district", "320706")
-    assert markets.returncode == 0 and markets.stdout.startswith("场所 新浦农贸市场 (M7, 320706)")
+    markets = cw(projected, "venue", "农贸市场", "--district", "海州区")
+    assert markets.returncode == 0 and markets.stdout.startswith("场所 新浦农贸市场 (M7, 海州区)")
     nowhere = cw(projected, "venue", "墟沟", "--district", "320706")
     assert nowhere.returncode == 1 and "未找到场所 墟沟" in nowhere.stderr
 
@@ -91,19 +91,22 @@ async def test_venues_through_a_pipe_as_json_and_on_a_terminal(projected: dict[s
         "责任干部", "责任干部电话",
     ]  # fmt: skip
     assert [line.split("\t")[:4] for line in lines[1:]] == [
-        ["320703", "LY-FM-001", "墟沟农贸市场", "农贸市场"],
-        ["320703", "LY-FM-002", "墟沟东农贸市场", "农贸市场"],
-        ["320703", "LY-MS-003", "苏宁广场超市", "大型商场超市"],
-        ["320706", "M7", "新浦农贸市场", "农贸市场"],
+        ["连云区", "LY-FM-001", "墟沟农贸市场", "农贸市场"],
+        ["连云区", "LY-FM-002", "墟沟东农贸市场", "农贸市场"],
+        ["连云区", "LY-MS-003", "苏宁广场超市", "大型商场超市"],
+        ["海州区", "M7", "新浦农贸市场", "农贸市场"],
     ]
     assert lines[1].split("\t")[4:7] == ["墟沟街道", "王建国", "13800000000"]
     one = cw(projected, "venues", "--district", "320706")
     assert [line.split("\t")[1] for line in one.stdout.splitlines()[1:]] == ["M7"]
+    by_name = cw(projected, "venues", "--district", "海州区")
+    assert by_name.returncode == 0 and by_name.stdout == one.stdout
     none = cw(projected, "venues", "--district", "999999")
     assert none.returncode == 1 and "999999" in none.stderr
     doc = json.loads(cw(projected, "venues", "--json").stdout)
     assert doc["venues"][2] == {
-        "district": "320703", "venue_id": "LY-MS-003", "name": "苏宁广场超市",
+        "district": "320703", "district_name": "连云区", "venue_id": "LY-MS-003",
+        "name": "苏宁广场超市",
         "kind": "mall_supermarket", "street": None,
         "first_responsible": {"name": "王建国", "phone": "13800000000"}, "officer": None,
     }  # fmt: skip

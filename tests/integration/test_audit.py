@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from contracts import Event
 from services.common.settings import Settings
 from services.deadletters.adapters.jetstream import DeadLetterStore
 from services.projector import bootstrap
 from services.projector.adapters import audit as audit_adapter
 from services.projector.adapters.metrics import ProjectorMetrics
-from services.projector.domain.audit import DEAD_LETTER_GONE, NOT_ARCHIVED
+from services.projector.domain.audit import DEAD_LETTER_GONE, NOT_ARCHIVED, OTHER_EVENTS_KIND
 from tests import factories as f
 from tests.integration.conftest import Harness
 from tests.support.processes import cw, cw_env
+from tests.support.replaced_streams import recreate_stream
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -200,3 +202,97 @@ async def test_the_projector_audits_itself_and_a_loss_shows_in_the_gauge(
         stop.set()
         await asyncio.wait_for(task, 30)
     assert value("cw_projector_audits_total", result="failed") in (None, 0)
+
+
+def inspections(n: int, day: str = "2023-03-01") -> list[Event]:
+    return [f.inspection(V, f.at(f"{day} 10:00") + timedelta(minutes=i)) for i in range(n)]
+
+
+async def test_another_stream_of_that_name_is_said_first_and_its_messages_by_event_id(
+    harness: Harness,
+) -> None:
+    ours = inspections(5)
+    await harness.publish(ours)
+    await harness.project()
+    # CW_EVENTS recreated, and another server's events published into it: sequences 1-7 again.
+    await recreate_stream(harness.nc, "CW_EVENTS")
+    theirs = inspections(7, "2023-04-01")
+    await harness.publish(theirs)
+
+    report = await bootstrap.audit(harness.settings)
+    assert not report.clean
+    assert report.replaced == (
+        "CW_EVENTS is not the stream the read model followed: its checkpoint is message "
+        f"{ours[4].event_id} at sequence 5, but CW_EVENTS holds message {theirs[4].event_id} "
+        "there (another stream of that name). Restore CW_EVENTS from its backup "
+        "(docs/operations.md); only if this CW_EVENTS holds the whole history under new "
+        "sequences, run `cw rebuild`"
+    )
+    assert (report.checked, report.archived) == (5, 0)
+    assert [u.reason for u in report.unaccounted] == [
+        f"the archive holds event {a.event_id} at sequence {seq}; CW_EVENTS holds event "
+        f"{b.event_id} there"
+        for seq, (a, b) in enumerate(zip(ours, theirs, strict=False), start=1)
+    ]
+
+    done = cw_audit(harness.settings)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == report.replaced
+    assert lines[1] == "CW_EVENTS 1..5 (the projector's checkpoint): 5 messages checked"
+    assert f"  seq 1-5 (5): {OTHER_EVENTS_KIND} (at 1: {report.unaccounted[0].reason})" in lines
+
+    done = cw_audit(harness.settings, "--json")
+    assert done.returncode == 1, done.stderr
+    out = json.loads(done.stdout)
+    assert (out["clean"], out["stream_replaced"]) == (False, report.replaced)
+
+
+async def test_a_stream_restored_from_an_older_backup_is_not_the_one_followed(
+    harness: Harness,
+) -> None:
+    ours = inspections(5)
+    await harness.publish(ours)
+    await harness.project()
+    await recreate_stream(harness.nc, "CW_EVENTS")
+    await harness.publish(ours[:3])  # the backup's three messages, as they were
+
+    report = await bootstrap.audit(harness.settings)
+    assert report.replaced is not None
+    assert report.replaced.startswith(
+        "CW_EVENTS is not the stream the read model followed: its checkpoint is message "
+        f"{ours[4].event_id} at sequence 5, but CW_EVENTS ends at sequence 3 (a new stream, or "
+        "one restored from an older backup). Restore CW_EVENTS"
+    )
+    # What it holds is accounted for; what it lost is not there to count: the first line says it.
+    assert (report.checked, report.archived, report.unaccounted) == (3, 3, ())
+    done = cw_audit(harness.settings)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == report.replaced
+    assert done.stdout.splitlines()[-1] == (
+        "every message this CW_EVENTS holds there is accounted for, but it is another stream "
+        "(first line)"
+    )
+
+
+async def test_a_message_is_accounted_for_by_its_event_id_not_its_sequence(
+    harness: Harness,
+) -> None:
+    ours = inspections(5)
+    await harness.publish(ours)
+    await harness.project()
+    # The same events again, the first two swapped: the checkpoint's message is where it was
+    # (the stream may be the one followed), but sequences 1 and 2 hold each other's events.
+    await recreate_stream(harness.nc, "CW_EVENTS")
+    await harness.publish([ours[1], ours[0], *ours[2:]])
+
+    report = await bootstrap.audit(harness.settings)
+    assert report.replaced is None
+    assert (report.checked, report.archived) == (5, 3)
+    assert [(u.seq, u.reason) for u in report.unaccounted] == [
+        (1, f"the archive holds event {ours[0].event_id} at sequence 1; CW_EVENTS holds event "
+            f"{ours[1].event_id} there"),
+        (2, f"the archive holds event {ours[1].event_id} at sequence 2; CW_EVENTS holds event "
+            f"{ours[0].event_id} there"),
+    ]  # fmt: skip
+    assert cw_audit(harness.settings).returncode == 1

@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from services.notifier.domain.targets import parse_targets
+from services.devstack.system import nats_server_binary
+from services.notifier.domain.targets import NotifyFileInvalid, parse_targets
 from services.permissions.domain.users import OPERATOR, SERVICES, password_variable
 from services.registry import all_services, setting_name
+from tests.support.constraints import constraints
 from tests.support.system_packages import ensure_binary
 
 pytestmark = pytest.mark.integration
@@ -32,15 +34,20 @@ REQUIRED = {
     "CW_SERVICE_DB_PASSWORD": "service-Secret-1",
     "CW_READER_PASSWORD": "reader-Secret-1",
     "CW_GRAFANA_ADMIN_PASSWORD": "grafana-Secret-1",
-    "CW_DINGTALK_URL": "https://oapi.dingtalk.com/robot/send?access_token=t0k3n",
-    "CW_DINGTALK_SECRET": "SEC0123456789",
-    "CW_WECOM_URL": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k3y",
     "CW_NATS_OPERATOR_PASSWORD": "nats-Operator-1",
     "CW_NATS_PROJECTOR_PASSWORD": "nats-Projector-1",
     "CW_NATS_REMINDERS_PASSWORD": "nats-Reminders-1",
     "CW_NATS_NOTIFIER_PASSWORD": "nats-Notifier-1",
 }
 """The variables the stack cannot start without."""
+ROBOTS = {
+    "CW_DINGTALK_URL": "https://oapi.dingtalk.com/robot/send?access_token=t0k3n",
+    "CW_DINGTALK_SECRET": "SEC0123456789",
+    "CW_WECOM_URL": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k3y",
+    "CW_OPS_ROBOT_URL": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0ps",
+}
+"""The robots a notify file may name: a bureau sets those it has; compose passes them, empty
+when unset (the notifier refuses a file naming an empty one, naming it)."""
 SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|_URL$")
 WORLD = {"", "0.0.0.0", "::", "[::]"}
 
@@ -60,7 +67,13 @@ def _compose_command() -> tuple[str, ...]:
 
 
 def _config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in REQUIRED and k != "CW_NATS_ADDRESS"}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in REQUIRED
+        and k not in ROBOTS
+        and k not in ("CW_NATS_ADDRESS", "CW_NOTIFY_FILE_HOST")
+    }
     return subprocess.run(
         [*_compose_command(), "-f", str(COMPOSE), "config"],
         capture_output=True,
@@ -74,7 +87,7 @@ def _config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def config() -> dict[str, Any]:
-    done = _config(REQUIRED)
+    done = _config({**REQUIRED, **ROBOTS})
     assert done.returncode == 0, done.stderr
     parsed: dict[str, Any] = yaml.safe_load(done.stdout)
     return parsed
@@ -162,11 +175,13 @@ def _commented(lines: list[str], port: str) -> bool:
 def test_every_secret_is_required_from_the_environment() -> None:
     text = COMPOSE.read_text(encoding="utf-8")
     for variable, how in re.findall(r"\$\{(\w+)([^}]*)\}", text):
-        if SECRET.search(variable):
+        if variable in ROBOTS:
+            assert how == ":-", f"${{{variable}{how}}}: a robot the bureau may not have"
+        elif SECRET.search(variable):
             assert how.startswith(":?"), f"${{{variable}{how}}}: a secret must be ${{VAR:?}}"
     for name, spec in _raw()["services"].items():
         for key, value in (spec.get("environment") or {}).items():
-            if SECRET.search(key) and key != "CW_NATS_URL":
+            if SECRET.search(key) and key != "CW_NATS_URL" and key not in ROBOTS:
                 assert re.search(r"\$\{\w+:\?", str(value)), f"{name}.{key}: not ${{VAR:?}}"
     for variable in REQUIRED:
         done = _config({k: v for k, v in REQUIRED.items() if k != variable})
@@ -205,8 +220,52 @@ def test_the_notifier_gets_every_variable_its_notify_file_names(config: dict[str
     assert notifier["environment"]["CW_NOTIFY_FILE"] == inside
     with Path(source).open("rb") as file:
         targets = parse_targets(tomllib.load(file), notifier["environment"])
-    assert {t.url for t in targets} == {REQUIRED["CW_DINGTALK_URL"], REQUIRED["CW_WECOM_URL"]}
-    assert any(t.secret == REQUIRED["CW_DINGTALK_SECRET"] for t in targets)
+    assert {t.url for t in targets} == {ROBOTS["CW_DINGTALK_URL"]}
+    assert any(t.secret == ROBOTS["CW_DINGTALK_SECRET"] for t in targets)
+    assert [t.name for t in targets if t.alerts] == ["lianyun-dingtalk"]
+
+
+def test_the_stack_starts_with_only_the_robots_the_bureau_has(tmp_path: Path) -> None:
+    """A bureau with a WeCom robot only: its own notify file, CW_WECOM_URL and nothing else;
+    the DingTalk variables the example names are not required."""
+    own = tmp_path / "notify.toml"
+    own.write_text(
+        '[[targets]]\nname = "wecom"\nkind = "wecom"\nurl_env = "CW_WECOM_URL"\nalerts = true\n',
+        encoding="utf-8",
+    )
+    wecom = {"CW_WECOM_URL": ROBOTS["CW_WECOM_URL"]}
+    done = _config({**REQUIRED, **wecom, "CW_NOTIFY_FILE_HOST": str(own)})
+    assert done.returncode == 0, done.stderr
+    notifier = yaml.safe_load(done.stdout)["services"]["notifier"]
+    (mount,) = [str(v) for v in notifier["volumes"] if "notify" in str(v)]
+    assert mount.startswith(f"{own}:")
+    (target,) = parse_targets(tomllib.loads(own.read_text()), notifier["environment"])
+    assert target.url == ROBOTS["CW_WECOM_URL"] and target.alerts
+    # The example (DingTalk) without its variables: compose starts, the notifier says which.
+    done = _config(REQUIRED)
+    assert done.returncode == 0, done.stderr
+    env = yaml.safe_load(done.stdout)["services"]["notifier"]["environment"]
+    with pytest.raises(NotifyFileInvalid, match="the variable CW_DINGTALK_URL is not set"):
+        parse_targets(tomllib.loads((ROOT / "deploy" / "notify.example.toml").read_text()), env)
+
+
+def test_the_images_run_what_the_tests_run(config: dict[str, Any]) -> None:
+    """The nats image is the nats-server version the tests run; the cw image installs every
+    runtime dependency at the version the tests ran (deploy/constraints.txt)."""
+    said = subprocess.run(
+        [nats_server_binary(), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    version = re.search(r"v?(\d+\.\d+\.\d+)", said)
+    assert version is not None, said
+    assert config["services"]["nats"]["image"] == f"nats:{version.group(1)}-alpine"
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    assert "--constraint deploy/constraints.txt" in dockerfile
+    assert re.search(r"^FROM python:\d+\.\d+\.\d+-slim", dockerfile, re.M), dockerfile
+    written = (ROOT / "deploy" / "constraints.txt").read_text(encoding="utf-8")
+    assert written == constraints(), (
+        "deploy/constraints.txt is not what the tests run: "
+        ".venv/bin/python -m tests.support.constraints > deploy/constraints.txt"
+    )
 
 
 def test_each_cw_service_is_its_own_nats_user(config: dict[str, Any]) -> None:

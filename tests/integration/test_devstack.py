@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -21,7 +22,7 @@ from services.devstack.cli import DevService, dev, psql_command
 from services.devstack.stack import DATABASE, LocalStack
 from services.devstack.supervisor import ServiceSpec, run_services
 from services.devstack.system import LOCALHOST, port_answers, postgres_fallback_dir
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, cw
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -306,3 +307,78 @@ async def test_cw_dev_runs_the_services_as_the_least_privileged_role(
         shutil.rmtree(postgres_fallback_dir(data / "postgres"), ignore_errors=True)  # as root
         shutil.rmtree(data, ignore_errors=True)
     assert _processes_mentioning(marker) == []
+
+
+_STACK_ONLY = """
+import asyncio, sys
+from pathlib import Path
+from services.devstack.cli import dev
+sys.exit(asyncio.run(dev(own=True, stack_only=True, project_dir=Path(sys.argv[1]))))
+"""
+
+
+def _stack_only(project: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``cw dev --own --stack-only`` in a process of its own, for ``project``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", _STACK_ONLY, str(project)],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+async def test_cw_commands_from_the_project_folder_use_the_running_cw_dev_and_a_second_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """make run ARGS=--own in one shell; in another, from the project folder, with no CW_* set:
+    a command uses that stack (and says so), a second cw dev --print-env says in one line that
+    one runs (a traceback before: its PostgreSQL would not start on the same data)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("CW_NATS_URL", "CW_DATABASE_URL", "CW_READER_PASSWORD", "CW_READER_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    log = tmp_path / "cw-dev.log"
+    first = _stack_only(project, log)
+    stack_env = project / ".cw" / "stack.env"
+
+    async def written() -> bool:
+        assert first.poll() is None, log.read_text()
+        return stack_env.exists()
+
+    try:
+        await eventually(written, within=120, what=log.read_text)
+        assert stack_env.stat().st_mode & 0o777 == 0o600
+        settings = dict(w.split("=", 1) for w in shlex.split(stack_env.read_text()))
+        assert settings["CW_DEV_PID"] == str(first.pid)
+        # The read model, made the way the tests make it: both URLs given.
+        done = await asyncio.to_thread(cw, {**os.environ, **settings}, "init")
+        assert done.returncode == 0, done.stderr
+
+        # From the project folder, neither URL set: cw dev's stack, not the machine's servers.
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "services.cli", "report", "summary", "--format", "json"],
+            cwd=project, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.startswith(
+            f"cw report: using the stack cw dev started (pid {first.pid}): NATS "
+            f"{settings['CW_NATS_URL']}, PostgreSQL {settings['CW_DATABASE_URL']}"
+        ), done.stderr
+
+        code = await asyncio.wait_for(dev(own=True, print_env=True, project_dir=project), 120)
+        said = capsys.readouterr()
+        assert code == 2, said.err
+        assert said.out == ""  # nothing for a shell to take as settings
+        assert said.err.count("\n") == 1 and "Traceback" not in said.err, said.err
+        assert f"cw dev (pid {first.pid}) is running this project's stack" in said.err
+
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        assert await asyncio.to_thread(first.wait, 60) == 0, log.read_text()
+        assert not stack_env.exists()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(30)
+        data = project / ".cw"
+        shutil.rmtree(postgres_fallback_dir(data / "postgres"), ignore_errors=True)  # as root
+        shutil.rmtree(data, ignore_errors=True)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -180,6 +183,12 @@ async def test_node_event_on_the_wrong_subject_is_refused_as_is_and_replayed_fix
     code, text = await _replay(h, seq, fixed)
     assert code == 0, text
     assert f"no longer in CW_DEAD_LETTERS: recorded as replayed as seq {new_seq}" in text
+    # When, on the campaign's clock with its offset (the row holds the instant).
+    (row,) = await h.rows("SELECT acted_at FROM cw.dead_letter_actions")
+    acted = row["acted_at"]
+    assert isinstance(acted, datetime)
+    local = acted.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f" at {local:%Y-%m-%d %H:%M:%S} +08:00" in text
     assert await h.last_seq() == new_seq
     assert len(await h.rows(ACTIONS)) == 1
 
@@ -338,7 +347,8 @@ async def test_delete_records_the_reason_then_removes_a_malformed_dead_letter(
 
     code, text = await _delete(h, seq, "again")
     assert code == 0, text
-    assert "no longer in CW_DEAD_LETTERS: recorded as deleted" in text
+    assert "no longer in CW_DEAD_LETTERS: recorded as deleted at " in text
+    assert re.search(r"recorded as deleted at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+08:00 \(", text)
     assert len(await h.rows(ACTIONS)) == 1
 
     code, text = await _delete(h, 9999, "no such")

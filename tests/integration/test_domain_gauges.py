@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.common.campaign import load_campaign
 from services.projector.adapters.gauges import DomainGauges, WaitingGauges
 from services.projector.adapters.generations import active_schema
 from services.projector.adapters.read_model import PostgresReadModel
@@ -22,6 +23,7 @@ from tests.integration.conftest import Harness
 
 pytestmark = pytest.mark.integration
 
+CHECKLIST = [i.code for i in load_campaign().names.checklist]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -75,7 +77,9 @@ async def campaign(harness: Harness) -> None:
 async def test_the_gauges_say_what_the_views_say(harness: Harness, pool: asyncpg.Pool) -> None:
     await campaign(harness)
     registry = CollectorRegistry()
-    registry.register(DomainGauges(pool, asyncio.get_running_loop(), serving=lambda: True))
+    registry.register(
+        DomainGauges(pool, asyncio.get_running_loop(), serving=lambda: True, checklist=CHECKLIST)
+    )
     got = await scrape(registry)
     market, unregistered = "farmers_market", "unregistered"
     assert got[("cw_issues", place("re_review", market, status="open"))] == 1
@@ -100,8 +104,28 @@ async def test_the_gauges_say_what_the_views_say(harness: Harness, pool: asyncpg
     assert got[("cw_venues", (("district", "320703"), ("venue_kind", unregistered)))] == 1
     # The same totals as the views, and no venue, issue or person anywhere in a label.
     assert sum(v for (name, _), v in got.items() if name == "cw_issues") == 6
+    assert got[("cw_unknown_item_codes", ())] == 0  # every code is the checklist's
     labels = {k for (_, pairs) in got for k, _ in pairs}
     assert labels == {"district", "phase", "venue_kind", "status", "inspection_kind"}
+
+
+async def test_item_codes_the_checklist_does_not_list_are_counted_not_labelled(
+    harness: Harness, pool: asyncpg.Pool
+) -> None:
+    await campaign(harness)
+    await harness.publish([
+        f.issue("LY-FM-001", "I-6", f.at("2023-03-05 10:00"), item_code="FM-NEW"),
+        f.issue("LY-FM-404", "I-7", f.at("2023-03-05 10:00"), item_code="FM-NEW"),
+        f.issue("LY-FM-001", "I-8", f.at("2023-03-05 10:00"), item_code="FM-OTHER"),
+    ])  # fmt: skip
+    await harness.project()
+    registry = CollectorRegistry()
+    registry.register(DomainGauges(pool, asyncio.get_running_loop(), serving=lambda: True,
+                                   checklist=CHECKLIST))  # fmt: skip
+    got = await scrape(registry)
+    # Projected all the same (9 issues), and two distinct unknown codes, with no label.
+    assert sum(v for (name, _), v in got.items() if name == "cw_issues") == 9
+    assert got[("cw_unknown_item_codes", ())] == 2
 
 
 async def test_a_scrape_within_15_s_is_served_from_the_cache(
@@ -109,14 +133,18 @@ async def test_a_scrape_within_15_s_is_served_from_the_cache(
 ) -> None:
     await campaign(harness)
     registry = CollectorRegistry()
-    registry.register(DomainGauges(pool, asyncio.get_running_loop(), serving=lambda: True))
+    registry.register(
+        DomainGauges(pool, asyncio.get_running_loop(), serving=lambda: True, checklist=CHECKLIST)
+    )
     before = await scrape(registry)
     await harness.publish([f.issue("LY-FM-001", "I-6", f.at("2023-03-20 10:00"))])
     await harness.project()
     assert await scrape(registry) == before
     fresh = CollectorRegistry()
     fresh.register(
-        DomainGauges(pool, asyncio.get_running_loop(), serving=lambda: True, max_age_s=0)
+        DomainGauges(
+            pool, asyncio.get_running_loop(), serving=lambda: True, checklist=CHECKLIST, max_age_s=0
+        )
     )
     key = ("cw_issues", place("re_review", "farmers_market", status="open"))
     assert (await scrape(fresh))[key] == before[key] + 1
@@ -127,7 +155,13 @@ async def test_a_standby_serves_no_domain_gauges(harness: Harness, pool: asyncpg
     holding = False
     registry = CollectorRegistry()
     registry.register(
-        DomainGauges(pool, asyncio.get_running_loop(), serving=lambda: holding, max_age_s=0)
+        DomainGauges(
+            pool,
+            asyncio.get_running_loop(),
+            serving=lambda: holding,
+            checklist=CHECKLIST,
+            max_age_s=0,
+        )
     )
     assert await scrape(registry) == {}
     holding = True

@@ -50,7 +50,7 @@ from tests.integration.test_publish import stored
 from tests.support.hostile import hostile_cases
 from tests.support.processes import ROOT, cw_env
 from tests.support.reminders import reminders_in_process
-from tests.support.schema_events import hostile_count, hostile_settings, schema_events
+from tests.support.schema_events import campaign_events, hostile_count, hostile_settings
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,7 @@ def drawn_events(examples: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
 
     @hostile_settings(examples)
-    @given(schema_events())
+    @given(campaign_events())
     def draw(obj: dict[str, Any]) -> None:
         events.append({**obj, "event_id": str(uuid.uuid4())})
 

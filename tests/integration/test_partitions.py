@@ -20,7 +20,7 @@ from tests.support.nothing_lost import projector_in_process
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-DISTRICTS = ("320703", "320705")
+DISTRICTS = ("320703", "320706")
 VIEWS = {
     "issue_status": "district, issue_id",
     "venue_phase_summary": "district, venue_id, phase",

@@ -96,7 +96,7 @@ async def test_an_event_the_store_cannot_hold_is_found_and_dead_lettered(harness
             FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_poison();
     """)  # fmt: skip
     events = [f.issue(f"PV-{i}", f"I{i}", f.at("2023-03-01 10:00")) for i in range(40)]
-    events.insert(23, f.issue("POISON", "IP", f.at("2023-03-01 10:00"), district="320705"))
+    events.insert(23, f.issue("POISON", "IP", f.at("2023-03-01 10:00"), district="320706"))
     await harness.publish(events)
     metrics = ProjectorMetrics()
     last = await harness.project(metrics)

@@ -67,6 +67,7 @@ async def test_the_reader_reads_the_views_and_nothing_behind_them(reader: Settin
                 "SELECT * FROM cw_rm_1.issues",
                 "SELECT * FROM cw.read_model_head",
                 "SELECT * FROM cw.dead_letter_actions",
+                "SELECT * FROM cw.dead_letter_key",  # the key that seals the services' ids
                 "INSERT INTO public.venues (district, venue_id) VALUES ('320703', 'X')",
                 "DELETE FROM public.issue_status",
                 "CREATE TABLE public.mine (x int)",

@@ -136,6 +136,11 @@ async def test_each_kind_fires_at_its_moment_and_once(harness_in_seconds: Harnes
     digest_reminder = next(p for p in got if p.reminder.kind == "digest")
     assert digest_reminder.subject == f"cw.reminders.{D}.digest"
     assert "在办问题" in digest_reminder.reminder.body_zh
+    # Partners (a webhook gets this JSON as published) read the campaign's clock: +08:00.
+    eight = timedelta(hours=8)
+    for p in got:
+        r = p.reminder
+        assert {t.utcoffset() for t in (r.fire_at, r.issued_at, r.due_at) if t} == {eight}
     assert metrics.registry.get_sample_value("cw_reminders_sent_total", {"kind": "overdue"}) == 1
     assert metrics.registry.get_sample_value("cw_reminders_delay_seconds_count") == len(got)
 

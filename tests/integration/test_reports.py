@@ -8,17 +8,21 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from pydantic import SecretStr
 
 from services.common.campaign import load_campaign
 from services.common.entrypoints import initialise
+from services.common.overdue import days_overdue
 from services.common.settings import Settings
 from services.projector.adapters.generations import active_schema
 from services.reports import bootstrap
 from services.reports.domain.reports import REPORTS
 from tests import factories as f
 from tests.integration.conftest import Harness
+from tests.unit.test_overdue import CASES as OVERDUE_CASES
+from tests.unit.test_overdue import DUE
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +73,7 @@ async def _campaign(harness: Harness) -> None:
         f.recheck_passed(m, "I2", f.at("2023-03-08 10:00")),
         f.issue(m, "I3", f.at("2023-03-03 10:00"), item_code="FM-WC"),
         f.issue("LY-X-9", "I4", f.at("2023-03-04 10:00")),
+        f.issue("LY-X-9", "I5", f.at("2023-03-04 11:00"), item_code="FM-NEW"),  # not listed
         f.venue("M7", f.at("2023-02-01 09:00"), district="320706"),
     ])  # fmt: skip
     await harness.project()
@@ -102,6 +107,10 @@ async def test_the_reports_read_the_views_as_the_read_only_role(
     assert on_time["re_review"]["on_time_original"] == 0
     assert on_time["re_review"]["on_time_extended"] == 1
     assert [r["issue_id"] for r in by_name["rebounds"].rows] == ["I3"]
+    # A code the checklist does not list: projected, and listed as unknown.
+    assert [
+        (r["district"], r["item_code"], r["issues"]) for r in by_name["unknown_items"].rows
+    ] == [("320703", "FM-NEW", 1)]
     assert {r["district"] for r in by_name["summary"].rows} == {"320703"}
     assert facts.district == "320703"
 
@@ -165,3 +174,86 @@ async def test_cw_init_gives_an_earlier_generation_the_waiting_since_column(
     await harness.project()
     rows = await harness.rows("SELECT issue_id, waiting_since FROM public.waiting_follow_ups")
     assert [r["issue_id"] for r in rows] == ["I-LOST"] and rows[0]["waiting_since"] is not None
+
+
+async def test_coverage_per_phase_counts_the_venues_registered_before_it_ended(
+    harness: Harness, reader: Settings
+) -> None:
+    """Issue 17: registering a venue in 2026 lowered the 2023 self-check coverage to 85.7%."""
+    markets = [f"LY-FM-{n:03d}" for n in range(1, 7)]
+    await harness.publish([
+        *(f.venue(m, f.at("2023-02-01 09:00")) for m in markets),
+        *(f.inspection(m, f.at("2023-02-15 09:00"), kind="self_check") for m in markets),
+        f.venue("LY-FM-NEW", f.at("2026-05-01 09:00")),
+        # Registered again in 2026 (a new first responsible person): still a 2023 venue.
+        f.venue(markets[0], f.at("2026-05-02 09:00"), name="墟沟农贸市场（更名）"),
+    ])  # fmt: skip
+    await harness.project()
+    now, reports = await bootstrap.reports(reader, CAMPAIGN, ["summary"], "320703", None)
+    (summary,) = reports
+    shown = {r["phase"]: (r["venues"], r["venues_inspected"], r["coverage"]) for r in summary.rows}
+    assert shown == {
+        "self_check": (6, 6, 1.0), "re_review": (6, 0, 0.0), "long_term": (7, 0, 0.0),
+    }  # fmt: skip
+    # The replay of the archive as of now counts the same venues in each phase.
+    _, replayed = await bootstrap.reports(reader, CAMPAIGN, ["summary"], "320703", now.as_of)
+    assert replayed == reports
+    # So does the view itself, which Grafana and psql read.
+    rows = await harness.db.fetch(
+        "SELECT phase, venues, venues_inspected FROM public.phase_summary ORDER BY phase"
+    )
+    assert {r["phase"]: (r["venues"], r["venues_inspected"]) for r in rows} == {
+        "self_check": (6, 6), "re_review": (6, 0), "long_term": (7, 0),
+    }  # fmt: skip
+    first = await harness.db.fetchrow(
+        "SELECT name, registered_at FROM public.venues WHERE venue_id = $1", markets[0]
+    )
+    assert first is not None
+    assert (first["name"], first["registered_at"]) == (
+        "墟沟农贸市场（更名）",
+        f.at("2023-02-01 09:00"),
+    )
+
+
+async def test_sql_counts_days_overdue_as_python_does(harness: Harness) -> None:
+    """The views' ``days_overdue`` (and Grafana's 逾期天数, which reads it) against
+    ``services.common.overdue`` at the edges: midnight, the deadline's own hour, a microsecond."""
+    await _campaign(harness)
+    ats = [at for at, _ in OVERDUE_CASES]
+    got = await harness.db.fetch(
+        "SELECT at, public.days_overdue($1, at) AS days FROM unnest($2::timestamptz[]) AS at",
+        DUE, ats,
+    )  # fmt: skip
+    assert [(r["at"], r["days"]) for r in got] == [(at, days_overdue(DUE, at)) for at in ats]
+    assert [r["days"] for r in got] == [days for _, days in OVERDUE_CASES]
+
+
+async def test_the_view_and_the_report_say_the_same_days_overdue(
+    harness: Harness, reader: Settings
+) -> None:
+    await _campaign(harness)
+    rows = await harness.db.fetch(
+        "SELECT issue_id, due_at, days_overdue, now() AS at FROM issue_status"
+        " WHERE status = 'overdue'"
+    )
+    assert [r["issue_id"] for r in rows] == ["I1"]
+    (row,) = rows
+    assert row["days_overdue"] == days_overdue(row["due_at"], row["at"]) > 365
+    facts, reports = await bootstrap.reports(reader, CAMPAIGN, ["overdue"], "320703", None)
+    (late,) = reports[0].rows
+    assert late["days_overdue"] == days_overdue(row["due_at"], facts.as_of)
+    # The read-only role (Grafana's data source) reads it too.
+    assert reader.reader_database_url is not None
+    conn = await asyncpg.connect(reader.reader_database_url)
+    try:
+        as_reader = await conn.fetchval(
+            "SELECT days_overdue FROM issue_status WHERE issue_id = 'I1'"
+        )
+    finally:
+        await conn.close()
+    assert as_reader == row["days_overdue"]
+    # Not overdue: no count at all.
+    others = await harness.db.fetch(
+        "SELECT days_overdue FROM issue_status WHERE status <> 'overdue'"
+    )
+    assert {r["days_overdue"] for r in others} == {None}

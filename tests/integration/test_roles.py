@@ -9,6 +9,7 @@ rebuild.
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -20,14 +21,16 @@ import nats
 import pytest
 from pydantic import SecretStr
 
-from services.common.database_roles import SYSTEM_SCHEMAS, SetupRefused
+from services.common.database_roles import SetupRefused
 from services.common.entrypoints import initialise, setup
+from services.common.services_role import SYSTEM_SCHEMAS
 from services.common.settings import Settings
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.adapters.reader_role import PUBLIC_VIEWS
 from services.projector.bootstrap import rebuild
 from tests import factories as f
 from tests.integration.conftest import Harness
+from tests.support.nothing_lost import projector_in_process
 from tests.support.notifier import notifier_in_process, notify_file
 from tests.support.processes import cw, cw_env
 from tests.support.reminders import campaign_file, published, reminders_in_process, soon
@@ -293,3 +296,208 @@ async def test_setup_refuses_an_administrator_as_the_service_role(roles: Setting
         await setup(roles.model_copy(update={"database_url": admin_url}))
     with pytest.raises(SetupRefused, match="CW_ADMIN_DATABASE_URL"):
         await setup(roles.model_copy(update={"admin_database_url": None}))
+
+
+# What the system keeps, and who owns each: everything must be the services' role's.
+OWNERS = """
+SELECT n.nspname AS object, pg_get_userbyid(n.nspowner) AS owner FROM pg_namespace n
+WHERE n.nspname = ANY($1::text[]) OR n.nspname ~ '^cw_rm_'
+UNION ALL
+SELECT n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'v', 'm', 'S')
+  AND (n.nspname = ANY($1::text[]) OR n.nspname ~ '^cw_rm_'
+       OR (n.nspname = 'public' AND c.relname = ANY($2::text[])))
+"""
+
+
+async def _not_owned_by(admin: asyncpg.Connection, role: str) -> dict[str, str]:
+    rows = await admin.fetch(OWNERS, [*SYSTEM_SCHEMAS], list(PUBLIC_VIEWS))
+    assert len(rows) > 20, rows  # the schemas, their tables and the views
+    return {r["object"]: r["owner"] for r in rows if r["owner"] != role}
+
+
+def _envs(roles: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """``cw``'s environment as the services' role (with the administrator's URL for ``cw db
+    setup``), and as the administrator, a superuser (the URL ``make run`` prints for psql)."""
+    admin_url = roles.admin_database_url or ""
+    common = {
+        "reader_role": roles.reader_role,
+        "reader_password": READER_PASSWORD,
+        "campaign_file": str(roles.campaign_file),
+    }
+    as_service = cw_env(roles.nats_url, roles.database_url, admin_database_url=admin_url, **common)
+    return as_service, cw_env(roles.nats_url, admin_url, **common)
+
+
+def _one_line(done: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    said = done.stderr.strip()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in said and "\n" not in said, said
+    for fragment in fragments:
+        assert fragment in said, said
+    return said
+
+
+async def test_a_superusers_rebuild_makes_what_the_services_role_owns_and_the_projector_goes_on(
+    roles: Settings,
+) -> None:
+    """The new user's session: cw dev runs the services as the services' role, and the operator
+    runs cw rebuild in a second shell as the superuser whose URL make run printed for psql."""
+    service = _role(roles)
+    as_service, as_admin = _envs(roles)
+    for step in (("db", "setup"), ("init",)):
+        done = cw(as_service, *step)
+        assert done.returncode == 0, done.stderr
+    settings = roles.model_copy(update={"projector_fetch_wait": timedelta(milliseconds=200)})
+    nc = await nats.connect(settings.nats_url)
+    admin = await asyncpg.connect(roles.admin_database_url or "")
+    try:
+        harness = Harness(settings, nc, admin)
+        t0 = f.at("2023-03-15 10:00")
+
+        async def issues(n: int) -> bool:
+            return bool(await admin.fetchval("SELECT count(*) FROM public.issue_status") == n)
+
+        async with projector_in_process(settings) as live:
+            await harness.publish([f.venue("LY-FM-001", t0), f.issue("LY-FM-001", "I-1", t0)])
+            await eventually(lambda: issues(1), within=60, what="projected", running=[live])
+            done = cw(as_admin, "rebuild")
+            assert done.returncode == 0, done.stderr
+            assert await _not_owned_by(admin, service) == {}
+            await harness.publish([f.issue("LY-FM-001", "I-2", t0)])
+            await eventually(
+                lambda: issues(2), within=30, what="the live projector goes on", running=[live]
+            )
+        assert await admin.fetchval("SELECT active_schema FROM cw.read_model_head") == "cw_rm_2"
+    finally:
+        await admin.close()
+        await nc.close()
+
+
+async def test_a_superusers_init_after_cw_db_setup_makes_what_the_services_role_owns(
+    roles: Settings,
+) -> None:
+    service = _role(roles)
+    as_service, as_admin = _envs(roles)
+    done = cw(as_service, "db", "setup")
+    assert done.returncode == 0, done.stderr
+    assert "(schema cw created)" in done.stdout
+    done = cw(as_admin, "init")
+    assert done.returncode == 0, done.stderr
+    assert f"read-only role {roles.reader_role}: updated" in done.stdout
+    admin = await asyncpg.connect(roles.admin_database_url or "")
+    try:
+        assert await _not_owned_by(admin, service) == {}
+    finally:
+        await admin.close()
+    done = cw(as_service, "rebuild")
+    assert done.returncode == 0, done.stderr
+
+
+async def test_a_role_that_may_not_act_as_the_services_role_is_refused_before_anything_changes(
+    roles: Settings,
+) -> None:
+    service = _role(roles)
+    as_service, _ = _envs(roles)
+    done = cw(as_service, "db", "setup")
+    assert done.returncode == 0, done.stderr
+    admin_url = roles.admin_database_url or ""
+    other = f"cw_other_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_url)
+    nc = await nats.connect(roles.nats_url)
+    try:
+        database = await admin.fetchval("SELECT current_database()")
+        # May connect and create schemas: it could make a generation the services cannot use.
+        await admin.execute(f"CREATE ROLE {other} LOGIN PASSWORD 'other-Pw-1'")
+        await admin.execute(f'GRANT CONNECT, CREATE ON DATABASE "{database}" TO {other}')
+        as_other = {**as_service, "CW_DATABASE_URL": _as(admin_url, other, "other-Pw-1")}
+        said = _one_line(cw(as_other, "init"), f"run it as {service}")
+        assert other in said
+        assert await nc.jetstream().streams_info() == []
+        schemas = await admin.fetchval(
+            "SELECT array_agg(nspname::text) FROM pg_namespace WHERE nspname ~ '^cw'"
+        )
+        assert schemas == ["cw"]  # cw db setup's, and nothing else
+
+        done = cw(as_service, "init")
+        assert done.returncode == 0, done.stderr
+        _one_line(cw(as_other, "rebuild"), f"run it as {service}")
+        generations = await admin.fetchval(
+            "SELECT array_agg(nspname::text) FROM pg_namespace WHERE nspname ~ '^cw_rm_'"
+        )
+        assert generations == ["cw_rm_1"]
+    finally:
+        await nc.close()
+        await admin.execute(f"DROP OWNED BY {other}")
+        await admin.execute(f"DROP ROLE {other}")
+        await admin.close()
+
+
+async def test_what_another_role_owns_is_said_in_one_line_that_names_cw_db_setup(
+    roles: Settings,
+) -> None:
+    as_service, as_admin = _envs(roles)
+    done = cw(as_service, "db", "setup")
+    assert done.returncode == 0, done.stderr
+    done = cw(as_service, "init")
+    assert done.returncode == 0, done.stderr
+    admin = await asyncpg.connect(roles.admin_database_url or "")
+    try:
+        # The mess a superuser's cw rebuild of before left: the live generation is its own.
+        await admin.execute("ALTER SCHEMA cw_rm_1 OWNER TO CURRENT_USER")
+        for table in await admin.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'cw_rm_1'"
+        ):
+            await admin.execute(f"ALTER TABLE cw_rm_1.{table['tablename']} OWNER TO CURRENT_USER")
+        who = await admin.fetchval("SELECT current_user")
+    finally:
+        await admin.close()
+    for command in ("rebuild", "init"):
+        said = _one_line(cw(as_service, command), "cw db setup", f"belongs to {who}")
+        assert "cw_rm_1" in said
+    # Even a superuser is refused on the views, which run with their owner's rights: not a
+    # matter of the read-only role's password.
+    said = _one_line(cw(as_admin, "report", "summary"), "cw db setup", "cw_rm_1")
+    assert "CW_READER_PASSWORD" not in said
+    done = cw(as_service, "db", "setup")
+    assert done.returncode == 0, done.stderr
+    assert "objects handed over" in done.stdout
+    done = cw(as_service, "rebuild")
+    assert done.returncode == 0, done.stderr
+
+
+async def test_rebuild_says_what_postgresql_refuses_in_one_line(roles: Settings) -> None:
+    service = _role(roles)
+    as_service, _ = _envs(roles)
+    for step in (("db", "setup"), ("init",)):
+        done = cw(as_service, *step)
+        assert done.returncode == 0, done.stderr
+    admin = await asyncpg.connect(roles.admin_database_url or "")
+    try:
+        database = await admin.fetchval("SELECT current_database()")
+        await admin.execute(f'REVOKE CREATE ON DATABASE "{database}" FROM {service}')
+    finally:
+        await admin.close()
+    _one_line(cw(as_service, "rebuild"), "permission denied for database", "cw db setup")
+
+
+async def test_a_role_that_may_not_create_schemas_is_refused_before_anything_changes(
+    settings: Settings,
+) -> None:
+    """A plain database (no cw db setup): whoever runs cw init first creates cw and is the
+    services' role; one that may not create schemas is told so before a stream is made."""
+    plain = f"cw_plain_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(settings.database_url)
+    nc = await nats.connect(settings.nats_url)
+    try:
+        await admin.execute(f"CREATE ROLE {plain} LOGIN PASSWORD 'plain-Pw-1'")
+        as_plain = cw_env(settings.nats_url, _as(settings.database_url, plain, "plain-Pw-1"))
+        said = _one_line(cw(as_plain, "init"), "may not create schemas", "cw db setup")
+        assert plain in said
+        assert await nc.jetstream().streams_info() == []
+    finally:
+        await nc.close()
+        await admin.execute(f"DROP OWNED BY {plain}")
+        await admin.execute(f"DROP ROLE {plain}")
+        await admin.close()

@@ -17,6 +17,7 @@ from services.common.campaign import load_campaign
 from services.common.settings import Settings
 from services.consumer.jetstream import DeadLetterPublisher, EventSource
 from services.consumer.lease import SingleWriter
+from services.consumer.letter_key import DeadLetterKey
 from services.consumer.loop import Consumer
 from services.consumer.model import Outcome, StreamEvent, Tracked
 from services.consumer.ports import CheckpointRegression
@@ -45,7 +46,7 @@ class DistrictTally(Consumer[int]):
         super().__init__(
             EventSource(nc, "tally", decode, batch=50),
             NoMetrics(),
-            dead_letters=DeadLetterPublisher(nc, "tally"),
+            dead_letters=DeadLetterPublisher(nc, "tally", DeadLetterKey(pool)),
             writer=SingleWriter(dsn, "tally"),
         )
         self.pool = pool
@@ -115,7 +116,7 @@ async def test_a_second_consumer_keeps_its_own_checkpoint_beside_the_projector(
     projector_store = PostgresReadModel(pool)
     first = [f.issue("V1", f"I{i}", f.at("2023-03-01 10:00")) for i in range(30)]
     first += [
-        f.issue("V2", f"J{i}", f.at("2023-03-01 10:00"), district="320705") for i in range(10)
+        f.issue("V2", f"J{i}", f.at("2023-03-01 10:00"), district="320706") for i in range(10)
     ]
     try:
         await harness.publish(first)
@@ -129,7 +130,7 @@ async def test_a_second_consumer_keeps_its_own_checkpoint_beside_the_projector(
 
             await eventually(both_done, within=30, what="both consumers at 40", running=[projector])
         counts = {r["district"]: r["events"] for r in await pool.fetch("SELECT * FROM tally")}
-        assert counts == {f.DISTRICT: 30, "320705": 10}
+        assert counts == {f.DISTRICT: 30, "320706": 10}
 
         # The tally is stopped; the projector goes on alone, the tally's checkpoint stays.
         await harness.publish([f.issue("V1", f"K{i}", f.at("2023-03-02 10:00")) for i in range(5)])
@@ -151,6 +152,6 @@ async def test_a_second_consumer_keeps_its_own_checkpoint_beside_the_projector(
             with pytest.raises(CheckpointRegression):
                 await tally.apply([], Tracked(44), [])
         counts = {r["district"]: r["events"] for r in await pool.fetch("SELECT * FROM tally")}
-        assert counts == {f.DISTRICT: 35, "320705": 10}
+        assert counts == {f.DISTRICT: 35, "320706": 10}
     finally:
         await pool.close()

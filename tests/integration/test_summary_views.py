@@ -12,11 +12,12 @@ pytestmark = pytest.mark.integration
 
 async def _campaign(harness: Harness) -> None:
     day = f.at("2023-03-01 09:00")
+    registered = f.at("2023-02-01 09:00")  # before self_check ended: a venue of every phase
     await harness.publish(
         [
-            f.venue("M1", day, street="墟沟街道"),
-            f.venue("M2", day, street="墟沟街道"),
-            f.venue("S1", day, kind="mall_supermarket", street="连岛街道"),
+            f.venue("M1", registered, street="墟沟街道"),
+            f.venue("M2", registered, street="墟沟街道"),
+            f.venue("S1", registered, kind="mall_supermarket", street="连岛街道"),
             f.inspection("M1", day),
             f.inspection("S1", day),
             f.issue("M1", "I1", day),
@@ -24,7 +25,7 @@ async def _campaign(harness: Harness) -> None:
             f.issue("S1", "I3", day),
             f.recheck_passed("S1", "I3", f.at("2023-03-02 09:00")),
             f.issue("X9", "I4", day),  # a venue not registered yet
-            f.venue("M7", day, district="320706"),
+            f.venue("M7", registered, district="320706"),
             f.issue("M7", "I1", day, district="320706"),
         ]
     )  # fmt: skip
@@ -108,7 +109,7 @@ async def test_a_registered_venue_shows_in_every_phase_that_has_started(harness:
 
 
 async def test_a_phase_that_has_not_started_has_no_empty_rows(harness: Harness) -> None:
-    await harness.publish([f.venue("M1", f.at("2023-03-01 09:00"))])
+    await harness.publish([f.venue("M1", f.at("2023-02-01 09:00"))])
     await harness.project()
     await harness.db.execute(
         "UPDATE cw.campaign_phases SET starts_at = now() + interval '1 day' "

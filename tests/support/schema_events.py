@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from contracts.events import EVENT_TYPES
 from contracts.generate import CONTRACTS_DIR
 from contracts.rules import NO_NUL_PATTERN
+from services.common.campaign import load_campaign
 
 Json = dict[str, Any]
 TYPE_SCHEMAS: dict[str, Json] = {
@@ -146,6 +147,18 @@ def schema_events(event_type: str | None = None) -> st.SearchStrategy[Json]:
         schema = TYPE_SCHEMAS[event_type]
         return from_schema(schema, schema)
     return st.sampled_from(EVENT_TYPES).flatmap(schema_events)
+
+
+CAMPAIGN_DISTRICTS = tuple(d.code for d in load_campaign().names.districts)
+"""The shipped campaign's districts: an event of another one is valid, and dead-lettered."""
+
+
+def campaign_events(event_type: str | None = None) -> st.SearchStrategy[Json]:
+    """``schema_events`` in a district of the shipped campaign: events the consumers take (the
+    schema allows any six digits; the campaign lists the districts it covers)."""
+    return st.tuples(schema_events(event_type), st.sampled_from(CAMPAIGN_DISTRICTS)).map(
+        lambda drawn: {**drawn[0], "district": drawn[1]}
+    )
 
 
 def hostile_settings(examples: int) -> settings:

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from contracts.generate import CONTRACTS_DIR
 from services.cli import main
 from services.common.campaign import OUTSIDE, CampaignError, load_campaign, parse_campaign
 from services.common.durations import format_duration, parse_duration
@@ -30,10 +33,14 @@ def test_the_shipped_campaign_follows_the_seed_plan(moment: datetime, phase: str
     assert load_campaign().phase_of(moment) == phase
 
 
+DISTRICTS = [{"code": "320703", "name": "连云区"}]
+
+
 def test_a_campaign_file_names_its_own_dates() -> None:
     campaign = parse_campaign(
         {
             "timezone": "Asia/Shanghai",
+            "districts": DISTRICTS,
             "phases": [
                 {"name": "self_check", "start": "2026-03-01", "end": "2026-04-01"},
                 {"name": "re_review", "start": "2026-04-01", "end": "2026-07-01"},
@@ -50,10 +57,14 @@ def test_a_campaign_file_names_its_own_dates() -> None:
 def test_follow_ups_waiting_are_alerted_on_after_3_days_unless_the_file_says() -> None:
     assert load_campaign().waiting_alert_after == timedelta(days=3)
     phases = [{"name": "self_check", "start": "2026-03-01"}]
-    assert parse_campaign({"phases": phases}).waiting_alert_after == timedelta(days=3)
+    assert parse_campaign({"phases": phases, "districts": DISTRICTS}).waiting_alert_after == (
+        timedelta(days=3)
+    )
     for bad, message in (("3 days", "rules.waiting_alert_after: bad duration"), ("0s", "longer")):
         with pytest.raises(CampaignError, match=message):
-            parse_campaign({"phases": phases, "rules": {"waiting_alert_after": bad}})
+            parse_campaign(
+                {"phases": phases, "districts": DISTRICTS, "rules": {"waiting_alert_after": bad}}
+            )
 
 
 @pytest.mark.parametrize(
@@ -74,7 +85,7 @@ def test_follow_ups_waiting_are_alerted_on_after_3_days_unless_the_file_says() -
 )
 def test_a_bad_campaign_file_says_what_is_wrong(phases: list[object], message: str) -> None:
     with pytest.raises(CampaignError, match=message):
-        parse_campaign({"phases": phases})
+        parse_campaign({"phases": phases, "districts": DISTRICTS})
 
 
 @pytest.mark.parametrize(
@@ -113,6 +124,7 @@ def test_reminder_rules_in_seconds_for_tests() -> None:
     rules = parse_campaign(
         {
             "phases": [{"name": "self_check", "start": "2026-01-01"}],
+            "districts": DISTRICTS,
             "reminders": {
                 "order_within": "3s",
                 "due_soon": ["2s", "1s"],
@@ -130,6 +142,13 @@ def test_reminder_rules_in_seconds_for_tests() -> None:
 
 
 PHASES = [{"name": "self_check", "start": "2026-01-01"}]
+ITEM = {
+    "code": "FM-SCALE",
+    "title": "公平秤",
+    "category": "市场管理",
+    "venue_kinds": ["farmers_market"],
+    "severity": "minor",
+}
 
 
 @pytest.mark.parametrize(
@@ -159,6 +178,82 @@ PHASES = [{"name": "self_check", "start": "2026-01-01"}]
     ],
 )
 def test_an_unknown_or_bad_reminder_key_is_named(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(CampaignError, match=message):
+        parse_campaign(raw)
+
+
+def test_the_shipped_campaign_names_its_districts_and_checklist() -> None:
+    names = load_campaign().names
+    assert [(d.code, d.name) for d in names.districts] == [
+        ("320703", "连云区"), ("320706", "海州区"), ("320707", "赣榆区"),
+        ("320722", "东海县"), ("320723", "灌云县"), ("320724", "灌南县"),
+    ]  # fmt: skip
+    assert (names.district("320703"), names.district("999999")) == ("连云区", "999999")
+    assert (names.district_code("海州区"), names.district_code("320706")) == ("320706", "320706")
+    assert names.knows_district("320724") and not names.knows_district("320705")
+    assert (names.item("FM-SCALE"), names.item("FM-SORT")) == ("公平秤", "垃圾分类")
+    assert names.item("FM-NEW") == "FM-NEW" and not names.knows_item("FM-NEW")
+    aed = next(i for i in names.checklist if i.code == "MALL-AED")
+    assert (aed.venue_kinds, aed.severity) == (("mall_supermarket",), "critical")
+
+
+def test_every_item_code_of_the_examples_is_in_the_checklist() -> None:
+    names = load_campaign().names
+    lines = (CONTRACTS_DIR / "examples" / "events.jsonl").read_text("utf-8").splitlines()
+    used = {
+        e["data"]["item_code"] for e in map(json.loads, lines) if e["event_type"] == "IssueFound"
+    }
+    assert used and {code for code in used if not names.knows_item(code)} == set()
+    source = (CONTRACTS_DIR / "examples_source.py").read_text("utf-8")
+    quoted = set(re.findall(r'"((?:FM|MALL)-[A-Z0-9]+)"', source))
+    assert quoted and quoted <= {i.code for i in names.checklist}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"district": "320703"}, "unknown key district: a campaign lists its districts"),
+        ({"districts": None}, "districts must list the districts"),
+        ({"districts": []}, "at least one district"),
+        ({"districts": "320703"}, "districts must be a list of tables"),
+        (
+            {"districts": [{"code": "320703", "name": "连云区", "nmae": "x"}]},
+            r"unknown key districts\[0\]\.nmae",
+        ),
+        (
+            {"districts": [{"code": "32070", "name": "连云区"}]},
+            r"districts\[0\]\.code must be a 6-digit administrative code",
+        ),
+        ({"districts": [{"code": "320703"}]}, r"districts\[0\]\.name must be a text"),
+        (
+            {"districts": [*DISTRICTS, {"code": "320703", "name": "新浦区"}]},
+            r"districts\[1\] repeats 320703",
+        ),
+        ({"checklist": [{**ITEM, "titel": "x"}]}, r"unknown key checklist\[0\]\.titel"),
+        (
+            {"checklist": [{**ITEM, "code": "fm-scale"}]},
+            r"checklist\[0\]\.code must be a checklist item code",
+        ),
+        ({"checklist": [{**ITEM, "title": ""}]}, r"checklist\[0\]\.title must be a text"),
+        ({"checklist": [{**ITEM, "category": 3}]}, r"checklist\[0\]\.category must be a text"),
+        (
+            {"checklist": [{**ITEM, "venue_kinds": ["market"]}]},
+            r"checklist\[0\]\.venue_kinds must list venue kinds",
+        ),
+        ({"checklist": [{**ITEM, "venue_kinds": []}]}, r"checklist\[0\]\.venue_kinds"),
+        (
+            {"checklist": [{**ITEM, "severity": "grave"}]},
+            r"checklist\[0\]\.severity must be one of minor, major, critical",
+        ),
+        ({"checklist": [ITEM, ITEM]}, r"checklist\[1\]\.code FM-SCALE is listed twice"),
+    ],
+)
+def test_a_bad_district_or_checklist_item_is_named(
+    changes: dict[str, object], message: str
+) -> None:
+    raw: dict[str, object] = {"phases": PHASES, "districts": DISTRICTS, **changes}
+    if changes.get("districts", "") is None:
+        del raw["districts"]
     with pytest.raises(CampaignError, match=message):
         parse_campaign(raw)
 

@@ -1,14 +1,17 @@
-"""The devstack's small helpers: ports, permissions, where things go."""
+"""The devstack's small helpers: ports, permissions, where things go, the stack file."""
 
 from __future__ import annotations
 
 import os
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from services.cli import _use_the_stack_of_cw_dev
 from services.devstack.cli import (
     DevService,
     _publish_hint,
@@ -18,6 +21,7 @@ from services.devstack.cli import (
 )
 from services.devstack.reader import reader_access
 from services.devstack.stack import LocalStack
+from services.devstack.stack_file import remove_stack_file, running_stack, write_stack_file
 from services.devstack.system import (
     Account,
     first_closed_folder,
@@ -161,3 +165,72 @@ def test_a_configured_database_gets_a_reader_only_with_a_password(tmp_path: Path
     printed = "\n".join(report_lines(given, initialised=True))
     assert "p@ss" not in printed and "p%40ss" not in printed
     assert 'CW_READER_DATABASE_URL="postgresql://r:$CW_READER_PASSWORD@db/x"' in printed
+
+
+SECRET_STACK = {
+    "CW_NATS_URL": "nats://operator:nats-S3cret@127.0.0.1:4333",
+    "CW_DATABASE_URL": "postgresql://postgres@127.0.0.1:5444/chuangwei",
+    "CW_READER_DATABASE_URL": "postgresql://cw_reader:pg-S3cret@127.0.0.1:5444/chuangwei",
+}
+URL_SETTINGS = ("CW_NATS_URL", "CW_DATABASE_URL", "CW_READER_DATABASE_URL")
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def test_a_command_uses_the_stack_of_a_live_cw_dev_and_never_shows_a_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    written = write_stack_file(tmp_path, SECRET_STACK)  # by this process, alive
+    assert written == tmp_path / ".cw" / "stack.env"
+    assert written.stat().st_mode & 0o777 == 0o600
+    monkeypatch.chdir(tmp_path)
+    for name in URL_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    _use_the_stack_of_cw_dev("report")
+    assert {name: os.environ.get(name) for name in URL_SETTINGS} == SECRET_STACK
+    said = capsys.readouterr().err
+    assert said.startswith(f"cw report: using the stack cw dev started (pid {os.getpid()}): ")
+    assert "nats://operator:***@127.0.0.1:4333" in said and "S3cret" not in said
+    assert said.count("\n") == 1
+
+
+def test_a_url_that_is_set_or_a_dead_cw_dev_leaves_the_stack_file_unused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in URL_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    write_stack_file(tmp_path, SECRET_STACK)
+    monkeypatch.setenv("CW_DATABASE_URL", "postgresql://me@db/mine")
+    _use_the_stack_of_cw_dev("report")
+    assert "CW_NATS_URL" not in os.environ
+    monkeypatch.delenv("CW_DATABASE_URL")
+    write_stack_file(tmp_path, SECRET_STACK, pid=_dead_pid())  # cw dev was killed: stale
+    assert running_stack(tmp_path) is None
+    _use_the_stack_of_cw_dev("report")
+    assert "CW_NATS_URL" not in os.environ and "CW_DATABASE_URL" not in os.environ
+    assert capsys.readouterr().err == ""
+    remove_stack_file(tmp_path)  # not this process's: kept
+    assert (tmp_path / ".cw" / "stack.env").exists()
+    write_stack_file(tmp_path, SECRET_STACK)
+    remove_stack_file(tmp_path)  # its own, and .cw/ held nothing else
+    assert not (tmp_path / ".cw").exists()
+
+
+def test_the_stack_file_reads_as_a_shell_reads_it(tmp_path: Path) -> None:
+    env = {
+        **SECRET_STACK,
+        "CW_DATABASE_URL": "postgresql://u:p'w$x@db/chuangwei?sslmode=require&a=1",
+    }
+    path = write_stack_file(tmp_path, env)
+    found = running_stack(tmp_path)
+    assert found is not None and found.env == env
+    shell = subprocess.run(
+        ["sh", "-c", f'set -a; . "{path}"; printf %s "$CW_DATABASE_URL"'],
+        capture_output=True, text=True, check=True, env={},
+    )  # fmt: skip
+    assert shell.stdout == env["CW_DATABASE_URL"]

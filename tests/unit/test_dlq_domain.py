@@ -1,20 +1,39 @@
-"""The pure rules of ``cw dlq``: what replaces a dead letter's event, and what was stored."""
+"""The pure rules of ``cw dlq``: what a dead letter is and whose (from its subject), what
+replaces its event, and what was stored."""
 
 from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
 from contracts import encode_event
-from services.common.deadletters import ISSUE_VENUE, DeadLetter, dead_letter_headers
+from services.common.deadletters import (
+    ISSUE_VENUE,
+    MSG_ID,
+    STAGE,
+    STREAM_SEQ,
+    TARGET,
+    DeadLetter,
+    dead_letter_headers,
+)
+from services.common.deadletters import SUBJECT as SUBJECT_HEADER
 from services.deadletters.domain.rules import (
+    Action,
     Candidate,
     StoredMessage,
+    claim_problems,
     identity_problems,
+    intake_district_problem,
     original_event_id,
     replay_msg_id,
     stored_problem,
     subject_place,
+    whose,
 )
 from tests import factories as f
 
@@ -36,7 +55,8 @@ def _letter(
         kind=kind,
         extra=extra,
     )
-    return DeadLetter.from_message(3, "cw.dlq.projector", payload, headers)
+    where = "cw.dlq.projector" if subject else "cw.dlq.intake.320703"
+    return DeadLetter.from_message(3, where, payload, headers)
 
 
 def test_subject_place_reads_district_and_venue_of_an_events_subject() -> None:
@@ -116,3 +136,132 @@ def test_an_intake_replacement_stays_in_the_district_whose_publisher_sent_the_li
     sent_by_320703 = DeadLetter.from_message(3, "cw.dlq.intake.320703", payload, headers)
     [problem] = identity_problems(sent_by_320703, elsewhere)
     assert "district 320703's publisher sent the line" in problem.reason
+
+
+def _as_the_projector_writes(payload: bytes, **extra: str) -> dict[str, str]:
+    return dead_letter_headers(
+        stage="projector",
+        reason="test",
+        field="(event)",
+        payload=payload,
+        subject="cw.events.320706.SZ-FM-009.RecheckFailed",
+        stream_seq=41,
+        kind="venue_mismatch",
+        extra=extra,
+    )
+
+
+def test_a_letter_is_what_its_subject_says_whatever_its_headers_claim() -> None:
+    body = f.recheck_failed("SZ-FM-009", "I-1", f.at("2023-03-20 10:00"), district="320706")
+    payload = encode_event(body)
+    headers = _as_the_projector_writes(payload, **{ISSUE_VENUE: "SZ-FM-001", TARGET: "robot"})
+
+    forged = DeadLetter.from_message(5, "cw.dlq.intake.320703", payload, headers)
+    assert (forged.stage, forged.district) == ("intake", "320703")
+    assert (forged.original_subject, forged.original_stream_seq) == (None, None)
+    assert forged.claims == {
+        STAGE: "projector",
+        SUBJECT_HEADER: "cw.events.320706.SZ-FM-009.RecheckFailed",
+        STREAM_SEQ: "41",
+        ISSUE_VENUE: "SZ-FM-001",
+        TARGET: "robot",
+    }
+    assert whose(forged) == "district 320703's intake letter"
+    assert replay_msg_id(forged) == "replay:intake:5"
+
+    # The services' own subjects: only their users write them, so their headers are believed.
+    genuine = DeadLetter.from_message(5, "cw.dlq.projector", payload, headers)
+    assert (genuine.stage, genuine.district, genuine.claims) == ("projector", None, {})
+    assert genuine.original_subject == "cw.events.320706.SZ-FM-009.RecheckFailed"
+    assert genuine.original_stream_seq == 41
+    assert claim_problems(genuine) == []
+    # ... but not about their stage: that is the subject's too.
+    misfiled = DeadLetter.from_message(5, "cw.dlq.notifier", payload, headers)
+    assert (misfiled.stage, misfiled.claims) == ("notifier", {STAGE: "projector"})
+    assert misfiled.original_stream_seq == 41
+
+
+def test_each_false_claim_is_named_with_why_it_is_not_believed() -> None:
+    payload = b"{}"
+    headers = _as_the_projector_writes(payload, **{ISSUE_VENUE: "SZ-FM-001", TARGET: "robot"})
+    forged = DeadLetter.from_message(5, "cw.dlq.intake.320703", payload, headers)
+    said = {p.field: p.reason for p in claim_problems(forged)}
+    assert said == {
+        STAGE: "claims projector, but the letter was written to cw.dlq.intake.320703, so it is "
+        "district 320703's intake letter",
+        SUBJECT_HEADER: "claims cw.events.320706.SZ-FM-009.RecheckFailed, but an intake letter "
+        "holds a line a publisher sent, never a stream message",
+        STREAM_SEQ: "claims 41, but an intake letter holds a line a publisher sent, never a "
+        "stream message",
+        ISSUE_VENUE: "claims SZ-FM-001, but only the projector's letters name the venue of an "
+        "issue",
+        TARGET: "claims robot, but only the notifier's letters name a target that refused",
+    }
+    older = DeadLetter.from_message(5, "cw.dlq.intake", payload, {STAGE: "notifier"})
+    [problem] = claim_problems(older)
+    assert problem.reason.endswith("written to cw.dlq.intake, so it is an intake letter")
+    misfiled = DeadLetter.from_message(5, "cw.dlq.notifier", payload, {STAGE: "projector"})
+    [problem] = claim_problems(misfiled)
+    assert problem.reason.endswith("so it is the notifier's letter")
+    # What cw publish writes claims nothing.
+    plain = dead_letter_headers(stage="intake", reason="r", field="f", payload=payload, line=2)
+    assert claim_problems(DeadLetter.from_message(5, "cw.dlq.intake.320703", payload, plain)) == []
+
+
+def test_an_intake_letters_district_is_its_subjects_not_its_headers() -> None:
+    body = f.recheck_failed("SZ-FM-009", "I-1", f.at("2023-03-20 10:00"), district="320706")
+    payload = encode_event(body)
+    headers = _as_the_projector_writes(payload, **{ISSUE_VENUE: "SZ-FM-001"})
+    forged = DeadLetter.from_message(5, "cw.dlq.intake.320703", payload, headers)
+    problem = intake_district_problem(forged, body)
+    assert problem is not None and problem.field == "district"
+    assert problem.reason.startswith("is 320706, but district 320703's publisher sent the line")
+    assert [p.field for p in identity_problems(forged, body)] == ["district"]
+    # The issue's venue it claims is no rule for its replacement either.
+    ours = body.model_copy(update={"district": "320703"})
+    assert intake_district_problem(forged, ours) is None
+    assert identity_problems(forged, ours) == []
+    # A projector's letter's district is its event subject's: --force may still pass it.
+    genuine = DeadLetter.from_message(5, "cw.dlq.projector", payload, headers)
+    assert intake_district_problem(genuine, ours) is None
+    assert [p.field for p in identity_problems(genuine, ours)] == ["district", "venue_id"]
+
+
+def test_a_services_letter_id_is_sealed_with_the_deployments_key() -> None:
+    def msg_id(key: bytes, seq: int = 7, target: str | None = None) -> str:
+        headers = dead_letter_headers(
+            stage="projector" if target is None else "notifier",
+            reason="r",
+            field="f",
+            payload=b"{}",
+            subject=SUBJECT,
+            stream_seq=seq,
+            extra=None if target is None else {TARGET: target},
+            key=key,
+        )
+        return headers[MSG_ID]
+
+    ours = msg_id(b"k1")
+    # The same letter again (a crash before its batch committed): the same id, stored once.
+    assert ours == msg_id(b"k1")
+    # Not the id a district could write first: it needs the key, which only the services read.
+    seal = hmac.new(b"k1", b"projector:7", hashlib.sha256).hexdigest()[:32]
+    assert ours == f"projector:7:{seal}"
+    assert ours != msg_id(b"k2")
+    assert ours != msg_id(b"k1", seq=8)
+    # One reminder refused by two targets: a letter each, each sealed.
+    webhook, robot = msg_id(b"k1", target="webhook"), msg_id(b"k1", target="robot")
+    assert webhook.startswith("notifier:7:webhook:") and robot.startswith("notifier:7:robot:")
+    assert webhook != robot
+    # The intake (cw publish, no stream message, no key) keeps its id by payload.
+    intake = dead_letter_headers(stage="intake", reason="r", field="f", payload=b"{}")[MSG_ID]
+    assert intake == "intake:" + hashlib.sha256(b"{}").hexdigest()[:32]
+
+
+def test_a_recorded_action_says_when_on_the_campaigns_clock() -> None:
+    action = Action(stage="intake", dead_letter_seq=7, original_stream_seq=None,
+                    action="deleted", event_id=None, event_stream_seq=None, reason="a test line",
+                    acted_at=datetime(2026, 11, 25, 7, 58, 12, tzinfo=UTC))  # fmt: skip
+    assert action.describe(ZoneInfo("Asia/Shanghai")) == (
+        "recorded as deleted at 2026-11-25 15:58:12 +08:00 (a test line)"
+    )

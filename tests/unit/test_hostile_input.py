@@ -52,6 +52,7 @@ from tests.support.hostile import (
 )
 from tests.support.schema_events import (
     TYPE_SCHEMAS,
+    campaign_events,
     hostile_count,
     hostile_settings,
     schema_events,
@@ -198,7 +199,7 @@ def test_every_keyword_of_a_published_schema_is_one_the_generator_draws(event_ty
 
 
 @hostile_settings(150)
-@given(schema_events())
+@given(campaign_events())
 def test_an_event_drawn_from_its_schema_is_accepted_everywhere(obj: Json) -> None:
     raw = json.dumps(obj, ensure_ascii=False).encode()
     TYPE_VALIDATORS[obj["event_type"]].validate(obj)

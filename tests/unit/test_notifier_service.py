@@ -64,6 +64,10 @@ class Hook:
         self.keys.append(str(pending.reminder_id))
         return self.answers.pop(0) if self.answers else Delivered()
 
+    async def send_alert(self, body: bytes, key: str) -> SendResult:
+        self.keys.append(key)
+        return self.answers.pop(0) if self.answers else Delivered()
+
 
 @dataclass
 class Refusals:
@@ -84,6 +88,10 @@ class Observer:
 
     def merged(self, target_kind: str) -> None:
         self.merges += 1
+
+    def alerted(self, target_kind: str, outcome: Outcome) -> None:
+        key = ("alert:" + target_kind, outcome)
+        self.counts[key] = self.counts.get(key, 0) + 1
 
 
 def stream(n: int, start: int = 1, *, long: bool = False) -> list[StreamReminder]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -91,6 +92,19 @@ def test_a_subject_that_does_not_match_the_envelope_is_rejected() -> None:
     assert not isinstance(ok, Rejection) and ok.phase == "re_review"
 
 
+def test_an_event_of_a_district_the_campaign_does_not_list_is_rejected() -> None:
+    # Projected, it would be a phantom district in every 全部辖区 report.
+    ev = f.issue(V, "I1", f.at("2023-03-01 10:00"), district="999999")
+    got = decode_delivery(Delivery(7, ev.subject, f.wire(ev), None), CAMPAIGN)
+    assert isinstance(got, Rejection)
+    assert (got.kind, got.field, got.seq) == ("unknown_district", "district", 7)
+    assert "district 999999 is not one of the campaign's districts" in got.reason
+    listed = f.issue(V, "I1", f.at("2023-03-01 10:00"), district="320724")
+    assert not isinstance(
+        decode_delivery(Delivery(8, listed.subject, f.wire(listed), None), CAMPAIGN), Rejection
+    )
+
+
 @pytest.mark.parametrize(
     ("payload", "kind"),
     [
@@ -125,3 +139,26 @@ def test_an_upcaster_that_crashes_sends_the_event_to_the_dead_letters() -> None:
         unregister_upcaster("*", 7)
     assert isinstance(got, Rejection)
     assert got.kind == "unreadable" and "KeyError" in got.reason
+
+
+@pytest.mark.parametrize("cuts", [(), (1,), (1, 2)])
+def test_a_venue_keeps_its_first_registration_moment_and_its_latest_details(
+    cuts: tuple[int, ...],
+) -> None:
+    """Coverage counts a venue in the phases it was registered before the end of: a second
+    registration (in one batch or a later one, or arriving out of order) moves nothing back."""
+    events = stream([
+        f.venue("LY-FM-001", f.at("2023-02-01 09:00"), name="墟沟农贸市场"),
+        f.venue("LY-FM-001", f.at("2026-05-02 09:00"), name="墟沟农贸市场（更名）"),
+        f.venue("LY-FM-001", f.at("2023-01-20 09:00"), name="墟沟农贸市场（补录）"),
+    ])  # fmt: skip
+    store = MemoryReadModel()
+    bounds = [0, *cuts, len(events)]
+
+    async def run() -> None:
+        for a, b in itertools.pairwise(bounds):
+            await apply_batch(store, events[a:b], events[b - 1].seq, CAMPAIGN.rebound_window)
+
+    asyncio.run(run())
+    (venue,) = store.state.venues.values()
+    assert (venue.name, venue.registered_at) == ("墟沟农贸市场（补录）", f.at("2023-01-20 09:00"))

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
 
 from services.common.campaign import load_campaign
-from services.consumer.model import StreamPlace
+from services.consumer.model import StreamPlace, message_id_of
 from services.projector import usecases
-from services.projector.adapters.memory import MemoryReadModel
+from services.projector.adapters.memory import MemoryGenerations, MemoryReadModel
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.domain.model import Prepared
-from services.projector.domain.ports import Generation, Generations, ReadModelStore, Swap
+from services.projector.domain.ports import ReadModelStore
 from services.projector.runner import Projector
+from services.projector.service import apply_batch
 from tests import factories as f
 from tests.read_model_suite import stream
 
@@ -75,38 +75,6 @@ class ListEnd:
         return sum(1 for m in self.source.messages if m.seq > self.source.at)
 
 
-class MemorySwap(Swap):
-    def __init__(self, owner: MemoryGenerations, name: str) -> None:
-        self.owner, self.name = owner, name
-        self.store = owner.stores[name]
-
-    async def commit_to(self, through: int) -> str:
-        old, self.owner.live = self.owner.live, self.name
-        return old
-
-
-class MemoryGenerations(Generations):
-    def __init__(self) -> None:
-        self.stores: dict[str, MemoryReadModel] = {"g1": MemoryReadModel()}
-        self.live = "g1"
-        self.dropped: list[str] = []
-
-    async def create(self) -> Generation:
-        number = len(self.stores) + 1
-        self.stores[f"g{number}"] = MemoryReadModel()
-        return Generation(f"g{number}", number)
-
-    def store(self, generation: str) -> ReadModelStore:
-        return self.stores[generation]
-
-    @asynccontextmanager
-    async def swapping(self, generation: str) -> AsyncIterator[Swap]:
-        yield MemorySwap(self, generation)
-
-    async def drop(self, generation: str) -> None:
-        self.dropped.append(generation)
-
-
 async def test_a_rebuild_replays_the_stream_into_a_new_generation_and_swaps_it_in() -> None:
     events = stream([f.issue("V1", f"I{i}", f.at("2023-03-01 10:00")) for i in range(5)])
     source = ListSource(list(events))
@@ -149,3 +117,76 @@ async def test_a_rebuild_tells_how_far_it_has_got() -> None:
     )  # fmt: skip
     # Batches of two: told before each, and once more at the end.
     assert told == [(0, 6), (2, 6), (4, 6), (6, 6)]
+
+
+EVENTS = [f.issue("V1", f"I{i}", f.at("2023-03-01 10:00")) for i in range(6)]
+
+
+async def live_read_model(partitions: tuple[str, ...] = ("",)) -> MemoryReadModel:
+    """A live generation that projected ``EVENTS`` at sequences 1-6 (one checkpoint per
+    partition, as several projectors keep)."""
+    live = MemoryReadModel(partition=partitions[0])
+    history = stream(EVENTS)
+    last_id = message_id_of(history[-1].raw)
+    await apply_batch(live, history, 6, CAMPAIGN.rebound_window, through_id=last_id)
+    for partition in partitions[1:]:
+        other = MemoryReadModel(partition=partition, shared=live)
+        async with other.unit() as unit:
+            await unit.set_checkpoint(6, last_id)
+    return live
+
+
+def builder_of(source: ListSource) -> Callable[[ReadModelStore], Awaitable[Projector]]:
+    async def build(store: ReadModelStore) -> Projector:
+        builder = Projector(
+            source, store, CAMPAIGN, ProjectorMetrics(),
+            dead_letters=None, fetch_wait=timedelta(milliseconds=1),
+        )  # fmt: skip
+        await source.start(0)
+        return builder
+
+    return build
+
+
+async def test_a_rebuild_from_a_stream_that_lost_history_refuses_to_swap() -> None:
+    generations = MemoryGenerations(await live_read_model())
+    source = ListSource(list(stream(EVENTS[2:])))  # recreated with the last four events only
+    with pytest.raises(usecases.WouldLoseEvents) as refused:
+        await usecases.rebuild(generations, builder_of(source), ListEnd(source), wait_s=0.001)
+    assert (refused.value.missing.events, refused.value.missing.first_seq) == (2, 1)
+    assert refused.value.missing.last_seq == 2
+    assert str(refused.value) == (
+        "refused to swap: the live read model holds 2 events (archived at stream sequences 1-2) "
+        "that CW_EVENTS no longer has, and generation 2 was rebuilt without them; generation 2 "
+        "dropped, the live read model unchanged. Restore CW_EVENTS from its backup "
+        "(docs/operations.md), then rebuild"
+    )
+    assert (generations.live, generations.dropped, source.stopped) == ("g1", ["g2"], True)
+    assert len(generations.stores["g1"].state.issues) == 6
+    assert await generations.stores["g1"].checkpoint() == 6
+
+
+async def test_a_rebuild_that_would_lose_events_swaps_when_told_to() -> None:
+    generations = MemoryGenerations(await live_read_model())
+    source = ListSource(list(stream(EVENTS[2:])))
+    report = await usecases.rebuild(
+        generations, builder_of(source), ListEnd(source), wait_s=0.001, accept_loss=True
+    )
+    assert report[1:] == [
+        "rebuild: 2 events of the live read model are not in generation 2: swapped in all the "
+        "same, as asked (--accept-loss)",
+        "rebuild: generation 2 is live at stream sequence 4; dropped g1",
+    ]
+    assert generations.live == "g2" and len(generations.stores["g2"].state.issues) == 4
+
+
+async def test_a_stream_with_the_whole_history_under_new_sequences_swaps_and_carries_ids() -> None:
+    generations = MemoryGenerations(await live_read_model(("", "cw.events.320705.>")))
+    moved: list[Prepared] = list(stream(EVENTS[::-1]))  # the same events, in another order
+    source = ListSource(moved)
+    report = await usecases.rebuild(generations, builder_of(source), ListEnd(source), wait_s=0.001)
+    assert report[-1] == "rebuild: generation 2 is live at stream sequence 6; dropped g1"
+    state = generations.stores["g2"].state
+    # Every partition goes on from the new stream's sequence 6, whose message is the first event.
+    assert state.checkpoints == {("projector", ""): 6, ("projector", "cw.events.320705.>"): 6}
+    assert set(state.checkpoint_ids.values()) == {str(EVENTS[0].event_id)}

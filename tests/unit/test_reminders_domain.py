@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from contracts.reminders import reminder_id
-from services.common.campaign import Contact, ReminderRules
+from services.common.campaign import ChecklistItem, Contact, Names, ReminderRules, load_campaign
 from services.common.lifecycle import Issue
 from services.reminders.domain.firing import digest_reminder, issue_reminder, recipients
 from services.reminders.domain.model import Changes, Snapshot, Timer, Venue
@@ -25,6 +25,7 @@ RULES = ReminderRules(
     deputy_head=Contact("李分管", "13900000001"), head=Contact("张局长", "13900000002")
 )
 T0 = f.at("2023-03-01 10:00")
+NAMES = load_campaign().names
 WINDOW = timedelta(days=90)
 
 
@@ -228,7 +229,9 @@ def test_an_overdue_reminder_in_the_bureaus_words() -> None:
     assert due is not None
     rid = reminder_id(f.DISTRICT, "escalation", issue_id="I1", level=1, deadline=due)
     timer = Timer(rid, f.DISTRICT, "escalation", 1, due + timedelta(days=3), "pending", "I1", due)
-    r = issue_reminder(timer, issue, VENUE, rules=RULES, tz=TZ, issued_at=timer.fire_at)
+    r = issue_reminder(
+        timer, issue, VENUE, rules=RULES, tz=TZ, issued_at=timer.fire_at, names=NAMES
+    )
     for words in ("海连路农贸市场", "防蝇防鼠防尘", "LY-ZG-2023-031", "2023年3月10日 17:30",
                   "已逾期 3 天", "王建国（第一责任人，13800000000）",
                   "李明（责任干部，"):  # fmt: skip
@@ -244,7 +247,7 @@ def test_an_unregistered_venue_still_gets_its_reminder() -> None:
     assert due is not None
     timer = Timer(reminder_id(f.DISTRICT, "escalation", issue_id="I1", level=2, deadline=due),
                   f.DISTRICT, "escalation", 2, due, "pending", "I1", due)  # fmt: skip
-    r = issue_reminder(timer, issue, None, rules=RULES, tz=TZ, issued_at=due)
+    r = issue_reminder(timer, issue, None, rules=RULES, tz=TZ, issued_at=due, names=NAMES)
     assert [x.role for x in r.recipients] == ["deputy_head"]
     assert r.venue_name is None and "未登记" in r.title_zh
 
@@ -259,13 +262,16 @@ def test_a_digest_counts_and_lists_the_most_overdue() -> None:
         _issue(issue_id="I3", due_at=None, venue_id="UNREG"),
     ]
     r = digest_reminder(timer, issues, {(f.DISTRICT, V): VENUE}, rules=RULES, tz=TZ,
-                        issued_at=at)  # fmt: skip
+                        issued_at=at, names=NAMES)  # fmt: skip
     assert r is not None
+    assert r.title_zh.startswith("【每日汇总】辖区 连云区 2023年3月12日")
+    assert "截至 2023年3月12日 08:30（北京时间），辖区 连云区 在办问题" in r.body_zh
+    assert "district 连云区" in r.body_en and r.district == f.DISTRICT
     assert "在办问题 3 件，今日到期 1 件，已逾期 1 件，反复反弹 1 件" in r.body_zh
     assert "1. 海连路农贸市场“防蝇防鼠防尘（三防）”（I1）" in r.body_zh
     assert [x.role for x in r.recipients] == ["officer", "deputy_head"]
     assert r.issue_id is None and r.venue_id is None
-    assert digest_reminder(timer, [], {}, rules=RULES, tz=TZ, issued_at=at) is None
+    assert digest_reminder(timer, [], {}, rules=RULES, tz=TZ, issued_at=at, names=NAMES) is None
 
 
 def test_durations_read_as_the_bureau_writes_them() -> None:
@@ -275,6 +281,25 @@ def test_durations_read_as_the_bureau_writes_them() -> None:
     timer = Timer(reminder_id(f.DISTRICT, "no_order", issue_id="I1"), f.DISTRICT, "no_order", 0,
                   T0 + timedelta(days=3), "pending", "I1")  # fmt: skip
     r = issue_reminder(timer, _issue(due_at=None, order_no=None), VENUE, rules=RULES, tz=TZ,
-                       issued_at=timer.fire_at)  # fmt: skip
+                       issued_at=timer.fire_at, names=NAMES)  # fmt: skip
     assert "问题发现已满 3 天，尚未下发整改交办单" in r.body_zh
     assert "尚未下发交办单" in r.body_zh and "Found 3d ago" in r.body_en
+
+
+def test_an_items_title_comes_from_the_campaigns_checklist() -> None:
+    issue = _issue()
+    due = issue.due_at
+    assert due is not None
+    timer = Timer(reminder_id(f.DISTRICT, "overdue", issue_id="I1", deadline=due), f.DISTRICT,
+                  "overdue", 0, due, "pending", "I1", due)  # fmt: skip
+    renamed = Names(
+        NAMES.districts,
+        (ChecklistItem("FM-3F", "三防设施", "病媒生物防制", ("farmers_market",), "major"),),
+    )
+    r = issue_reminder(timer, issue, VENUE, rules=RULES, tz=TZ, issued_at=due, names=renamed)
+    assert "“三防设施”问题" in r.body_zh and "：三防设施" in r.title_zh
+    assert "防蝇防鼠防尘" not in r.body_zh + r.title_zh
+    # A code the checklist does not list is shown as itself, never dropped.
+    r = issue_reminder(timer, _issue(item_code="FM-NEW"), VENUE, rules=RULES, tz=TZ,
+                       issued_at=due, names=NAMES)  # fmt: skip
+    assert "“FM-NEW”问题" in r.body_zh and "item FM-NEW" in r.body_en

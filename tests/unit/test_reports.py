@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from services.common.campaign import load_campaign
+from services.common.campaign import ChecklistItem, Names, load_campaign
 from services.reports.adapters.views import replayed
 from services.reports.domain.model import Facts, Report, WaitingFact
 from services.reports.domain.reports import build
@@ -97,20 +98,20 @@ def test_csv_exact() -> None:
     # The byte order mark first: Excel on a Chinese Windows then reads UTF-8, not GBK. A
     # person's name and phone each in a column of its own.
     assert output.as_csv(one("overdue"), CAMPAIGN, "zh") == (
-        "\ufeff区,场所编号,场所,检查项,问题编号,交办单号,整改期限,逾期天数,"
+        "\ufeff区,区名称,场所编号,场所,检查项,检查项名称,问题编号,交办单号,整改期限,逾期天数,"
         "第一责任人,第一责任人电话,责任干部,责任干部电话\r\n"
-        "320703,LY-FM-001,墟沟农贸市场,FM-3F,I1,ZG-1,2023-03-10 18:00,5,"
-        "王建国,13800000001,刘洋,0518-82310103\r\n"
+        "320703,连云区,LY-FM-001,墟沟农贸市场,FM-3F,防蝇防鼠防尘（三防）,I1,ZG-1,"
+        "2023-03-10 18:00,5,王建国,13800000001,刘洋,0518-82310103\r\n"
     )
     assert output.as_csv(one("overdue"), CAMPAIGN, "zh").encode()[:3] == b"\xef\xbb\xbf"
     # Empty where there is no value (a pass rate with nothing checked), the street of a
     # venue not registered too.
     assert output.as_csv(one("streets"), CAMPAIGN, "en").removeprefix(output.BOM).splitlines() == [
-        "district,street,phase,venues,venues inspected,coverage,inspections,pass rate,"
-        "issues found,open,overdue,closed,rebounds",
-        "320703,墟沟街道,self_check,1,0,0.0%,0,,1,0,0,1,0",
-        "320703,墟沟街道,re_review,1,1,100.0%,2,80.0%,3,2,1,1,1",
-        "320703,,re_review,1,0,0.0%,0,,1,1,0,0,0",
+        "district,district name,street,phase,venues,venues inspected,coverage,inspections,"
+        "pass rate,issues found,open,overdue,closed,rebounds",
+        "320703,连云区,墟沟街道,self_check,1,0,0.0%,0,,1,0,0,1,0",
+        "320703,连云区,墟沟街道,re_review,1,1,100.0%,2,80.0%,3,2,1,1,1",
+        "320703,连云区,,re_review,1,0,0.0%,0,,1,1,0,0,0",
     ]
 
 
@@ -123,8 +124,8 @@ def test_markdown_exact() -> None:
         "\n"
         "| 区 | 阶段 | 已销号 | 曾延期 | 按原期限 | 原期限按期率 | 按延期后期限 | 延期后按期率 |\n"
         "|---|---|---:|---:|---:|---:|---:|---:|\n"
-        "| 320703 | 动员自查 | 1 | 0 | 1 | 100.0% | 1 | 100.0% |\n"
-        "| 320703 | 复审迎检 | 1 | 1 | 0 | 0.0% | 1 | 100.0% |\n"
+        "| 连云区 | 动员自查 | 1 | 0 | 1 | 100.0% | 1 | 100.0% |\n"
+        "| 连云区 | 复审迎检 | 1 | 1 | 0 | 0.0% | 1 | 100.0% |\n"
     )
     empty = one("overdue", "320706")
     assert output.as_markdown(facts("320706"), [empty], CAMPAIGN, "en").endswith(
@@ -136,21 +137,25 @@ def test_json_exact() -> None:
     doc = json.loads(output.as_json(facts(), [one("rebounds")], CAMPAIGN, "en"))
     assert doc == {
         "as_of": "2023-03-15T12:00:00+08:00", "time_zone": "Asia/Shanghai", "district": None,
+        "district_name": None,
         "reports": [{
             "name": "rebounds", "title": "Rebounds",
             "columns": [
                 {"key": "district", "label": "district"},
+                {"key": "district_name", "label": "district name"},
                 {"key": "venue_id", "label": "venue id"},
                 {"key": "venue", "label": "venue"},
                 {"key": "item_code", "label": "item"},
+                {"key": "item_title", "label": "item title"},
                 {"key": "issue_id", "label": "issue"},
                 {"key": "phase", "label": "phase"},
                 {"key": "found_at", "label": "found"},
                 {"key": "status", "label": "status"},
             ],
             "rows": [{
-                "district": "320703", "venue_id": "LY-FM-001", "venue": "墟沟农贸市场",
-                "item_code": "FM-WC", "issue_id": "I3", "phase": "re_review",
+                "district": "320703", "district_name": "连云区", "venue_id": "LY-FM-001",
+                "venue": "墟沟农贸市场", "item_code": "FM-WC", "item_title": "公共厕所",
+                "issue_id": "I3", "phase": "re_review",
                 "found_at": "2023-03-03T10:00:00+08:00", "status": "open",
             }],
         }],
@@ -166,8 +171,46 @@ def test_through_a_pipe_one_tab_separated_line_per_row() -> None:
         "",
         "反复反弹问题",
         "区\t场所编号\t场所\t检查项\t问题编号\t阶段\t发现时间\t状态",
-        "320703\tLY-FM-001\t墟沟农贸市场\tFM-WC\tI3\t复审迎检\t2023-03-03 10:00\t待整改",
+        "连云区\tLY-FM-001\t墟沟农贸市场\t公共厕所\tI3\t复审迎检\t2023-03-03 10:00\t待整改",
     ]
+    one_district = output.plain_lines(facts("320703"), [one("rebounds", "320703")], CAMPAIGN, "en")
+    assert one_district[0].endswith(", district 320703")
+    assert one_district[-1].startswith("320703\tLY-FM-001\t墟沟农贸市场\tFM-WC\t")
+    zh = output.heading(facts("320703"), CAMPAIGN, "zh")
+    assert zh.endswith("北京时间，辖区 连云区")
+
+
+def test_item_titles_come_from_the_campaigns_checklist() -> None:
+    renamed = replace(
+        CAMPAIGN,
+        names=Names(
+            CAMPAIGN.names.districts,
+            (ChecklistItem("FM-3F", "三防设施", "病媒生物防制", ("farmers_market",), "major"),),
+        ),
+    )
+    (row,) = output.plain_lines(facts(), [one("overdue")], renamed, "zh")[-1:]
+    assert "\t三防设施\t" in row
+    csv_rows = output.as_csv(one("overdue"), renamed, "zh").splitlines()
+    assert ",FM-3F,三防设施," in csv_rows[1]
+
+
+def test_unknown_item_codes_are_listed_by_district() -> None:
+    events = [*_events(), f.issue(M, "I5", f.at("2023-03-05 10:00"), item_code="FM-NEW")]
+    events.append(f.issue("HZ-1", "I6", f.at("2023-03-06 10:00"), item_code="FM-NEW",
+                          district="320706"))  # fmt: skip
+    history = stream(events)  # type: ignore[arg-type]
+    (report,) = build(replayed(history, AS_OF, None, CAMPAIGN), ["unknown_items"])
+    assert [
+        (r["district"], r["item_code"], r["issues"], r["issues_open"], r["venues"])
+        for r in report.rows
+    ] == [("320703", "FM-NEW", 1, 1, 1), ("320706", "FM-NEW", 1, 1, 1)]
+    lines = output.plain_lines(facts(), [report], CAMPAIGN, "zh")
+    assert lines[-2:] == [
+        "连云区\tFM-NEW\t1\t1\t1\t2023-03-05 10:00\t2023-03-05 10:00",
+        "海州区\tFM-NEW\t1\t1\t1\t2023-03-06 10:00\t2023-03-06 10:00",
+    ]
+    # Every code the shipped examples' issues use is in the checklist: nothing unknown.
+    assert one("unknown_items").rows == ()
 
 
 def test_xlsx_holds_the_csv_rows_with_real_dates_and_numbers() -> None:
@@ -193,7 +236,7 @@ def test_xlsx_holds_the_csv_rows_with_real_dates_and_numbers() -> None:
     assert sheet.cell(2, header.index("逾期天数") + 1).value == 5
     assert sheet.cell(2, header.index("第一责任人电话") + 1).value == "13800000001"  # text
     # Wide enough for its text, a Chinese character counting two.
-    name_column = sheet.column_dimensions["C"]
+    name_column = sheet.column_dimensions["D"]
     assert name_column.width is not None and name_column.width >= cell_len("墟沟农贸市场")
     rate = book.worksheets[1].cell(3, header_index(book.worksheets[1], "合格率"))
     assert (rate.value, rate.number_format) == (0.8, "0.0%")
@@ -221,14 +264,14 @@ def test_at_80_columns_a_wide_report_is_one_block_per_row() -> None:
     assert max(cell_len(line) for line in lines) <= 80
     # A block per row, its first line unindented, the others indented; every value keeps its
     # heading beside it, whole: nothing is cut or wrapped mid-value.
-    assert sum(line.startswith("区 320703  阶段") for line in lines) == 3
+    assert sum(line.startswith("区 连云区  阶段") for line in lines) == 3
     text = "\n".join(lines)
     assert "合格率 80.0%" in text and "场所类型 农贸市场" in text
     assert "整改期限 2023-03-10 18:00" in text and "第一责任人电话 13800000001" in text
     # A narrow report on a wide terminal is still a table.
     wide = Console(width=200, record=True, force_terminal=False)
     output.print_tables(wide, facts(), [one("overdue")], CAMPAIGN, "zh")
-    assert "区 320703" not in wide.export_text()
+    assert "区 连云区" not in wide.export_text()
 
 
 def test_a_terminal_table_measures_chinese_as_two_columns() -> None:
@@ -255,11 +298,15 @@ def test_waiting_shows_the_longest_waiting_first_with_its_age() -> None:
     (report,) = build(dataclasses.replace(base, waiting=(fresh, lost)), ["waiting"])
     lines = output.as_csv(report, CAMPAIGN, "zh").removeprefix(output.BOM).splitlines()
     assert lines == [
-        "已等待,区,场所编号,场所,问题编号,事件类型,事件时间,收到时间,事件编号",
-        "3天4小时,320703,LY-FM-001,墟沟农贸市场,I-LOST,限期整改,2023-03-05 11:00,"
+        "已等待,区,区名称,场所编号,场所,问题编号,事件类型,事件时间,收到时间,事件编号",
+        "3天4小时,320703,连云区,LY-FM-001,墟沟农贸市场,I-LOST,限期整改,2023-03-05 11:00,"
         "2023-03-12 07:51,e1",
-        "7分,320703,LY-X-9,,I-NEW,复查通过,2023-03-15 11:00,2023-03-15 11:53,e2",
+        "7分,320703,连云区,LY-X-9,,I-NEW,复查通过,2023-03-15 11:00,2023-03-15 11:53,e2",
     ]
+    # For a person, the district by the campaign file's name.
+    assert output.tab_separated(report, CAMPAIGN, "zh")[1].split("\t")[:3] == [
+        "3天4小时", "连云区", "LY-FM-001",
+    ]  # fmt: skip
     doc = json.loads(output.as_json(base, [report], CAMPAIGN, "en"))
     assert [r["waiting_for"] for r in doc["reports"][0]["rows"]] == [274140, 420]
     assert output.text(timedelta(hours=5, minutes=12), report.columns[0], "en", CAMPAIGN) == (

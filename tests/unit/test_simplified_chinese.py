@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import opencc
 import pytest
+
+from contracts.reminders import reminder_id
+from services.common.campaign import load_campaign
+from services.common.lifecycle import Issue
+from services.reminders.domain.firing import issue_reminder
+from services.reminders.domain.model import Timer
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +76,32 @@ def test_every_tracked_file_is_simplified_chinese() -> None:
             for line, run, simplified in traditional_runs(text, converter)
         ]
     assert not problems, "Traditional Chinese in shipped text:\n" + "\n".join(problems)
+
+
+def test_the_campaigns_names_and_the_texts_made_from_them_are_simplified_chinese() -> None:
+    # The campaign file is a tracked file (above), but a deployment writes its own: its titles
+    # reach every reminder, report and cw venue, so they are checked as loaded, and in the texts.
+    converter = opencc.OpenCC("t2s")
+    campaign = load_campaign()
+    names = campaign.names
+    contacts = [c.name for c in (campaign.reminders.deputy_head, campaign.reminders.head) if c]
+    words = [
+        campaign.name, *(p.title for p in campaign.phases), *(d.name for d in names.districts),
+        *(i.title for i in names.checklist), *(i.category for i in names.checklist), *contacts,
+    ]  # fmt: skip
+    assert len(names.checklist) >= 19 and len(names.districts) == 6
+    at = datetime(2023, 3, 12, 8, 30, tzinfo=campaign.timezone)
+    for item in names.checklist:
+        issue = Issue(
+            district="320703", issue_id="I1", venue_id="LY-FM-001", phase="re_review",
+            item_code=item.code, category=None, severity=item.severity, description=None,
+            found_at=at - timedelta(days=9), due_at=at - timedelta(days=2), order_no="ZG-1",
+        )  # fmt: skip
+        timer = Timer(reminder_id("320703", "overdue", issue_id="I1", deadline=issue.due_at),
+                      "320703", "overdue", 0, at, "pending", "I1", issue.due_at)  # fmt: skip
+        r = issue_reminder(timer, issue, None, rules=campaign.reminders, tz=campaign.timezone,
+                           issued_at=at, names=names)  # fmt: skip
+        assert item.title in r.body_zh
+        words += [r.title_zh, r.body_zh]
+    found = [(w, run, simple) for w in words for _, run, simple in traditional_runs(w, converter)]
+    assert found == []

@@ -64,9 +64,11 @@ def test_no_events_no_venue() -> None:
 
 def test_the_header_names_the_venue_the_moment_in_beijing_time_and_the_counts() -> None:
     here = at("2023-03-25 00:00")[0]
-    first, people = output.header(here, f.at("2023-03-25 00:00"), CAMPAIGN.timezone)
+    first, people = output.header(
+        here, f.at("2023-03-25 00:00"), CAMPAIGN.timezone, names=CAMPAIGN.names
+    )
     assert first == (
-        f"场所 墟沟农贸市场 ({V}, 320703) 截至 2023-03-25 00:00 北京时间: "
+        f"场所 墟沟农贸市场 ({V}, 连云区) 截至 2023-03-25 00:00 北京时间: "
         "2 个问题（已逾期 1，已销号 1）"
     )
     assert people == "第一责任人 王建国 13800000000"
@@ -83,6 +85,7 @@ def test_lines_for_a_pipe_are_tab_separated_local_and_one_per_issue() -> None:
     assert (overdue["整改责任人"], overdue["交办单号"], overdue["阶段"]) == (
         "李明", "LY-ZG-010", "复审迎检"
     )  # fmt: skip
+    assert overdue["检查项"] == "防蝇防鼠防尘（三防）"  # the checklist's title, not FM-3F
     assert len(lines) == 5
 
 
@@ -106,7 +109,7 @@ def test_a_wide_terminal_gets_a_table_that_keeps_every_character() -> None:
 def test_a_narrow_terminal_gets_one_block_per_issue() -> None:
     text = render(at("2023-03-25 00:00")[0], 80)
     assert "问题描述" not in text
-    assert "ISS-1  已逾期  FM-3F 较重  复审迎检" in text
+    assert "ISS-1  已逾期  防蝇防鼠防尘（三防） 较重  复审迎检" in text
     assert "发现 2023-03-07 09:20  期限 2023-03-22 17:30" in text
     assert LONG in text.replace("\n", "")
 
@@ -118,18 +121,23 @@ def test_fold_counts_a_chinese_character_as_two_columns() -> None:
 
 def test_json_has_stable_keys_and_rfc3339_times_with_the_offset() -> None:
     found = at("2023-03-25 00:00")
-    doc = output.as_json(V, None, found, f.at("2023-03-25 00:00"), CAMPAIGN.timezone)
+    doc = output.as_json(
+        V, None, found, f.at("2023-03-25 00:00"), CAMPAIGN.timezone, names=CAMPAIGN.names
+    )
     assert json.loads(json.dumps(doc, ensure_ascii=False)) == doc
     assert list(doc) == ["venue_id", "district", "as_of", "time_zone", "venues"]
     assert doc["as_of"] == "2023-03-25T00:00:00+08:00"
     assert doc["time_zone"] == "Asia/Shanghai"
     here, there = doc["venues"]
     assert (here["registered"], there["registered"], there["name"]) == (True, False, None)
+    assert (here["district"], here["district_name"]) == ("320703", "连云区")
+    assert (there["district"], there["district_name"]) == ("320706", "海州区")
     issue = here["issues"][0]
+    assert (issue["item_code"], issue["item_title"]) == ("FM-3F", "防蝇防鼠防尘（三防）")
     assert list(issue) == [
-        "issue_id", "phase", "item_code", "category", "severity", "status", "description",
-        "found_at", "due_at", "order_no", "assignee", "closed_at", "closed_on_time",
-        "recheck_failures", "rebound",
+        "issue_id", "phase", "item_code", "item_title", "category", "severity", "status",
+        "description", "found_at", "due_at", "order_no", "assignee", "closed_at",
+        "closed_on_time", "recheck_failures", "rebound",
     ]  # fmt: skip
     assert (issue["found_at"], issue["due_at"], issue["status"]) == (
         "2023-03-07T09:20:00+08:00", "2023-03-22T17:30:00+08:00", "overdue"

@@ -12,12 +12,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from contracts import Event, EventRejected, FieldError, decode_event
-from contracts.wire import intake_dead_letter_district
-from services.common.deadletters import ISSUE_VENUE, TRUNCATED, DeadLetter
+from contracts.wire import INTAKE_STAGE
+from services.common.deadletters import (
+    ISSUE_VENUE,
+    STAGE,
+    STREAM_SEQ,
+    SUBJECT,
+    TARGET,
+    TRUNCATED,
+    DeadLetter,
+    header_text,
+)
+from services.common.localtime import shown
 
 VENUE_MISMATCH = "venue_mismatch"
 EVENT_ID_REUSED = "event_id_reused"
@@ -65,8 +76,11 @@ class Action:
     reason: str | None
     acted_at: datetime | None = None
 
-    def describe(self) -> str:
-        when = f" at {self.acted_at:%Y-%m-%d %H:%M:%S}" if self.acted_at else ""
+    def describe(self, zone: ZoneInfo) -> str:
+        """``recorded as deleted at 2026-11-25 15:58:12 +08:00 (why)``: on the campaign's clock."""
+        when = (
+            f" at {shown(self.acted_at, zone, seconds=True, offset=True)}" if self.acted_at else ""
+        )
         if self.action == "replayed":
             where = f" as seq {self.event_stream_seq}" if self.event_stream_seq else ""
             return f"recorded as replayed{where}{when}"
@@ -129,6 +143,54 @@ def subject_place(subject: str | None) -> tuple[str, str] | None:
     return parts[2], parts[3]
 
 
+def whose(letter: DeadLetter) -> str:
+    """What the letter is by its subject, in words: ``district 320703's intake letter``."""
+    if letter.stage != INTAKE_STAGE:
+        return f"the {letter.stage}'s letter"
+    if letter.district is None:
+        return "an intake letter"
+    return f"district {letter.district}'s intake letter"
+
+
+_ONLY_SERVICES_SAY = {
+    SUBJECT: "an intake letter holds a line a publisher sent, never a stream message",
+    STREAM_SEQ: "an intake letter holds a line a publisher sent, never a stream message",
+    ISSUE_VENUE: "only the projector's letters name the venue of an issue",
+    TARGET: "only the notifier's letters name a target that refused",
+}
+
+
+def claim_problems(letter: DeadLetter) -> list[FieldError]:
+    """The headers ``letter``'s subject denies, each named with why it is not believed.
+
+    A letter claiming to be another stage's, or to come from a stream message, is not replayed
+    whatever else is right with it: replayed with the operator's rights, its headers would
+    speak for whoever they name. Its writer can publish what is its own itself.
+    """
+    problems: list[FieldError] = []
+    for name, value in letter.claims.items():
+        if name == STAGE:
+            why = f"the letter was written to {letter.subject}, so it is {whose(letter)}"
+        else:
+            why = _ONLY_SERVICES_SAY[name]
+        problems.append(FieldError(name, f"claims {header_text(value)}, but {why}"))
+    return problems
+
+
+def intake_district_problem(letter: DeadLetter, event: Event) -> FieldError | None:
+    """Why ``event`` may not replace an intake letter's: it names another district than the one
+    whose publisher wrote the letter (``cw.dlq.intake.<district>``). No ``--force`` passes it:
+    replayed elsewhere with the operator's rights, one district would speak for another."""
+    sender = letter.district
+    if sender is None or event.district == sender:
+        return None
+    return FieldError(
+        "district",
+        f"is {event.district}, but district {sender}'s publisher sent the line "
+        f"({letter.subject}); a replacement stays in that district",
+    )
+
+
 def identity_problems(letter: DeadLetter, event: Event) -> list[FieldError]:
     """Why ``event`` is not a replacement for ``letter``'s event (empty when it is).
 
@@ -137,7 +199,8 @@ def identity_problems(letter: DeadLetter, event: Event) -> list[FieldError]:
     cannot move an event to another district or venue. For ``venue_mismatch`` the venue is the
     issue's venue instead, where the follow-up event belongs. Intake dead letters have no event
     subject; their own subject names the district whose publisher sent the line
-    (``cw.dlq.intake.<district>``), and a replacement stays in it.
+    (``cw.dlq.intake.<district>``), and a replacement stays in it
+    (``intake_district_problem``).
     """
     problems: list[FieldError] = []
     original_id = original_event_id(letter)
@@ -162,16 +225,11 @@ def identity_problems(letter: DeadLetter, event: Event) -> list[FieldError]:
             )
     else:
         subject_venue = None
-        sender = intake_dead_letter_district(letter.subject)
-        if sender is not None and event.district != sender:
-            problems.append(
-                FieldError(
-                    "district",
-                    f"is {event.district}, but district {sender}'s publisher sent the line "
-                    f"({letter.subject}); a replacement stays in that district",
-                )
-            )
-    issue_venue = letter.headers.get(ISSUE_VENUE) if letter.kind == VENUE_MISMATCH else None
+        elsewhere = intake_district_problem(letter, event)
+        if elsewhere is not None:
+            problems.append(elsewhere)
+    believed = letter.kind == VENUE_MISMATCH and ISSUE_VENUE not in letter.claims
+    issue_venue = letter.headers.get(ISSUE_VENUE) if believed else None
     if issue_venue:
         if event.venue_id != issue_venue:
             problems.append(

@@ -14,12 +14,20 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts import EventRejected
-from services.common.campaign import load_campaign
+from services.common.campaign import Names, load_campaign
 from services.common.cliargs import positive_int
 from services.common.connect import NatsAccess
 from services.common.deadletters import FILE as FILE_HEADER
+from services.common.deadletters import (
+    ISSUE_VENUE,
+    STAGE,
+    STREAM_SEQ,
+    SUBJECT,
+    TARGET,
+    DeadLetter,
+    header_text,
+)
 from services.common.deadletters import TRUNCATED as TRUNCATED_HEADER
-from services.common.deadletters import DeadLetter, header_text
 from services.common.localtime import shown, zone_label
 from services.common.runtime import run
 from services.common.settings import Settings
@@ -27,7 +35,7 @@ from services.common.streams import DEAD_LETTERS_STREAM
 from services.deadletters.adapters.jetstream import DeadLetterStore, EventStream
 from services.deadletters.adapters.postgres import ActionLog, Archive
 from services.deadletters.bootstrap import Unavailable, jetstream, postgres
-from services.deadletters.domain.rules import candidate, identity_problems
+from services.deadletters.domain.rules import candidate, claim_problems, identity_problems
 from services.deadletters.service import Outcome, delete, replay
 
 SHOW_BYTES = 4096
@@ -46,6 +54,32 @@ def origin(letter: DeadLetter) -> str:
     if letter.original_stream_seq is not None:
         return f"{letter.original_subject or 'stream'} seq {letter.original_stream_seq}"
     return letter.original_subject or ""
+
+
+CLAIMED = {
+    STAGE: "stage",
+    SUBJECT: "subject",
+    STREAM_SEQ: "stream seq",
+    ISSUE_VENUE: "issue venue",
+    TARGET: "target",
+}
+
+
+def claimed(letter: DeadLetter) -> str:
+    """What the letter's headers claim and its subject denies, in words (empty: nothing):
+    ``stage projector, subject cw.events.…, but was written to cw.dlq.intake.320703``."""
+    if not letter.claims:
+        return ""
+    what = ", ".join(
+        f"{CLAIMED[name]} {header_text(value)}" for name, value in letter.claims.items()
+    )
+    return f"{what}, but was written to {letter.subject}"
+
+
+def from_cell(letter: DeadLetter) -> str:
+    """Where it came from, and what its headers claim otherwise: a listing's "from"."""
+    claims = claimed(letter)
+    return "; ".join(part for part in (origin(letter), claims and f"claims {claims}") if part)
 
 
 def _zone(zone: ZoneInfo | None) -> ZoneInfo:
@@ -101,7 +135,7 @@ async def list_command(
                 str(letter.seq),
                 letter.stage,
                 rejected_at(letter, zone, offset=False),
-                origin(letter),
+                from_cell(letter),
                 letter.reason,
             )
         console.print(table)
@@ -109,7 +143,7 @@ async def list_command(
         lines = ["\t".join(("seq", "stage", "rejected at", "from", "reason (field: why)"))]
         for letter in letters:
             cells = (str(letter.seq), letter.stage, rejected_at(letter, zone),
-                     origin(letter), letter.reason)  # fmt: skip
+                     from_cell(letter), letter.reason)  # fmt: skip
             lines.append("\t".join(" ".join(c.split()) for c in cells))
         # Past rich: it would turn the tabs into spaces.
         console.file.write("".join(f"{line}\n" for line in lines))
@@ -126,18 +160,24 @@ def _summary(letter: DeadLetter) -> dict[str, object]:
         "subject": letter.subject,
         "stage": letter.stage,
         "rejected_at": letter.rejected_at,
-        "from": origin(letter),
+        "from": from_cell(letter),
         "line": letter.line,
         "original_subject": letter.original_subject,
         "original_stream_seq": letter.original_stream_seq,
         "kind": letter.kind,
         "field": letter.field,
         "reason": letter.reason,
+        "claims": {name: header_text(value) for name, value in letter.claims.items()},
     }
 
 
 async def show_command(
-    nats_url: NatsAccess | str, seq: int, *, console: Console, zone: ZoneInfo | None = None
+    nats_url: NatsAccess | str,
+    seq: int,
+    *,
+    console: Console,
+    zone: ZoneInfo | None = None,
+    names: Names | None = None,
 ) -> int:
     try:
         async with jetstream(nats_url) as js:
@@ -148,28 +188,15 @@ async def show_command(
     if letter is None:
         _say(console, f"no dead letter {seq} in {DEAD_LETTERS_STREAM} (replayed or removed?)")
         return 1
-    try:
-        chosen = candidate(letter)
-        problems = identity_problems(letter, chosen.event)
-        now = f"valid now: cw dlq replay {seq} publishes it to {chosen.event.subject}"
-        if problems:
-            why = "; ".join(str(p) for p in problems)
-            now = (
-                f"valid, but not a replacement: {why}; fix it, then: "
-                f"cw dlq replay {seq} --file FIXED.json"
-            )
-    except EventRejected as exc:
-        # The contract may have changed since the rejection: then say what is wrong today.
-        why = "" if exc.reason == letter.reason else f" ({exc.reason})"
-        now = f"still invalid{why}; fix it, then: cw dlq replay {seq} --file FIXED.json"
     rows = [
         ("dead letter", f"{letter.seq} on {letter.subject}"),
         ("stage", letter.stage),
+        *([("claims", claimed(letter))] if letter.claims else []),
         ("rejected at", f"{rejected_at(letter, _zone(zone))} ({zone_label(_zone(zone))})"),
         ("from", origin(letter)),
         ("field", letter.field),
         ("reason", letter.reason),
-        ("now", now),
+        ("now", _now(letter, names)),
     ]
     for name, value in rows:
         _say(console, f"{name + ':':<13}{value}")
@@ -184,6 +211,35 @@ async def show_command(
     if len(shown) < len(letter.payload):
         _say(console, f"... ({len(letter.payload) - len(shown)} more bytes not shown)")
     return 0
+
+
+def _now(letter: DeadLetter, names: Names | None = None) -> str:
+    """What ``cw dlq replay`` would do with it today, and how to go on."""
+    seq = letter.seq
+    claims = claim_problems(letter)
+    if claims:
+        why = "; ".join(str(c) for c in claims)
+        return f"not replayable: {why}; remove it with cw dlq delete {seq} --reason TEXT"
+    try:
+        chosen = candidate(letter)
+    except EventRejected as exc:
+        # The contract may have changed since the rejection: then say what is wrong today.
+        why = "" if exc.reason == letter.reason else f" ({exc.reason})"
+        return f"still invalid{why}; fix it, then: cw dlq replay {seq} --file FIXED.json"
+    problems = identity_problems(letter, chosen.event)
+    if problems:
+        why = "; ".join(str(p) for p in problems)
+        return (
+            f"valid, but not a replacement: {why}; fix it, then: "
+            f"cw dlq replay {seq} --file FIXED.json"
+        )
+    if names is not None and not names.knows_district(chosen.event.district):
+        return (
+            f"valid, but district {chosen.event.district} is not one of the campaign's "
+            "districts: add its line to the campaign file's districts, restart the "
+            f"projector and the reminders service, then: cw dlq replay {seq}"
+        )
+    return f"valid now: cw dlq replay {seq} publishes it to {chosen.event.subject}"
 
 
 def _readable(payload: bytes) -> str:
@@ -202,8 +258,13 @@ async def replay_command(
     fixed: bytes | None,
     force: bool = False,
     console: Console,
+    zone: ZoneInfo | None = None,
+    names: Names | None = None,
 ) -> int:
-    """Replay each dead letter; ``fixed`` replaces the payload (of one dead letter)."""
+    """Replay each dead letter; ``fixed`` replaces the payload (of one dead letter); ``names``:
+    the campaign's districts, which a replayed event's must be one of. Times on the clock of
+    ``zone`` (default: the campaign's)."""
+    zone = _zone(zone)
     failed = 0
     try:
         async with jetstream(nats_url) as js, postgres(database_url) as conn:
@@ -212,7 +273,15 @@ async def replay_command(
             await store.counts()  # says "run cw init" when the stream is missing
             for seq in seqs:
                 outcome = await replay(
-                    seq, store, events, archive, actions, fixed=fixed, force=force
+                    seq,
+                    store,
+                    events,
+                    archive,
+                    actions,
+                    fixed=fixed,
+                    force=force,
+                    zone=zone,
+                    names=names,
                 )
                 failed += _report(console, outcome)
     except Unavailable as exc:
@@ -228,15 +297,19 @@ async def delete_command(
     *,
     reason: str,
     console: Console,
+    zone: ZoneInfo | None = None,
 ) -> int:
-    """Record each dead letter as deleted with ``reason``, then remove it."""
+    """Record each dead letter as deleted with ``reason``, then remove it. Times on the clock of
+    ``zone`` (default: the campaign's)."""
+    zone = _zone(zone)
     failed = 0
     try:
         async with jetstream(nats_url) as js, postgres(database_url) as conn:
             store = DeadLetterStore(js)
             await store.counts()
             for seq in seqs:
-                failed += _report(console, await delete(seq, store, ActionLog(conn), reason=reason))
+                outcome = await delete(seq, store, ActionLog(conn), reason=reason, zone=zone)
+                failed += _report(console, outcome)
     except Unavailable as exc:
         _say(console, str(exc))
         return 2
@@ -269,9 +342,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     settings = Settings()
-    zone = load_campaign(settings.campaign_file).timezone
+    campaign = load_campaign(settings.campaign_file)
     return run(
-        show_command(NatsAccess.from_settings(settings), args.seq, console=_console(), zone=zone)
+        show_command(
+            NatsAccess.from_settings(settings),
+            args.seq,
+            console=_console(),
+            zone=campaign.timezone,
+            names=campaign.names,
+        )
     )
 
 
@@ -288,6 +367,7 @@ def _replay(args: argparse.Namespace) -> int:
             _say(console, f"cannot read {args.file}: {exc.strerror or exc}")
             return 2
     settings = Settings()
+    campaign = load_campaign(settings.campaign_file)
     return run(
         replay_command(
             NatsAccess.from_settings(settings),
@@ -296,6 +376,8 @@ def _replay(args: argparse.Namespace) -> int:
             fixed=fixed,
             force=args.force,
             console=console,
+            zone=campaign.timezone,
+            names=campaign.names,
         )
     )
 
@@ -309,6 +391,7 @@ def _delete(args: argparse.Namespace) -> int:
             args.seq,
             reason=args.reason,
             console=_console(),
+            zone=load_campaign(settings.campaign_file).timezone,
         )
     )
 
@@ -368,7 +451,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Validate the original payload (or the fixed one from --file) with the "
         "event contract, check that it replaces the dead letter's event (same event_id; the "
         "district and venue of the subject it came on, or the issue's venue for a "
-        "venue_mismatch), and publish it to its subject in CW_EVENTS. The dead letter is "
+        "venue_mismatch; for an intake letter, the district of cw.dlq.intake.<district>) in a "
+        "district the campaign file lists, and publish it to its subject in CW_EVENTS. A letter "
+        "whose headers claim another stage than its subject's, or a stream message on an intake "
+        "letter, is kept. The dead letter is "
         "removed only when the event is in CW_EVENTS on its subject and the projector will "
         "project it (or already did); the replay is recorded in cw.dead_letter_actions first. "
         "One that cannot be put back is kept, and the reason printed. Running it again is "
@@ -389,7 +475,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--force",
         action="store_true",
         help="publish even when the event_id, district or venue differ from the dead letter's "
-        "event (it must still be valid)",
+        "event (it must still be valid); never an intake letter's event into another district",
     )
     p.set_defaults(handler=_replay)
 

@@ -39,6 +39,13 @@ class NotifierMetrics(ConsumerMetrics):
             ["reason"],
             registry=r,
         )
+        self.alerts = Counter(
+            "cw_notifier_alerts",
+            "Alertmanager's alerts (POST /alerts) sent to targets with alerts = true, by what "
+            "became of them in one attempt (as cw_notifier_deliveries).",
+            ["target_kind", "outcome"],
+            registry=r,
+        )
         self.waiting = Gauge(
             "cw_notifier_waiting_deliveries",
             "(reminder, target) deliveries not yet done, by the target's kind.",
@@ -52,6 +59,9 @@ class NotifierMetrics(ConsumerMetrics):
 
     def merged(self, target_kind: str) -> None:
         self.merged_messages.labels(target_kind).inc()
+
+    def alerted(self, target_kind: str, outcome: Outcome) -> None:
+        self.alerts.labels(target_kind, outcome).inc()
 
     # the consumer kit's Observer
     def batch_done(self, outcome: Recorded, size: int, seconds: float) -> None:

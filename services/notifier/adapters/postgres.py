@@ -79,6 +79,15 @@ INSERT INTO cw_notifier.checkpoints AS c (durable, stream_seq, message_id) VALUE
 ON CONFLICT (durable) DO UPDATE
 SET stream_seq = excluded.stream_seq, message_id = excluded.message_id, updated_at = now()
 """
+# `cw tracking reset notifier`: the next check finds checkpoint 0 (nothing taken yet) and the
+# notifier replays the stream from its start; the ledger (keyed by reminder id) sends nothing twice.
+TRACKING_FOR_UPDATE = (
+    "SELECT stream_seq, message_id FROM cw_notifier.checkpoints WHERE durable = $1 FOR UPDATE"
+)
+RESET_CHECKPOINT = """
+UPDATE cw_notifier.checkpoints SET stream_seq = 0, message_id = NULL, updated_at = now()
+WHERE durable = $1
+"""
 INSERT_REMINDERS = """
 INSERT INTO cw_notifier.reminders (reminder_id, stream_seq, subject, kind, district, payload)
 SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[])
@@ -134,6 +143,17 @@ async def ensure_schema(conn: asyncpg.Connection) -> list[str]:
     await conn.execute(SCHEMA)
     report.append("notifier ledger (cw_notifier): " + ("exists" if existed else "created"))
     return report
+
+
+async def lock_tracking(conn: Conn, durable: str) -> Tracked:
+    """The notifier's tracking row, locked until the transaction ends (a batch waits)."""
+    row = await conn.fetchrow(TRACKING_FOR_UPDATE, durable)
+    return Tracked(0) if row is None else Tracked(int(row[0]), row[1])
+
+
+async def reset_tracking(conn: Conn, durable: str) -> None:
+    """Back to the stream's start: checkpoint 0, no message id."""
+    await conn.execute(RESET_CHECKPOINT, durable)
 
 
 class PostgresLedger:

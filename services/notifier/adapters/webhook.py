@@ -20,13 +20,13 @@ class WebhookTarget:
         self.scrub = Scrubber(url)
 
     async def send(self, pending: Pending) -> SendResult:
-        answer = await post(
-            self._session,
-            self._url,
-            pending.raw,
-            self.scrub,
-            {IDEMPOTENCY_KEY: str(pending.reminder_id)},
-        )
+        return await self._post(pending.raw, str(pending.reminder_id))
+
+    async def send_alert(self, body: bytes, key: str) -> SendResult:
+        return await self._post(body, key)
+
+    async def _post(self, body: bytes, key: str) -> SendResult:
+        answer = await post(self._session, self._url, body, self.scrub, {IDEMPOTENCY_KEY: key})
         if not isinstance(answer, Answer):
             return answer
         if 200 <= answer.status < 300:

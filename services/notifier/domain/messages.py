@@ -1,13 +1,15 @@
 """What a robot shows: one reminder in its own markdown message, or, when more are waiting than
 the robot's budget allows, several merged into one markdown list within the robot's size limit.
 
-The text is the reminder's own Chinese (``title_zh``, ``body_zh``), with the phones of the
-people who must act as @-mentions (DingTalk turns ``@<phone>`` into a mention when the phone is
-in ``at.atMobiles``; WeCom's markdown can only mention user ids, so there the phone is shown).
+The text is the reminder's own Chinese (``title_zh``, ``body_zh``), with the mobile numbers of
+the people who must act as @-mentions (DingTalk turns ``@<mobile>`` into a mention when the number
+is in ``at.atMobiles``; WeCom's markdown can only mention user ids, so there the number is shown).
+A landline (``0518-82310103``) is no one's DingTalk account: it stays in the text, unmentioned.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -43,12 +45,29 @@ class RobotFormat:
         return self.measure(message) <= self.limit_bytes
 
 
+MOBILE = re.compile(r"1[3-9][0-9]{9}")
+"""A mainland China mobile number, 11 digits: what DingTalk can @-mention."""
+
+
+def mobile(phone: str) -> str | None:
+    """``phone`` as the 11 digits DingTalk mentions (``+86 138-0000-0001`` is ``13800000001``);
+    ``None`` for a landline or anything else that is no mobile number."""
+    digits = re.sub(r"[\s()-]", "", phone)
+    for prefix in ("+86", "0086"):
+        digits = digits.removeprefix(prefix)
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
+    return digits if MOBILE.fullmatch(digits) else None
+
+
 def phones_of(reminders: Sequence[Reminder]) -> tuple[str, ...]:
+    """The mobile numbers of the people who must act, each once: what the message @-mentions."""
     seen: dict[str, None] = {}
     for r in reminders:
         for person in r.recipients:
-            if person.phone:
-                seen.setdefault(person.phone, None)
+            number = mobile(person.phone) if person.phone else None
+            if number is not None:
+                seen.setdefault(number, None)
     return tuple(seen)
 
 

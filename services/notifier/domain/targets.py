@@ -11,6 +11,8 @@ districts = ["320703"]              # optional filter
 kinds = ["overdue", "escalation", "digest"]   # optional filter
 per_minute = 20                     # default 20 for dingtalk and wecom; none for a webhook
 window = "60s"                      # the window per_minute counts in
+alerts = true                       # also Alertmanager's alerts (POST /alerts); default false
+reminders = false                   # alerts only; default true
 ```
 
 An unknown key or a bad value is an error that names the target and the field.
@@ -39,7 +41,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DISTRICT = re.compile(r"^\d{6}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEYS = ("name", "kind", "url", "url_env", "secret_env", "districts", "kinds", "per_minute",
-         "window")  # fmt: skip
+         "window", "alerts", "reminders")  # fmt: skip
 
 
 class NotifyFileInvalid(ValueError):
@@ -60,6 +62,10 @@ class Target:
     per_minute: int | None = ROBOT_PER_MINUTE
     """Most messages in any ``window`` (``None``: no limit, a webhook's default)."""
     window: timedelta = DEFAULT_WINDOW
+    alerts: bool = False
+    """Takes Alertmanager's alerts (``POST /alerts``), within the same budget."""
+    reminders: bool = True
+    """Takes reminders (``false``: an operators' robot for alerts only)."""
 
     @property
     def is_robot(self) -> bool:
@@ -67,6 +73,8 @@ class Target:
 
     def wants(self, reminder: Reminder) -> bool:
         """Whether this target takes ``reminder`` (its district and kind filters)."""
+        if not self.reminders:
+            return False
         if self.districts is not None and reminder.district not in self.districts:
             return False
         return self.kinds is None or reminder.kind in self.kinds
@@ -152,6 +160,14 @@ def _target(index: int, raw: Mapping[str, object], env: Mapping[str, str]) -> Ta
             raise bad("window", str(exc)) from None
         if window <= timedelta(0):
             raise bad("window", "must be longer than 0s")
+    flags = {}
+    for field, default in (("alerts", False), ("reminders", True)):
+        value = raw.get(field, default)
+        if not isinstance(value, bool):
+            raise bad(field, "expected true or false")
+        flags[field] = value
+    if not flags["alerts"] and not flags["reminders"]:
+        raise bad("reminders", "false, and alerts is not true: the target would take nothing")
     return Target(
         name=name,
         kind=cast(TargetKind, kind),
@@ -161,6 +177,8 @@ def _target(index: int, raw: Mapping[str, object], env: Mapping[str, str]) -> Ta
         kinds=kinds,
         per_minute=per_minute,
         window=window,
+        alerts=flags["alerts"],
+        reminders=flags["reminders"],
     )
 
 

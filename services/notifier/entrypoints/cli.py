@@ -11,20 +11,26 @@ from services.consumer.ports import Fenced
 from services.notifier import bootstrap
 from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.domain.targets import NotifyFileInvalid
+from services.notifier.runner import AlertInbox
 from services.registry import RunnableService, setting_name, start_operator_server
 
 METRICS_SETTING = "notifier_metrics_port"
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """The notifier until ``stop`` is set, with its ``/metrics`` (``CW_NOTIFIER_METRICS_PORT``)."""
+    """The notifier until ``stop`` is set, with its ``/metrics``, ``/healthz`` and ``POST
+    /alerts`` (Alertmanager's webhook) on ``CW_NOTIFIER_METRICS_PORT``."""
     targets = bootstrap.load_targets(settings)  # a bad file stops here, before any server
     metrics = NotifierMetrics()
+    inbox = AlertInbox()
     health = start_operator_server(
-        settings, metrics.registry, "notifier", setting_name(METRICS_SETTING)
+        settings, metrics.registry, "notifier", setting_name(METRICS_SETTING), inbox.post
     )
-    logging.getLogger("cw.notifier").info("%s targets", len(targets))
-    await bootstrap.run_notifier(settings, metrics, stop, health)
+    alerting = [t.name for t in targets if t.alerts]
+    logging.getLogger("cw.notifier").info(
+        "%s targets; alerts (POST /alerts) to %s", len(targets), ", ".join(alerting) or "none"
+    )
+    await bootstrap.run_notifier(settings, metrics, stop, health, inbox)
 
 
 NOTIFIER = RunnableService(

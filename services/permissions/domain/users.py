@@ -17,8 +17,9 @@ permissions. Everything not allowed is refused: an allow list is also a deny lis
   its own for the audit (server-named, so its consumer rights on ``CW_EVENTS`` and
   ``CW_DEAD_LETTERS`` are on any name): that is harmless here because every consumer of this
   system is recreated at its database checkpoint whenever it is missing.
-- **The operator** (``cw init``, ``cw dlq``, ``cw audit``, ``cw rebuild``, ``cw publish`` of
-  any district) may use the whole JetStream API and ``cw.>``.
+- **The operator** (``cw init``, ``cw dlq``, ``cw audit``, ``cw rebuild``, ``cw streams``,
+  ``cw publish`` of any district) may use the whole JetStream API, snapshots and restores
+  (``$JS.SNAPSHOT.ACK.>``, ``$JS.SNAPSHOT.RESTORE.>``) and ``cw.>``.
 
 No user may create, change, purge or delete a stream, or delete a message, except the operator.
 """
@@ -151,9 +152,18 @@ def notifier(durable: str = NOTIFIER) -> Permissions:
     return Permissions(_unique(publish), (_inbox(NOTIFIER),))
 
 
+SNAPSHOT_ACKS = "$JS.SNAPSHOT.ACK.>"
+"""Where ``cw streams backup`` acknowledges each chunk of a stream's snapshot."""
+RESTORE_UPLOADS = "$JS.SNAPSHOT.RESTORE.>"
+"""Where ``cw streams restore`` uploads a snapshot's chunks."""
+
+
 def operator() -> Permissions:
-    """The operator: the whole JetStream API and every subject of the system."""
-    return Permissions((f"{JS_API}.>", "$JS.ACK.>", "cw.>"), ("_INBOX.>",))
+    """The operator: the whole JetStream API, snapshots and restores of streams, and every
+    subject of the system."""
+    return Permissions(
+        (f"{JS_API}.>", "$JS.ACK.>", SNAPSHOT_ACKS, RESTORE_UPLOADS, "cw.>"), ("_INBOX.>",)
+    )
 
 
 def service_permissions(

@@ -1,12 +1,16 @@
 """What ``cw audit`` reads: every SQL statement and NATS call of the audit.
 
-- ``CW_EVENTS``: the sequence and subject of every message in a range, through an ephemeral
-  consumer that delivers headers only, acknowledges nothing and is pulled in large batches with
-  a byte bound (a few seconds for 200,000 messages).
+- PostgreSQL, first: the projector's tracking rows (every partition's checkpoint and the id of
+  its message); ``CW_EVENTS`` at each of those checkpoints (``stream_place``), to tell whether it
+  is the stream the read model followed.
+- ``CW_EVENTS``: the sequence, subject and id (``message_id_of`` the payload) of every message in
+  a range, through an ephemeral consumer that acknowledges nothing and is pulled in large
+  batches with a byte bound (a few seconds for 200,000 messages; see ``bench/audit_cost.py``).
 - ``CW_DEAD_LETTERS``: the original stream sequence of each of the projector's dead letters
-  (header ``Cw-Dlq-Stream-Seq``), read the same way.
-- PostgreSQL: the checkpoint, the archived sequences of the range (one array, not a row each),
-  the recorded outcomes and the operators' dead-letter actions, in one consistent snapshot.
+  (header ``Cw-Dlq-Stream-Seq``), read the same way, headers only.
+- PostgreSQL: the archived sequences of the range with their event ids (two arrays, not a row
+  each), the recorded outcomes and the operators' dead-letter actions, in one consistent
+  snapshot.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from nats.js.errors import NotFoundError
 
 from services.common.deadletters import STREAM_SEQ
 from services.common.streams import DEAD_LETTERS_STREAM, EVENTS_STREAM, dead_letter_subject
-from services.consumer.jetstream import stream_seq
+from services.consumer.jetstream import stream_place, stream_seq
+from services.consumer.model import StreamPlace, Tracked, message_id_of
 from services.projector.adapters.generations import PROJECTION, Conn, active_schema, check_schema
 from services.projector.domain.audit import (
     DUPLICATE,
@@ -36,6 +41,7 @@ from services.projector.domain.audit import (
     StreamMessage,
     audit,
     audit_window,
+    replaced_stream,
 )
 
 STAGE = "projector"
@@ -43,9 +49,14 @@ T = TypeVar("T")
 
 # With several partitions, the audit covers what every one of them has reached.
 READ_CHECKPOINT = "SELECT min(stream_seq) FROM {s}.checkpoint WHERE projection = $1"
-ARCHIVED_SEQS = (
-    "SELECT COALESCE(array_agg(stream_seq), '{}') FROM {s}.event_archive "
-    "WHERE stream_seq BETWEEN $1 AND $2"
+TRACKING = (
+    "SELECT partition, stream_seq, message_id FROM {s}.checkpoint WHERE projection = $1 "
+    "ORDER BY partition"
+)
+# Both aggregates take the rows of the one scan in the same order: the arrays are aligned.
+ARCHIVED = (
+    "SELECT COALESCE(array_agg(stream_seq), '{}'), COALESCE(array_agg(event_id::text), '{}') "
+    "FROM {s}.event_archive WHERE stream_seq BETWEEN $1 AND $2"
 )
 OUTCOMES = (
     "SELECT stream_seq, outcome, event_id, reason FROM {s}.stream_outcomes "
@@ -66,7 +77,8 @@ IDLE_S = 10.0
 @dataclass(frozen=True, slots=True)
 class ReadModelFacts:
     schema: str
-    archived_seqs: frozenset[int]
+    archived: dict[int, str]
+    """The archive's event id (text) at each stream sequence of the range."""
     outcomes: tuple[Outcome, ...]
     archived_event_ids: frozenset[UUID]
     actions: tuple[OperatorAction, ...]
@@ -78,13 +90,33 @@ async def read_checkpoint(conn: Conn, projection: str = PROJECTION) -> int:
     return int(value or 0)
 
 
+async def read_tracking(conn: Conn, projection: str = PROJECTION) -> list[tuple[str, Tracked]]:
+    """Every partition's tracking row: its checkpoint and the id of the message there."""
+    schema = await active_schema(conn, projection)
+    rows = await conn.fetch(_sql(TRACKING, schema), projection)
+    return [(str(r[0]), Tracked(int(r[1]), r[2])) for r in rows]
+
+
+async def events_stream_places(
+    nc: Client, tracking: list[tuple[str, Tracked]]
+) -> list[tuple[str, Tracked, StreamPlace]]:
+    """``CW_EVENTS`` as it is at each tracking row's checkpoint."""
+    js = nc.jetstream()
+    try:
+        return [(p, t, await stream_place(js, EVENTS_STREAM, t.seq)) for p, t in tracking]
+    except NotFoundError:
+        raise LookupError(f"stream {EVENTS_STREAM} does not exist: run `cw init` first") from None
+
+
 async def read_model_facts(
     conn: Conn, first: int, last: int, projection: str = PROJECTION
 ) -> ReadModelFacts:
     """Archive, outcomes and operator actions for ``first..last``, in one snapshot."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         schema = await active_schema(conn, projection)
-        seqs = await conn.fetchval(_sql(ARCHIVED_SEQS, schema), first, last)
+        row = await conn.fetchrow(_sql(ARCHIVED, schema), first, last)
+        assert row is not None  # an aggregate without GROUP BY answers one row
+        seqs, event_ids = row
         outcomes = tuple(
             Outcome(int(r[0]), str(r[1]), r[2], r[3])
             for r in await conn.fetch(_sql(OUTCOMES, schema), first, last)
@@ -98,7 +130,7 @@ async def read_model_facts(
             OperatorAction(int(r[0]), str(r[1]), r[2], r[3])
             for r in await conn.fetch(ACTIONS, STAGE, first, last)
         )
-    return ReadModelFacts(schema, frozenset(seqs), outcomes, known, actions)
+    return ReadModelFacts(schema, dict(zip(seqs, event_ids, strict=True)), outcomes, known, actions)
 
 
 async def audit_read_model(
@@ -107,11 +139,14 @@ async def audit_read_model(
     """Gather the audit's inputs and account for ``since..checkpoint`` (or the last ``window``).
 
     Read in this order, so that nothing legitimately in flight looks lost: the checkpoint first
-    (everything at or below it is committed, and its dead letters were stored before the
-    commit); then the stream and the dead letters; then one snapshot of the read model and the
+    (the tracking rows: everything at or below the lowest is committed, and its dead letters
+    were stored before the commit), and whether ``CW_EVENTS`` is the stream they were taken from;
+    then the stream and the dead letters; then one snapshot of the read model and the
     operators' actions, which can only have grown since.
     """
-    checkpoint = await read_checkpoint(conn)
+    tracking = await read_tracking(conn)
+    checkpoint = min((t.seq for _, t in tracking), default=0)
+    replaced = replaced_stream(await events_stream_places(nc, tracking))
     first = audit_window(checkpoint, window) if window is not None else max(1, since)
     messages = await stream_messages(nc, first, checkpoint)
     dead_letters = await dead_letter_stream_seqs(nc)
@@ -120,11 +155,12 @@ async def audit_read_model(
         first_seq=first,
         checkpoint=checkpoint,
         messages=messages,
-        archived_seqs=facts.archived_seqs,
+        archived=facts.archived,
         outcomes=facts.outcomes,
         archived_event_ids=facts.archived_event_ids,
         dead_letter_seqs=dead_letters,
         actions=facts.actions,
+        replaced=replaced,
     )
 
 
@@ -135,12 +171,15 @@ def _sql(template: str, schema: str) -> str:
 async def stream_messages(
     nc: Client, first: int, last: int, *, stream: str = EVENTS_STREAM
 ) -> list[StreamMessage]:
-    """Sequence and subject of every message of ``stream`` in ``first..last`` that exists."""
+    """Sequence, subject and id of every message of ``stream`` in ``first..last`` that
+    exists."""
     if last < first:
         return []
-    return await _pull_all(
-        nc, stream, first, last, keep=lambda seq, msg: StreamMessage(seq, msg.subject)
-    )
+
+    def keep(seq: int, msg: Msg) -> StreamMessage:
+        return StreamMessage(seq, msg.subject, message_id_of(msg.data))
+
+    return await _pull_all(nc, stream, first, last, keep=keep, headers_only=False)
 
 
 async def dead_letter_stream_seqs(nc: Client, stage: str = STAGE) -> set[int]:
@@ -160,12 +199,15 @@ async def dead_letter_stream_seqs(nc: Client, stage: str = STAGE) -> set[int]:
         return int(value) if value.isdigit() else None
 
     last = int(info.state.last_seq)
-    found = await _pull_all(nc, DEAD_LETTERS_STREAM, 1, last, subject=subject, keep=original_seq)
+    found = await _pull_all(
+        nc, DEAD_LETTERS_STREAM, 1, last, subject=subject, keep=original_seq, headers_only=True
+    )
     return {seq for seq in found if seq is not None}
 
 
 class _Pull(Generic[T]):
-    """An ephemeral consumer delivering headers only, without acks, pulled in batches.
+    """An ephemeral consumer without acks (delivering headers only, when that is enough),
+    pulled in batches.
 
     Each message is reduced to ``keep(seq, msg)`` as it arrives: holding 200,000 ``Msg``
     objects would cost far more (memory and garbage collection) than the reading itself.
@@ -180,8 +222,10 @@ class _Pull(Generic[T]):
         *,
         subject: str | None,
         keep: Callable[[int, Msg], T],
+        headers_only: bool,
     ) -> None:
         self._nc, self._stream, self._keep = nc, stream, keep
+        self._headers_only = headers_only
         self._next, self._last, self._subject = first, last, subject
         self._out: list[T] = []
         self._ended = asyncio.Event()
@@ -194,7 +238,7 @@ class _Pull(Generic[T]):
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(1, self._next),
             ack_policy=AckPolicy.NONE,
-            headers_only=True,
+            headers_only=self._headers_only,
             filter_subject=self._subject,
             mem_storage=True,
             inactive_threshold=60.0,
@@ -272,8 +316,10 @@ async def _pull_all(
     *,
     subject: str | None = None,
     keep: Callable[[int, Msg], T],
+    headers_only: bool,
 ) -> list[T]:
     try:
-        return await _Pull(nc, stream, first, last, subject=subject, keep=keep).run()
+        pull = _Pull(nc, stream, first, last, subject=subject, keep=keep, headers_only=headers_only)
+        return await pull.run()
     except NotFoundError:
         raise LookupError(f"stream {stream} does not exist: run `cw init` first") from None

@@ -5,7 +5,7 @@ sum over every projector never counts an issue twice. A scrape reads the views a
 ``max_age`` (15 s); scrapes in between get the cached figures. The status of an issue is the
 views' own (``issue_status.status`` against the database clock), so Grafana's tables and these
 gauges agree. Labels are district, phase, venue kind, status and inspection kind: never a venue,
-issue, order or person.
+issue, order or person (nor an item code: ``cw_unknown_item_codes`` is one number).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import abc
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Generic, TypeVar
@@ -55,6 +55,11 @@ SELECT district, phase,
 FROM public.district_phase_summary
 GROUP BY 1, 2
 """
+# The distinct item codes issues name that the campaign's checklist does not list.
+UNKNOWN_ITEM_CODES = """
+SELECT count(DISTINCT item_code)::bigint FROM public.issue_status
+WHERE item_code <> ALL($1::text[])
+"""
 INSPECTION_KINDS = ("self_check", "supervision", "look_back", "re_review")
 PLACE = ("district", "phase", "venue_kind")
 
@@ -64,12 +69,17 @@ class Figures:
     issues: Sequence[asyncpg.Record]
     venues: Sequence[asyncpg.Record]
     inspections: Sequence[asyncpg.Record] = ()
+    unknown_item_codes: int | None = None
 
 
-async def read_figures(pool: asyncpg.Pool) -> Figures:
+async def read_figures(pool: asyncpg.Pool, checklist: Collection[str] = ()) -> Figures:
+    """The figures; ``checklist``: the item codes the campaign lists (the others are unknown)."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         return Figures(
-            await conn.fetch(ISSUES), await conn.fetch(VENUES), await conn.fetch(INSPECTIONS)
+            await conn.fetch(ISSUES),
+            await conn.fetch(VENUES),
+            await conn.fetch(INSPECTIONS),
+            await conn.fetchval(UNKNOWN_ITEM_CODES, sorted(checklist)),
         )
 
 
@@ -113,7 +123,16 @@ def families(figures: Figures) -> list[GaugeMetricFamily]:
     for row in figures.inspections:
         for kind in INSPECTION_KINDS:
             inspections.add_metric([row["district"], row["phase"], kind], row[kind])
-    return [issues, on_time, rebounds, venues, inspections]
+    found = [issues, on_time, rebounds, venues, inspections]
+    if figures.unknown_item_codes is not None:
+        unknown = GaugeMetricFamily(
+            "cw_unknown_item_codes",
+            "Distinct item codes issues name that the campaign's checklist does not list "
+            "(cw report unknown-items names them).",
+        )
+        unknown.add_metric([], figures.unknown_item_codes)
+        found.append(unknown)
+    return found
 
 
 class ReadAtScrape(Collector, abc.ABC, Generic[T]):
@@ -168,12 +187,26 @@ class ReadAtScrape(Collector, abc.ABC, Generic[T]):
 
 
 class DomainGauges(ReadAtScrape[Figures]):
-    """The bureau's numbers (module docstring)."""
+    """The bureau's numbers (module docstring); ``checklist``: the item codes the campaign's
+    checklist lists."""
 
     what = "domain gauges: the read model"
 
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        serving: Callable[[], bool],
+        checklist: Collection[str],
+        max_age_s: float = 15.0,
+        timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__(pool, loop, serving=serving, max_age_s=max_age_s, timeout_s=timeout_s)
+        self._checklist = frozenset(checklist)
+
     async def read(self, pool: asyncpg.Pool) -> Figures:
-        return await read_figures(pool)
+        return await read_figures(pool, self._checklist)
 
     def families(self, figures: Figures) -> list[GaugeMetricFamily]:
         return families(figures)

@@ -1,11 +1,12 @@
-"""An in-memory read model with the same interface as PostgreSQL's: for fast tests and tools."""
+"""An in-memory read model with the same interface as PostgreSQL's, and its generations: for fast
+tests and tools."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -24,8 +25,18 @@ from services.projector.domain.model import (
     VenueKey,
     VenuePhaseCounts,
     VenuePhaseKey,
+    first_registration,
 )
-from services.projector.domain.ports import CheckpointRegression, ReadModelStore, ReadModelUnit
+from services.projector.domain.ports import (
+    CheckpointRegression,
+    Comparison,
+    Generation,
+    Generations,
+    Missing,
+    ReadModelStore,
+    ReadModelUnit,
+    Swap,
+)
 
 
 @dataclass
@@ -109,7 +120,10 @@ class MemoryUnit(ReadModelUnit):
         s = self.state
         for key, issue in changes.issues.items():
             s.issues[key] = copy.copy(issue)
-        s.venues.update(changes.venues)
+        for key, venue in changes.venues.items():
+            s.venues[key] = replace(
+                venue, registered_at=first_registration(s.venues.get(key), venue.registered_at)
+            )
         for venue_phase, delta in changes.counts.items():
             row = s.counts.setdefault(venue_phase, VenuePhaseCounts())
             for f in fields(VenuePhaseCounts):
@@ -157,3 +171,66 @@ class MemoryReadModel(ReadModelStore):
         unit = MemoryUnit(copy.deepcopy(self._db.state), self._key)
         yield unit
         self._db.state = unit.state
+
+
+class MemoryGenerations(Generations):
+    """Generations ``g1``, ``g2``, ...; ``g1`` (or the store given) is live at first."""
+
+    def __init__(self, live: MemoryReadModel | None = None) -> None:
+        self.stores: dict[str, MemoryReadModel] = {"g1": live or MemoryReadModel()}
+        self.live = "g1"
+        self.dropped: list[str] = []
+
+    async def create(self) -> Generation:
+        number = len(self.stores) + 1
+        self.stores[f"g{number}"] = MemoryReadModel()
+        return Generation(f"g{number}", number)
+
+    def store(self, generation: str) -> ReadModelStore:
+        return self.stores[generation]
+
+    async def compare(self, generation: str) -> Comparison:
+        live, new = self.stores[self.live].state, self.stores[generation].state
+        missing = tuple(
+            se.event.event_id
+            for se in live.archive.values()
+            if se.event.event_id not in new.event_ids
+        )
+        return Comparison(self.live, min(live.checkpoints.values(), default=0), missing)
+
+    @asynccontextmanager
+    async def swapping(self, generation: str) -> AsyncIterator[Swap]:
+        yield MemorySwap(self, generation)
+
+    async def drop(self, generation: str) -> None:
+        if generation == self.live:
+            raise ValueError(f"{generation} is the live generation")
+        self.dropped.append(generation)
+        self.stores.pop(generation, None)
+
+
+class MemorySwap(Swap):
+    def __init__(self, owner: MemoryGenerations, name: str) -> None:
+        self.owner, self.name = owner, name
+        self.store = owner.stores[name]
+
+    async def missing(self, before: Comparison | None = None) -> Missing:
+        """Exact, whole: nothing to gain here from what ``before`` found."""
+        live, new = self.owner.stores[self.owner.live].state, self.owner.stores[self.name].state
+        seqs = sorted(s for s, se in live.archive.items() if se.event.event_id not in new.event_ids)
+        return Missing(len(seqs), seqs[0], seqs[-1]) if seqs else Missing(0)
+
+    async def commit_to(self, through: int) -> str:
+        """As ``CARRY_CHECKPOINTS``: every consumer and partition of the live generation goes
+        on from ``through``, with the id the new generation's own checkpoint recorded there."""
+        old = self.owner.live
+        live, new = self.owner.stores[old].state, self.owner.stores[self.name].state
+        carried = next(
+            (i for k, i in new.checkpoint_ids.items() if i and new.checkpoints.get(k) == through),
+            None,
+        )
+        for key in live.checkpoints:
+            new.checkpoints[key] = through
+            new.checkpoint_ids[key] = carried
+        self.owner.live = self.name
+        return old

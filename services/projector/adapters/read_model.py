@@ -123,14 +123,14 @@ ON CONFLICT (district, issue_id) DO UPDATE SET
     original_due_at = EXCLUDED.original_due_at, extensions = EXCLUDED.extensions
 """
 UPSERT_VENUES = """
-INSERT INTO {s}.venues
+INSERT INTO {s}.venues AS v
 SELECT * FROM json_populate_recordset(NULL::{s}.venues, $1::json)
 ON CONFLICT (district, venue_id) DO UPDATE SET
     name = EXCLUDED.name, kind = EXCLUDED.kind, street = EXCLUDED.street,
     address = EXCLUDED.address, first_responsible_name = EXCLUDED.first_responsible_name,
     first_responsible_phone = EXCLUDED.first_responsible_phone,
     officer_name = EXCLUDED.officer_name, officer_phone = EXCLUDED.officer_phone,
-    registered_at = EXCLUDED.registered_at
+    registered_at = LEAST(v.registered_at, EXCLUDED.registered_at)
 """
 ADD_COUNTS = """
 INSERT INTO {s}.venue_phase_counts AS c

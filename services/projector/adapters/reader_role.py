@@ -19,6 +19,8 @@ from services.projector.adapters.generations import PUBLIC_VIEWS as PUBLIC_VIEWS
 
 PUBLIC_VIEWS = tuple(re.findall(r"CREATE OR REPLACE VIEW public\.(\w+)", PUBLIC_VIEWS_SQL))
 """Every view of ``sql/public_views.sql``: what the role may read."""
+PUBLIC_FUNCTIONS = tuple(re.findall(r"CREATE OR REPLACE FUNCTION public\.(\w+)", PUBLIC_VIEWS_SQL))
+"""Every function of ``sql/public_views.sql`` (``days_overdue``): the views call them."""
 
 ROLE_EXISTS = "SELECT 1 FROM pg_roles WHERE rolname = $1"
 MAY_MANAGE_ROLES = "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"

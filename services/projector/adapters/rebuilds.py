@@ -20,12 +20,21 @@ from services.projector.adapters.generations import (
     active_schema,
     carry_checkpoints,
     check_schema,
+    compare_archives,
     create_generation,
     drop_generation,
+    missing_events,
 )
 from services.projector.adapters.read_model import ConnectionReadModel, PostgresReadModel
 from services.projector.domain.model import Prepared
-from services.projector.domain.ports import Generation, Generations, ReadModelStore, Swap
+from services.projector.domain.ports import (
+    Comparison,
+    Generation,
+    Generations,
+    Missing,
+    ReadModelStore,
+    Swap,
+)
 
 READ_MODEL_INITIALISED = "SELECT to_regclass('cw.read_model_head') IS NOT NULL"
 
@@ -57,6 +66,12 @@ class PostgresGenerations(Generations):
     def store(self, generation: str) -> ReadModelStore:
         return PostgresReadModel(self._pool, generation)
 
+    async def compare(self, generation: str) -> Comparison:
+        async with self._pool.acquire() as conn:
+            live = await active_schema(conn)
+            through, missing = await compare_archives(conn, live, generation)
+        return Comparison(live, through, None if missing is None else tuple(missing))
+
     @asynccontextmanager
     async def swapping(self, generation: str) -> AsyncIterator[Swap]:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -74,6 +89,15 @@ class _PostgresSwap(Swap):
         self._conn = conn
         self._generation = check_schema(generation)
         self.store = ConnectionReadModel(conn, generation)
+
+    async def missing(self, before: Comparison | None = None) -> Missing:
+        old = await active_schema(self._conn)
+        if before is None or before.live != old or before.missing is None:
+            return Missing(*await missing_events(self._conn, old, self._generation))
+        found = await missing_events(
+            self._conn, old, self._generation, since=before.through, candidates=before.missing
+        )
+        return Missing(*found)
 
     async def commit_to(self, through: int) -> str:
         old = await active_schema(self._conn)

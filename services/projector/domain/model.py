@@ -74,6 +74,12 @@ class Venue:
     officer_name: str | None
     officer_phone: str | None
     registered_at: datetime
+    """The first registration's moment (a later ``VenueRegistered`` changes the rest)."""
+
+
+def first_registration(before: Venue | None, at: datetime) -> datetime:
+    """``registered_at`` of a venue registered (again) at ``at``: the earlier of the two."""
+    return at if before is None else min(before.registered_at, at)
 
 
 @dataclass(frozen=True, slots=True)

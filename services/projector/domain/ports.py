@@ -30,10 +30,12 @@ from services.projector.domain.model import (
 
 __all__ = [
     "CheckpointRegression",
+    "Comparison",
     "DeadLetters",
     "Fenced",
     "Generation",
     "Generations",
+    "Missing",
     "Observer",
     "ReadModelStore",
     "ReadModelUnit",
@@ -100,11 +102,41 @@ class ReadModelStore(abc.ABC):
             return await unit.tracked()
 
 
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """Events (by event id) the live generation holds and a new one does not."""
+
+    events: int
+    first_seq: int | None = None
+    """The live archive's stream sequences of the first and last of them."""
+    last_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The archives compared before the swap, live writers not held off (``Generations.compare``):
+    the events the live generation then held and the new one lacked, and the lowest checkpoint
+    of the live generation then. Whatever the live projectors archive afterwards lies beyond
+    that checkpoint, so the swap, which holds them off, has only those and these to look at."""
+
+    live: str
+    """The live generation then."""
+    through: int
+    missing: tuple[UUID, ...] | None
+    """``None``: too many to look at one by one again; the swap compares the archives whole."""
+
+
 class Swap(abc.ABC):
     """A rebuild's swap in progress: live batches wait, readers still see the old generation."""
 
     store: ReadModelStore
     """The new generation, written on the swap's own transaction."""
+
+    @abc.abstractmethod
+    async def missing(self, before: Comparison | None = None) -> Missing:
+        """What the views would lose with the swap: the events of the live generation's archive
+        that are not in the new one's (a stream that lost its history rebuilds without them).
+        Exact; with ``before``, only what may have changed since is looked at."""
 
     @abc.abstractmethod
     async def commit_to(self, through: int) -> str:
@@ -128,6 +160,11 @@ class Generations(abc.ABC):
     @abc.abstractmethod
     def store(self, generation: str) -> ReadModelStore:
         """Write to ``generation`` (being built) through its own connections."""
+
+    @abc.abstractmethod
+    async def compare(self, generation: str) -> Comparison:
+        """Compare the live archive with ``generation``'s by event id without holding live
+        writers off (the long part of ``Swap.missing``)."""
 
     @abc.abstractmethod
     def swapping(self, generation: str) -> AbstractAsyncContextManager[Swap]:

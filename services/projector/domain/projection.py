@@ -29,6 +29,7 @@ from services.projector.domain.model import (
     Venue,
     VenueAsOf,
     VenuePhaseCounts,
+    first_registration,
 )
 
 __all__ = ["ISSUE_EVENTS", "ISSUE_EVENT_TYPES", "Projection", "issues_as_of", "needs_of", "project"]
@@ -80,7 +81,9 @@ class Projection(IssueLifecycle):
 
     def _register_venue(self, ev: VenueRegistered) -> None:
         d = ev.data
-        self.changes.venues[(ev.district, ev.venue_id)] = Venue(
+        key = (ev.district, ev.venue_id)
+        before = self.changes.venues.get(key)
+        self.changes.venues[key] = Venue(
             district=ev.district,
             venue_id=ev.venue_id,
             name=d.name,
@@ -91,7 +94,9 @@ class Projection(IssueLifecycle):
             first_responsible_phone=d.first_responsible.phone,
             officer_name=d.officer.name if d.officer else None,
             officer_phone=d.officer.phone if d.officer else None,
-            registered_at=ev.occurred_at,
+            # The first registration's moment (coverage counts a venue in the phases it was
+            # registered before the end of); the rest is the latest registration's.
+            registered_at=first_registration(before, ev.occurred_at),
         )
 
     # -- what the lifecycle tells us ----------------------------------------------------------

@@ -7,16 +7,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from datetime import datetime
 
 import asyncpg
 from rich.console import Console
 
-from services.common.campaign import load_campaign
+from services.common.campaign import Names, load_campaign
 from services.common.connect import failure_text, mask_url
 from services.common.localtime import MOMENT_FORMS, MomentError, MomentInput, parse_moment
+from services.common.logs import configure_logging
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.projector import bootstrap
@@ -25,13 +25,12 @@ from services.projector.domain.audit import AuditReport, AuditUnavailable
 from services.projector.domain.model import VenueAsOf
 from services.projector.domain.ports import Fenced
 from services.projector.entrypoints import venue
+from services.projector.usecases import WouldLoseEvents
 from services.registry import RunnableService, start_operator_server
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(settings: Settings) -> None:
+    configure_logging(settings.campaign_file)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -58,11 +57,19 @@ def _rebuild_progress(applied: int, end: int) -> None:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    _logging()
+    settings = Settings()
+    _logging(settings)
     try:
-        lines = run(bootstrap.rebuild(Settings(), ProjectorMetrics(), _rebuild_progress))
+        lines = run(
+            bootstrap.rebuild(
+                settings, ProjectorMetrics(), _rebuild_progress, accept_loss=args.accept_loss
+            )
+        )
     except bootstrap.RebuildUnavailable as exc:
         print(f"cw rebuild: {exc}", file=sys.stderr)
+        return 2
+    except WouldLoseEvents as exc:
+        print(f"cw rebuild: {exc} (--accept-loss swaps anyway)", file=sys.stderr)
         return 2
     for line in lines:
         print(line)
@@ -97,12 +104,13 @@ def _venue(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    found = [v for v in everywhere if args.district in (None, v.district)]
+    district = None if args.district is None else campaign.names.district_code(args.district)
+    found = [v for v in everywhere if district in (None, v.district)]
     asked = args.venue_id
     if not found:
         # Not an id: (part of) a venue's name, as a person remembers it.
         try:
-            found, matches = run(bootstrap.venue_named(settings, asked, args.district, as_of))
+            found, matches = run(bootstrap.venue_named(settings, asked, district, as_of))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             print(f"cw venue: cannot read PostgreSQL ({failure_text(exc)})", file=sys.stderr)
             return 2
@@ -110,11 +118,11 @@ def _venue(args: argparse.Namespace) -> int:
             print(_several(asked, matches), file=sys.stderr)
             return 1
         if not found:
-            print(_unknown(asked, args.district, everywhere), file=sys.stderr)
+            print(_unknown(asked, district, everywhere, campaign.names), file=sys.stderr)
             return 1
         asked = found[0].venue_id
     if args.json:
-        doc = venue.as_json(asked, args.district, found, as_of, zone)
+        doc = venue.as_json(asked, district, found, as_of, zone, names=campaign.names)
         print(json.dumps(doc, ensure_ascii=False, indent=2))
     elif sys.stdout.isatty():
         console = Console()
@@ -138,19 +146,20 @@ def _several(text: str, matches: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _unknown(venue_id: str, district: str | None, elsewhere: list[VenueAsOf]) -> str:
+def _unknown(venue_id: str, district: str | None, elsewhere: list[VenueAsOf], names: Names) -> str:
     if district is None:
         return (
             f"未找到场所 {venue_id}: 档案中没有它的任何事件，也没有名称含此文字的场所 "
             f"(no event for venue {venue_id} in the archive, and no venue by that name)"
         )
     text = (
-        f"未找到场所 {venue_id}（区 {district}）: 档案中没有它的任何事件 "
+        f"未找到场所 {venue_id}（{names.district(district)}）: 档案中没有它的任何事件 "
         f"(no event for venue {venue_id} of district {district} in the archive)"
     )
     if elsewhere:
+        here = "、".join(names.district(v.district) for v in elsewhere)
         districts = ", ".join(v.district for v in elsewhere)
-        text += f"; 它在这些区有事件 (it has events in district {districts})"
+        text += f"; 它在{here}有事件 (it has events in district {districts})"
     return text
 
 
@@ -169,7 +178,9 @@ def _audit(args: argparse.Namespace) -> int:
 
 def audit_lines(report: AuditReport, subjects_shown: int = 3) -> list[str]:
     r = report
-    lines = [
+    # Said first: when the stream is another one, nothing below means what it seems to.
+    lines = [] if r.replaced is None else [r.replaced]
+    lines += [
         f"CW_EVENTS {r.first_seq}..{r.checkpoint} (the projector's checkpoint): "
         f"{r.checked} messages checked",
         f"  archived       {r.archived}",
@@ -177,8 +188,13 @@ def audit_lines(report: AuditReport, subjects_shown: int = 3) -> list[str]:
         f"  dead-lettered  {r.dead_lettered}: {r.still_dead_letters} still dead letters, "
         f"{r.replayed} replayed, {r.deleted} deleted",
     ]
-    if r.clean:
-        lines.append("every message is accounted for")
+    if not r.unaccounted:
+        lines.append(
+            "every message is accounted for"
+            if r.replaced is None
+            else "every message this CW_EVENTS holds there is accounted for, but it is another "
+            "stream (first line)"
+        )
         return lines
     lines.append(f"UNACCOUNTED FOR: {len(r.unaccounted)} messages")
     for g in r.ranges():
@@ -196,9 +212,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Build a new generation of the read model from CW_EVENTS beside the live "
         "one (the projector keeps running), catch up to the stream's end, then swap the public "
         "views to it in one transaction and drop the old one. Readers see the old or the new "
-        "model, never a half-built one.",
+        "model, never a half-built one. Whoever connects, the generation is made as the "
+        "services' role (the owner of schema cw), so the services can use it. Before the swap, "
+        "the live archive is compared with the new one by event id: a rebuild from a stream "
+        "that lost its history (recreated, restored from an older backup, another server) "
+        "would take events out of the views, so it is refused and the new generation dropped "
+        "(docs/operations.md).",
         epilog="exit status: 0 the new generation is live; 2 NATS or PostgreSQL could not be "
-        "reached, or the read model does not exist yet (cw init)",
+        "reached, the read model does not exist yet (cw init), CW_DATABASE_URL's user may not "
+        "act as the services' role (the owner of schema cw, which owns the generations), "
+        "PostgreSQL refused or failed it (said in one line), or the new generation lacks "
+        "events of the live one (nothing swapped)",
+    )
+    p.add_argument(
+        "--accept-loss",
+        action="store_true",
+        help="swap even when the live read model holds events the new generation lacks (they "
+        "leave the views; restoring CW_EVENTS from its backup keeps them)",
     )
     p.set_defaults(handler=_rebuild)
 
@@ -221,7 +251,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the venue's id (LY-FM-001) or (part of) its name (墟沟农贸)",
     )
     p.add_argument(
-        "--district", metavar="D", help="district code, when venue ids repeat across districts"
+        "--district",
+        metavar="D",
+        help="district code or name, when venue ids repeat across districts",
     )
     p.add_argument(
         "--as-of",
@@ -235,12 +267,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "audit",
         help="check that every message of CW_EVENTS up to the checkpoint is accounted for",
-        description="Account for every message of CW_EVENTS up to the projector's checkpoint: "
-        "its event is in the archive, or it is a recorded duplicate of an archived event, or it "
-        "was dead-lettered and the dead letter is still kept or an operator's replay or delete "
-        "is recorded (cw.dead_letter_actions). Prints a summary and what is unaccounted for.",
-        epilog="exit status: 0 everything is accounted for; 1 something is not; 2 NATS or "
-        "PostgreSQL could not be read",
+        description="First check that CW_EVENTS is the stream the read model followed (each "
+        "partition's checkpoint recorded the id of the message there): when it is another "
+        "stream of that name (recreated, restored from an older backup, another server), say so "
+        "in the first line with what to do. Then account for every message of CW_EVENTS up to "
+        "the projector's checkpoint, by event id: its event is in the archive at that sequence, "
+        "or it is a recorded duplicate of an archived event, or it was dead-lettered and the "
+        "dead letter is still kept or an operator's replay or delete is recorded "
+        "(cw.dead_letter_actions). Prints a summary and what is unaccounted for; a message "
+        "where the archive holds another event is one.",
+        epilog="exit status: 0 everything is accounted for; 1 something is not, or CW_EVENTS is "
+        "not the stream the read model followed; 2 NATS or PostgreSQL could not be read",
     )
     p.add_argument("--since", type=int, default=1, metavar="SEQ", help="first stream sequence")
     p.add_argument("--json", action="store_true", help="one JSON document, for programs")

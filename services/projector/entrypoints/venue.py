@@ -1,5 +1,6 @@
 """What ``cw venue`` prints: a table for a person on a terminal, tab-separated lines that never
-wrap for a pipe, JSON for programs. Every time is in the campaign's zone."""
+wrap for a pipe, JSON for programs. Every time is in the campaign's zone; districts and checklist
+items are named as the campaign file names them (JSON: the code and the name)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from services.common.campaign import OUTSIDE, Campaign
+from services.common.campaign import OUTSIDE, Campaign, Names
 from services.common.localtime import rfc3339, shown, zone_label
 from services.projector.domain.model import Issue, IssueStatus, VenueAsOf
 
@@ -38,15 +39,15 @@ COLUMNS = (
 """The columns of the tab-separated lines, in order; the table shows ``TABLE_COLUMNS`` of them."""
 
 
-def header(found: VenueAsOf, as_of: datetime, zone: ZoneInfo) -> list[str]:
-    """``场所 墟沟农贸市场 (LY-FM-001, 320703) 截至 2023-03-15 23:59:59 北京时间: 3 个问题 ...``,
+def header(found: VenueAsOf, as_of: datetime, zone: ZoneInfo, *, names: Names) -> list[str]:
+    """``场所 墟沟农贸市场 (LY-FM-001, 连云区) 截至 2023-03-15 23:59:59 北京时间: 3 个问题 ...``,
     then the venue's responsible people."""
     v = found.venue
     name = f"{v.name} " if v is not None else "(未登记) "
     counts = Counter(status for _, status in found.issues)
     by_status = "，".join(f"{STATUS_ZH[s]} {counts[s]}" for s in STATUS_ZH if counts[s])
     first = (
-        f"场所 {name}({found.venue_id}, {found.district}) "
+        f"场所 {name}({found.venue_id}, {names.district(found.district)}) "
         f"截至 {shown(as_of, zone, seconds=None)} {zone_label(zone)}: {len(found.issues)} 个问题"
         + (f"（{by_status}）" if by_status else "")
     )
@@ -75,7 +76,7 @@ def cells(issue: Issue, status: IssueStatus, campaign: Campaign) -> tuple[str, .
     return (
         issue.issue_id,
         _phase_title(issue.phase, campaign),
-        issue.item_code,
+        campaign.names.item(issue.item_code),
         SEVERITY_ZH.get(issue.severity, issue.severity),
         STATUS_ZH[status],
         shown(issue.found_at, zone),
@@ -109,7 +110,7 @@ DESCRIPTION_MIN = 16
 def print_table(console: Console, found: VenueAsOf, as_of: datetime, campaign: Campaign) -> None:
     """For a person at a terminal: a table when it fits (rich measures a Chinese character as
     two columns), else one block per issue."""
-    for line in header(found, as_of, campaign.timezone):
+    for line in header(found, as_of, campaign.timezone, names=campaign.names):
         console.print(line, markup=False, highlight=False)
     if not found.issues:
         return
@@ -180,7 +181,7 @@ def _print_blocks(console: Console, rows: list[tuple[IssueStatus, dict[str, str]
 
 def plain_lines(found: VenueAsOf, as_of: datetime, campaign: Campaign) -> list[str]:
     """For a pipe: the header, then one tab-separated line per issue, never wrapped."""
-    lines = header(found, as_of, campaign.timezone)
+    lines = header(found, as_of, campaign.timezone, names=campaign.names)
     if found.issues:
         lines.append("\t".join(COLUMNS))
         lines.extend(
@@ -200,22 +201,26 @@ def as_json(
     found: list[VenueAsOf],
     as_of: datetime,
     zone: ZoneInfo,
+    *,
+    names: Names,
 ) -> dict[str, Any]:
     """The document ``cw venue --json`` prints (README: "cw venue --json"). Every key is always
-    there (``null`` when unknown); times are RFC 3339 with the campaign zone's offset."""
+    there (``null`` when unknown); times are RFC 3339 with the campaign zone's offset; a
+    district and an item by its code and its name (``district_name``, ``item_title``)."""
     return {
         "venue_id": venue_id,
         "district": district,
         "as_of": rfc3339(as_of, zone),
         "time_zone": zone.key,
-        "venues": [_venue_json(v, zone) for v in found],
+        "venues": [_venue_json(v, zone, names) for v in found],
     }
 
 
-def _venue_json(found: VenueAsOf, zone: ZoneInfo) -> dict[str, Any]:
+def _venue_json(found: VenueAsOf, zone: ZoneInfo, names: Names) -> dict[str, Any]:
     v = found.venue
     return {
         "district": found.district,
+        "district_name": names.district(found.district),
         "venue_id": found.venue_id,
         "registered": v is not None,
         "name": v.name if v else None,
@@ -228,15 +233,16 @@ def _venue_json(found: VenueAsOf, zone: ZoneInfo) -> dict[str, Any]:
         "officer": (
             {"name": v.officer_name, "phone": v.officer_phone} if v and v.officer_name else None
         ),
-        "issues": [_issue_json(issue, status, zone) for issue, status in found.issues],
+        "issues": [_issue_json(issue, status, zone, names) for issue, status in found.issues],
     }
 
 
-def _issue_json(issue: Issue, status: IssueStatus, zone: ZoneInfo) -> dict[str, Any]:
+def _issue_json(issue: Issue, status: IssueStatus, zone: ZoneInfo, names: Names) -> dict[str, Any]:
     return {
         "issue_id": issue.issue_id,
         "phase": issue.phase,
         "item_code": issue.item_code,
+        "item_title": names.item(issue.item_code),
         "category": issue.category,
         "severity": issue.severity,
         "status": status,

@@ -34,6 +34,11 @@ SET stream_seq = EXCLUDED.stream_seq, message_id = EXCLUDED.message_id
 WHERE c.stream_seq <= EXCLUDED.stream_seq
 RETURNING stream_seq
 """
+# `cw tracking reset reminders`: the next check finds checkpoint 0 (nothing taken yet) and the
+# service replays the stream from its start; seen_events keeps it from applying anything twice.
+RESET_CHECKPOINT = """
+UPDATE cw_reminders.checkpoint SET stream_seq = 0, message_id = NULL WHERE consumer = $1
+"""
 REMEMBER = """
 INSERT INTO cw_reminders.seen_events (event_id, stream_seq)
 SELECT * FROM unnest($1::uuid[], $2::bigint[])
@@ -189,6 +194,17 @@ def _issue(r: asyncpg.Record) -> Issue:
 
 def _venue(r: asyncpg.Record) -> Venue:
     return Venue(**dict(r.items()))
+
+
+async def lock_tracking(conn: Conn, consumer: str = CONSUMER) -> Tracked:
+    """The reminders' tracking row, locked until the transaction ends (a batch waits)."""
+    row = await conn.fetchrow(CHECKPOINT, consumer)
+    return Tracked(0) if row is None else Tracked(int(row[0]), row[1])
+
+
+async def reset_tracking(conn: Conn, consumer: str = CONSUMER) -> None:
+    """Back to the stream's start: checkpoint 0, no message id."""
+    await conn.execute(RESET_CHECKPOINT, consumer)
 
 
 class PostgresReminderUnit(ReminderUnit):

@@ -5,7 +5,9 @@ responsible person and the order's assignee; ``overdue`` and ``escalation`` [1] 
 responsible person and the officer; ``escalation`` [2] the officer and the deputy head, [3 and
 up] the deputy head and the head; ``look_back_due`` the officer; ``rebound_detected`` the officer
 and the deputy head; ``digest`` the district's officers and the deputy head. Who is not known (a
-venue with no registration, a contact the campaign file does not name) is left out.
+venue with no registration, a contact the campaign file does not name) is left out; a person
+in two roles (a first responsible person who is also the order's assignee) is one recipient, and
+the text names both roles.
 """
 
 from __future__ import annotations
@@ -15,18 +17,20 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from contracts.reminders import Recipient, Reminder
-from services.common.campaign import Contact, ReminderRules
+from services.common.campaign import Contact, Names, ReminderRules
 from services.common.durations import format_duration
 from services.common.lifecycle import Issue
+from services.common.localtime import local
 from services.reminders.domain.model import Timer, Venue
 from services.reminders.domain.texts import (
     clip,
+    counted,
     duration_zh,
     issue_texts,
-    item_zh,
     local_en,
     local_zh,
     overdue_zh,
+    people,
     who_en,
     who_zh,
 )
@@ -34,6 +38,11 @@ from services.reminders.domain.texts import (
 DIGEST_ITEMS = 5
 """The most overdue items a digest lists."""
 DIGEST_OFFICERS = 20
+
+
+def _local(moment: datetime | None, tz: ZoneInfo) -> datetime | None:
+    """An instant on the campaign's clock: the reminder's JSON says ``+08:00`` to a partner."""
+    return None if moment is None else local(moment, tz)
 
 
 def _contact(role: str, contact: Contact | None) -> list[Recipient]:
@@ -63,6 +72,23 @@ def _officer(venue: Venue | None) -> list[Recipient]:
 def recipients(
     kind: str, level: int, issue: Issue, venue: Venue | None, rules: ReminderRules
 ) -> tuple[Recipient, ...]:
+    """Who a reminder goes to, each person once (in the first role they are addressed in)."""
+    return once(addressed(kind, level, issue, venue, rules))
+
+
+def once(found: Sequence[Recipient]) -> tuple[Recipient, ...]:
+    """Each person once: a first responsible person who is also the order's assignee gets one
+    message, and the texts name both roles (``texts.people``)."""
+    return tuple(
+        Recipient(role=p.roles[0], name=p.name, phone=p.phone)  # type: ignore[arg-type]
+        for p in people(found)
+    )
+
+
+def addressed(
+    kind: str, level: int, issue: Issue, venue: Venue | None, rules: ReminderRules
+) -> list[Recipient]:
+    """Everyone a reminder of ``kind`` addresses, by role (a person may come twice)."""
     deputy = _contact("deputy_head", rules.deputy_head)
     head = _contact("head", rules.head)
     if kind in ("no_order", "look_back_due"):
@@ -80,7 +106,7 @@ def recipients(
         found = _officer(venue) + deputy
     else:
         raise ValueError(f"not an issue's reminder kind: {kind}")
-    return tuple(found)
+    return found
 
 
 def issue_reminder(
@@ -91,9 +117,12 @@ def issue_reminder(
     rules: ReminderRules,
     tz: ZoneInfo,
     issued_at: datetime,
+    names: Names,
 ) -> Reminder:
-    """The reminder a due timer of an issue sends, from the issue as it stands."""
-    who = recipients(timer.kind, timer.level, issue, venue, rules)
+    """The reminder a due timer of an issue sends, from the issue as it stands; its item by the
+    title ``names`` (the campaign's checklist) gives it."""
+    roles = addressed(timer.kind, timer.level, issue, venue, rules)
+    who = once(roles)
     words = {
         "order_within": duration_zh(rules.order_within),
         "look_back": duration_zh(rules.look_back_after),
@@ -105,8 +134,8 @@ def issue_reminder(
     venue_name = venue.name if venue is not None else None
     title_zh, body_zh, title_en, body_en = issue_texts(
         timer.kind, timer.level, issue,
-        venue_name=venue_name, recipients=who, fire_at=timer.fire_at, tz=tz, words=words,
-        words_en=words_en,
+        venue_name=venue_name, item_title=names.item(issue.item_code), recipients=roles,
+        fire_at=timer.fire_at, tz=tz, words=words, words_en=words_en,
     )  # fmt: skip
     return Reminder(
         schema_version=1,
@@ -121,9 +150,9 @@ def issue_reminder(
         severity=issue.severity,  # type: ignore[arg-type]
         phase=issue.phase,
         order_no=issue.order_no,
-        due_at=timer.deadline or issue.due_at,
-        fire_at=timer.fire_at,
-        issued_at=issued_at,
+        due_at=_local(timer.deadline or issue.due_at, tz),
+        fire_at=local(timer.fire_at, tz),
+        issued_at=local(issued_at, tz),
         recipients=who,
         title_zh=title_zh,
         body_zh=body_zh,
@@ -140,8 +169,10 @@ def digest_reminder(
     rules: ReminderRules,
     tz: ZoneInfo,
     issued_at: datetime,
+    names: Names,
 ) -> Reminder | None:
-    """A district's daily digest as of the timer's moment; ``None`` when nothing is open."""
+    """A district's daily digest as of the timer's moment; ``None`` when nothing is open. The
+    district and the items are named as ``names`` (the campaign file) names them."""
     if not open_issues:
         return None
     now = timer.fire_at
@@ -160,7 +191,11 @@ def digest_reminder(
         if v is not None and v.officer_name is not None:
             key = (v.officer_name, v.officer_phone)
             officers.setdefault(key, Recipient(role="officer", name=key[0], phone=key[1]))
-    who = (*list(officers.values())[:DIGEST_OFFICERS], *_contact("deputy_head", rules.deputy_head))
+    roles = [
+        *list(officers.values())[:DIGEST_OFFICERS],
+        *_contact("deputy_head", rules.deputy_head),
+    ]
+    who = once(roles)
     counts_zh = (
         f"在办问题 {len(open_issues)} 件，今日到期 {due_today} 件，已逾期 {len(overdue)} 件，"
         f"反复反弹 {rebounds} 件"
@@ -174,25 +209,26 @@ def digest_reminder(
         phone = f"（{v.first_responsible_phone}）" if v and v.first_responsible_phone else ""
         order = f"交办单号 {i.order_no}，" if i.order_no else ""
         lines_zh.append(
-            f"{n}. {name}“{item_zh(i.item_code)}”（{i.issue_id}），{order}"
-            f"期限 {local_zh(i.due_at, tz)}，已逾期 {overdue_zh(now - i.due_at)}{person}{phone}"
+            f"{n}. {name}“{names.item(i.item_code)}”（{i.issue_id}），{order}"
+            f"期限 {local_zh(i.due_at, tz)}，已逾期 {overdue_zh(i.due_at, now)}{person}{phone}"
         )
         lines_en.append(
             f"{n}. {v.name if v else i.venue_id}: {i.item_code} ({i.issue_id}), due "
             f"{local_en(i.due_at, tz)}" + (f", {v.first_responsible_name}" if v else "")
         )
     date_zh = f"{today.year}年{today.month}月{today.day}日"
-    body_zh = f"截至 {local_zh(now, tz)}，辖区 {timer.district} {counts_zh}。"
+    district = names.district(timer.district)
+    body_zh = f"截至 {local_zh(now, tz)}，辖区 {district} {counts_zh}。"
     if lines_zh:
         body_zh += "逾期最久的问题：\n" + "\n".join(lines_zh) + "\n"
-    body_zh += f"请以下人员督办：{who_zh(who)}。"
+    body_zh += f"请以下人员督办：{who_zh(roles)}。"
     body_en = (
-        f"As of {local_en(now, tz)}, district {timer.district}: {len(open_issues)} open, "
-        f"{due_today} due today, {len(overdue)} overdue, {rebounds} rebounds."
+        f"As of {local_en(now, tz)}, district {district}: {len(open_issues)} open, "
+        f"{due_today} due today, {len(overdue)} overdue, {counted(rebounds, 'rebound')}."
     )
     if lines_en:
         body_en += " Most overdue:\n" + "\n".join(lines_en) + "\n"
-    body_en += f" To supervise: {who_en(who)}."
+    body_en += f" To supervise: {who_en(roles)}."
     return Reminder(
         schema_version=1,
         reminder_id=timer.reminder_id,
@@ -207,11 +243,11 @@ def digest_reminder(
         phase=None,
         order_no=None,
         due_at=None,
-        fire_at=timer.fire_at,
-        issued_at=issued_at,
+        fire_at=local(timer.fire_at, tz),
+        issued_at=local(issued_at, tz),
         recipients=who,
-        title_zh=clip(f"【每日汇总】辖区 {timer.district} {date_zh}：{counts_zh}", 128),
+        title_zh=clip(f"【每日汇总】辖区 {district} {date_zh}：{counts_zh}", 128),
         body_zh=clip(body_zh, 2000),
-        title_en=clip(f"[Daily digest] district {timer.district} {today.isoformat()}", 128),
+        title_en=clip(f"[Daily digest] district {district} {today.isoformat()}", 128),
         body_en=clip(body_en, 2000),
     )

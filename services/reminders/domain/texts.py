@@ -1,36 +1,22 @@
 """What a reminder says: Chinese first, as the bureau writes it, then English.
 
-Every time a person reads is local (the campaign's time zone). A venue with no registration
-still gets its reminder, with the recipients that are known.
+Every time a person reads is local (the campaign's time zone), and every checklist item and
+district is named as the campaign file names it (``Names``). A venue with no registration still
+gets its reminder, with the recipients that are known.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from contracts.reminders import Recipient
 from services.common.durations import format_duration
 from services.common.lifecycle import Issue
-
-ITEMS_ZH = {
-    "FM-PUB": "入口公示",
-    "FM-ZONE": "划行归市",
-    "FM-POUL": "活禽经营",
-    "FM-3F": "防蝇防鼠防尘（三防）",
-    "FM-STALL": "摊位卫生",
-    "FM-CERT": "亮证经营和健康证",
-    "FM-WASTE": "垃圾收运",
-    "FM-WC": "公共厕所",
-    "FM-VEC": "病媒生物防制",
-    "MALL-TOB": "控烟",
-    "MALL-HE": "健康教育宣传栏",
-    "MALL-PSA": "创卫宣传和公益广告",
-    "MALL-PH": "公共场所卫生",
-    "MALL-AED": "AED和急救设施",
-}
-"""The checklist catalog's items in the bureau's words (codes not listed are shown as codes)."""
+from services.common.localtime import local, shown, zone_label
+from services.common.overdue import days_overdue
 
 SEVERITY_ZH = {"minor": "一般", "major": "较重", "critical": "严重"}
 ROLE_ZH = {
@@ -52,40 +38,83 @@ DESCRIPTION_MAX = 200
 
 
 def local_zh(moment: datetime, tz: ZoneInfo) -> str:
-    t = moment.astimezone(tz)
-    return f"{t.year}年{t.month}月{t.day}日 {t:%H:%M}"
+    """``2023年3月10日 17:30（北京时间）``: the zone said with every time a person reads."""
+    t = local(moment, tz)
+    return f"{t.year}年{t.month}月{t.day}日 {t:%H:%M}（{zone_label(tz)}）"
 
 
 def local_en(moment: datetime, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    """``2023-03-10 17:30 +08:00``."""
+    return shown(moment, tz, offset=True)
 
 
-def overdue_zh(late: timedelta) -> str:
-    if late >= timedelta(days=1):
-        return f"{late.days} 天"
-    if late >= timedelta(hours=1):
-        return f"{int(late.total_seconds() // 3600)} 小时"
-    return "不足 1 小时"
+STOPS = ("。", "！", "？", "!", "?", ".")
+"""What already ends a sentence: no 。 after it (a description ending in 。 gave 。。)."""
 
 
-def overdue_en(late: timedelta) -> str:
-    if late >= timedelta(days=1):
-        return f"{late.days} day{'s' if late.days > 1 else ''}"
-    if late >= timedelta(hours=1):
-        return f"{int(late.total_seconds() // 3600)} h"
-    return "less than an hour"
+def sentence(text: str) -> str:
+    """``text`` ended with one full stop: a trailing comma or semicolon becomes it."""
+    text = text.rstrip().rstrip("，,；;、：:").rstrip()
+    return text if text.endswith(STOPS) else text + "。"
 
 
-def item_zh(code: str) -> str:
-    return ITEMS_ZH.get(code, code)
+def counted(n: int, noun: str) -> str:
+    """``1 rebound``, ``2 rebounds``: an English count with its noun."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def overdue_zh(due_at: datetime, now: datetime) -> str:
+    """逾期天数 (started days, ``services.common.overdue``): ``3 天``."""
+    return f"{days_overdue(due_at, now)} 天"
+
+
+def overdue_en(due_at: datetime, now: datetime) -> str:
+    return counted(days_overdue(due_at, now), "day")
+
+
+TITLE_ENDINGS = ("领导", "负责人", "局长", "主任", "书记", "科长", "干部")
+"""A contact named by a title (the plan names roles: ``分管局领导``), not by a person's name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One person of a reminder, with every role they are addressed in."""
+
+    name: str
+    roles: tuple[str, ...]
+    phone: str | None
+
+    @property
+    def titled(self) -> bool:
+        return self.name.endswith(TITLE_ENDINGS)
+
+
+def people(recipients: Sequence[Recipient]) -> list[Person]:
+    """Each person once, in order: the same name with the same phone (or a phone on one side
+    only, as an order's assignee has none) is one person, listed with all their roles."""
+    found: list[Person] = []
+    for r in recipients:
+        for n, p in enumerate(found):
+            if p.name == r.name and (p.phone is None or r.phone is None or p.phone == r.phone):
+                roles = p.roles if r.role in p.roles else (*p.roles, r.role)
+                found[n] = Person(p.name, roles, p.phone or r.phone)
+                break
+        else:
+            found.append(Person(r.name, (r.role,), r.phone))
+    return found
 
 
 def who_zh(recipients: Sequence[Recipient]) -> str:
     if not recipients:
         return "暂无登记的责任人，请责任科室核实"
-    return "、".join(
-        f"{r.name}（{ROLE_ZH[r.role]}" + (f"，{r.phone}）" if r.phone else "）") for r in recipients
-    )
+
+    def one(p: Person) -> str:
+        # A title says the role itself: 分管局领导, not 分管局领导（分管领导）.
+        said = [] if p.titled else ["兼".join(ROLE_ZH[role] for role in p.roles)]
+        said += [p.phone] if p.phone else []
+        return p.name + (f"（{'，'.join(said)}）" if said else "")
+
+    return "、".join(one(p) for p in people(recipients))
 
 
 UNITS_ZH = {"d": "天", "h": "小时", "m": "分钟", "s": "秒"}
@@ -100,7 +129,9 @@ def duration_zh(td: timedelta) -> str:
 def who_en(recipients: Sequence[Recipient]) -> str:
     if not recipients:
         return "(no responsible person registered yet)"
-    return ", ".join(f"{r.name} ({ROLE_EN[r.role]})" for r in recipients)
+    return ", ".join(
+        f"{p.name} ({' and '.join(ROLE_EN[role] for role in p.roles)})" for p in people(recipients)
+    )
 
 
 ACTION_ZH = {
@@ -108,7 +139,7 @@ ACTION_ZH = {
     "due_soon": "整改期限即将到期，请抓紧整改，并在期限前申请复查。",
     "overdue": "已到整改期限，问题尚未销号，请立即整改并申请复查。",
     "escalation": "已逾期 {late}，问题仍未销号，请督促立即整改。",
-    "look_back_due": "问题已于 {closed} 销号，已满 {look_back}，请开展“回头看”复查，防止反弹。",
+    "look_back_due": "问题已于 {closed}销号，已满 {look_back}，请开展“回头看”复查，防止反弹。",
     "rebound_detected": "该场所同一项目在销号后再次出现问题（反复反弹），请重点督办。",
 }
 ACTION_EN = {
@@ -150,19 +181,21 @@ def issue_texts(
     issue: Issue,
     *,
     venue_name: str | None,
+    item_title: str,
     recipients: Sequence[Recipient],
     fire_at: datetime,
     tz: ZoneInfo,
     words: dict[str, str],
     words_en: dict[str, str],
 ) -> tuple[str, str, str, str]:
-    """(title_zh, body_zh, title_en, body_en) of an issue's reminder."""
+    """(title_zh, body_zh, title_en, body_en) of an issue's reminder; ``item_title`` is the
+    checklist's title of the issue's item."""
     venue = venue_name or f"场所 {issue.venue_id}（未登记）"
     venue_en = venue_name or f"venue {issue.venue_id} (not registered)"
-    item = item_zh(issue.item_code)
-    late = fire_at - issue.due_at if issue.due_at is not None else timedelta(0)
-    fill = {**words, "late": overdue_zh(late), "level": str(level)}
-    fill_en = {**words_en, "late": overdue_en(late), "level": str(level)}
+    item = item_title
+    due = issue.due_at if issue.due_at is not None else fire_at
+    fill = {**words, "late": overdue_zh(due, fire_at), "level": str(level)}
+    fill_en = {**words_en, "late": overdue_en(due, fire_at), "level": str(level)}
     if issue.closed_at is not None:
         fill["closed"] = local_zh(issue.closed_at, tz)
         fill_en["closed"] = local_en(issue.closed_at, tz)
@@ -174,9 +207,11 @@ def issue_texts(
     what = f"：{clip(issue.description, DESCRIPTION_MAX)}" if issue.description else ""
     order_zh = f"交办单号 {issue.order_no}" if issue.order_no else "尚未下发交办单"
     body_zh = (
-        f"{venue}（{issue.venue_id}）“{item}”问题（编号 {issue.issue_id}，"
-        f"{SEVERITY_ZH.get(issue.severity, issue.severity)}）{what}。"
-        f"{order_zh}{due_zh}。{ACTION_ZH[kind].format(**fill)}"
+        sentence(
+            f"{venue}（{issue.venue_id}）“{item}”问题（编号 {issue.issue_id}，"
+            f"{SEVERITY_ZH.get(issue.severity, issue.severity)}）{what}"
+        )
+        + f"{order_zh}{due_zh}。{ACTION_ZH[kind].format(**fill)}"
         f"请以下人员处理：{who_zh(recipients)}。"
     )
     order_en = f"order {issue.order_no}" if issue.order_no else "no order yet"

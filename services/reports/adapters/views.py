@@ -59,6 +59,31 @@ WHERE ($1::text IS NULL OR district = $1) AND occurred_at <= $2
 ORDER BY stream_seq
 """
 
+UNREADABLE_GENERATIONS = """
+SELECT n.nspname::text AS generation, pg_get_userbyid(n.nspowner)::text AS owner,
+       pg_get_userbyid(v.relowner)::text AS views_owner
+FROM pg_class v CROSS JOIN pg_namespace n
+WHERE v.oid = 'public.venues'::regclass
+  AND n.nspname ~ '^cw_rm_[0-9]+$'
+  AND NOT has_schema_privilege(v.relowner, n.oid, 'USAGE')
+ORDER BY n.nspname DESC
+"""
+"""Generations the views' owner may not read (the views run with its rights): one another role
+made. Only catalogs, which every role may read."""
+
+
+async def refused_behind_the_views(conn: asyncpg.Connection) -> str | None:
+    """Why reading the views is refused whoever reads them, when it is behind them: a generation
+    their owner may not read. ``None``: not that."""
+    row = await conn.fetchrow(UNREADABLE_GENERATIONS)
+    if row is None:
+        return None
+    return (
+        f"their owner {row['views_owner']} may not read the generation {row['generation']}, "
+        f"which belongs to {row['owner']} (a command run as {row['owner']} made it): cw db "
+        "setup (as an administrator) hands it over"
+    )
+
 
 def _rows(cls: Any, records: Sequence[asyncpg.Record]) -> tuple[Any, ...]:
     return tuple(cls(**dict(r.items())) for r in records)
@@ -87,6 +112,7 @@ class ViewsSource:
                 issues=_rows(IssueFact, await self._conn.fetch(ISSUES, district)),
                 venue_phases=_rows(VenuePhaseFact, await self._conn.fetch(VENUE_PHASES, district)),
                 waiting=_rows(WaitingFact, await self._conn.fetch(WAITING, district)),
+                checklist=frozenset(i.code for i in self._campaign.names.checklist),
             )
 
     async def as_of(self, district: str | None, moment: datetime) -> Facts:
@@ -105,7 +131,8 @@ def replayed(
     history: Sequence[StreamEvent], moment: datetime, district: str | None, campaign: Campaign
 ) -> Facts:
     """The facts as they stood at ``moment``: the events that had happened by then (all given),
-    replayed; the same columns as the views, with coverage of the phases started by then."""
+    replayed; the same columns as the views, with coverage of the phases started by then (of
+    the venues registered before each phase ended)."""
     happened = [se for se in history if se.event.occurred_at <= moment]
     changes = project(Snapshot(), happened, campaign.rebound_window)
     venues = tuple(
@@ -138,9 +165,13 @@ def replayed(
     places = dict(changes.counts)
     for phase in campaign.phases:
         starts = datetime.combine(phase.start, time.min, campaign.timezone)
+        ends = (
+            None if phase.end is None else datetime.combine(phase.end, time.min, campaign.timezone)
+        )
         if starts <= moment:
-            for v in venues:
-                places.setdefault((v.district, v.venue_id, phase.name), VenuePhaseCounts())
+            for v in changes.venues.values():  # those registered before the phase ended
+                if ends is None or v.registered_at < ends:
+                    places.setdefault((v.district, v.venue_id, phase.name), VenuePhaseCounts())
     venue_phases = tuple(
         VenuePhaseFact(
             district=d, venue_id=venue_id, venue_kind=kinds.get((d, venue_id), "unregistered"),
@@ -164,4 +195,5 @@ def replayed(
         venues=tuple(v for v in venues if mine(v.district)),
         issues=tuple(i for i in issues if mine(i.district)),
         venue_phases=tuple(r for r in venue_phases if mine(r.district)),
+        checklist=frozenset(i.code for i in campaign.names.checklist),
     )

@@ -10,11 +10,22 @@ from typing import Literal, TypeAlias
 IssueStatus: TypeAlias = Literal["open", "rectifying", "overdue", "closed"]
 Value: TypeAlias = "str | int | float | bool | datetime | timedelta | None"
 Kind: TypeAlias = Literal[
-    "text", "int", "rate", "time", "duration", "phase", "venue_kind", "status", "event_type"
+    "text",
+    "int",
+    "rate",
+    "time",
+    "duration",
+    "phase",
+    "venue_kind",
+    "status",
+    "event_type",
+    "district",
+    "item",
 ]
 """How a column's values are shown: a rate is 0..1 (a percentage for people), a time an instant
 (local for people, RFC 3339 for programs), a duration a ``timedelta`` (``3天4小时`` for people,
-seconds for programs), a phase, venue kind, status or event type a code (its Chinese name)."""
+seconds for programs), a phase, venue kind, status or event type a code (its Chinese name); a
+district or checklist item a code (its name as the campaign file gives it; programs get both)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +114,8 @@ class Facts:
     venue_phases: tuple[VenuePhaseFact, ...] = ()
     waiting: tuple[WaitingFact, ...] = ()
     """Only now: a replay as of a past moment has no record of what waited then."""
+    checklist: frozenset[str] = frozenset()
+    """The item codes the campaign's checklist lists; an issue naming another one is unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +130,7 @@ class Column:
 @dataclass(frozen=True, slots=True)
 class Report:
     name: str
-    """``summary``, ``overdue``, ``rebounds``, ``streets``, ``on_time``."""
+    """``summary``, ``overdue``, ``rebounds``, ``streets``, ``on_time``, ``unknown_items``."""
     zh: str
     en: str
     columns: tuple[Column, ...]

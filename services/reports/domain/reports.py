@@ -4,11 +4,11 @@ disagree. Pure: no driver is imported here."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from contracts import PHASES
+from services.common.overdue import days_overdue
 from services.reports.domain.model import (
     Column,
     Facts,
@@ -20,7 +20,7 @@ from services.reports.domain.model import (
     WaitingFact,
 )
 
-REPORTS = ("summary", "overdue", "rebounds", "streets", "on_time", "waiting")
+REPORTS = ("summary", "overdue", "rebounds", "streets", "on_time", "waiting", "unknown_items")
 """Every report, in the order ``cw report`` prints them."""
 NOW_ONLY = frozenset({"waiting"})
 """Reports of what is so now, which a replay as of a past moment cannot give: the archive keeps
@@ -42,7 +42,8 @@ def _venues(facts: Facts) -> dict[tuple[str, str], VenueFact]:
     return {(v.district, v.venue_id): v for v in facts.venues}
 
 
-DISTRICT = Column("district", "区", "district")
+DISTRICT = Column("district", "区", "district", "district")
+ITEM = Column("item_code", "检查项", "item", "item")
 PHASE = Column("phase", "阶段", "phase", "phase")
 VENUE_KIND = Column("venue_kind", "场所类型", "venue kind", "venue_kind")
 VENUE_ID = Column("venue_id", "场所编号", "venue id")
@@ -181,12 +182,6 @@ def street_summary(facts: Facts) -> Report:
     )  # fmt: skip
 
 
-def days_overdue(issue: IssueFact, facts: Facts) -> int:
-    """Started days past the deadline: 5 hours late is the first day (逾期 1 天)."""
-    assert issue.due_at is not None
-    return max(1, math.ceil((facts.as_of - issue.due_at) / timedelta(days=1)))
-
-
 def overdue(facts: Facts) -> Report:
     """Overdue issues, the most overdue first, with whom to call."""
     venues = _venues(facts)
@@ -194,16 +189,17 @@ def overdue(facts: Facts) -> Report:
     late.sort(key=lambda i: (i.due_at, i.district, i.venue_id, i.issue_id))
     rows: list[dict[str, Value]] = []
     for i in late:
+        assert i.due_at is not None
         v = venues.get((i.district, i.venue_id))
         rows.append({
             "district": i.district, "venue_id": i.venue_id, "venue": v.name if v else None,
             "item_code": i.item_code, "issue_id": i.issue_id, "order_no": i.order_no,
-            "due_at": i.due_at, "days_overdue": days_overdue(i, facts),
+            "due_at": i.due_at, "days_overdue": days_overdue(i.due_at, facts.as_of),
             **_people(v),
         })  # fmt: skip
     return Report(
         "overdue", "逾期问题清单", "Overdue issues",
-        (DISTRICT, VENUE_ID, VENUE, Column("item_code", "检查项", "item"),
+        (DISTRICT, VENUE_ID, VENUE, ITEM,
          Column("issue_id", "问题编号", "issue"), Column("order_no", "交办单号", "order no."),
          Column("due_at", "整改期限", "deadline", "time"),
          Column("days_overdue", "逾期天数", "days overdue", "int"),
@@ -229,7 +225,7 @@ def rebounds(facts: Facts) -> Report:
         })  # fmt: skip
     return Report(
         "rebounds", "反复反弹问题", "Rebounds",
-        (DISTRICT, VENUE_ID, VENUE, Column("item_code", "检查项", "item"),
+        (DISTRICT, VENUE_ID, VENUE, ITEM,
          Column("issue_id", "问题编号", "issue"), PHASE,
          Column("found_at", "发现时间", "found", "time"),
          Column("status", "状态", "status", "status")),
@@ -312,6 +308,33 @@ def venue_list(venues: Iterable[VenueFact]) -> Report:
     )  # fmt: skip
 
 
+def unknown_items(facts: Facts) -> Report:
+    """Item codes issues name that the campaign's checklist does not list, by district: projected
+    all the same, and shown as codes until the checklist gains them."""
+    found: dict[tuple[str, str], list[IssueFact]] = {}
+    for i in facts.issues:
+        if i.item_code not in facts.checklist:
+            found.setdefault((i.district, i.item_code), []).append(i)
+    rows: list[dict[str, Value]] = []
+    for district, code in sorted(found):
+        issues = found[(district, code)]
+        rows.append({
+            "district": district, "item_code": code, "issues": len(issues),
+            "issues_open": sum(i.status != "closed" for i in issues),
+            "venues": len({i.venue_id for i in issues}),
+            "first_found": min(i.found_at for i in issues),
+            "last_found": max(i.found_at for i in issues),
+        })  # fmt: skip
+    return Report(
+        "unknown_items", "点位标准未列的检查项编码", "Item codes not in the checklist",
+        (DISTRICT, Column("item_code", "检查项编码", "item code"),
+         Column("issues", "问题数", "issues", "int"), OPEN, VENUES,
+         Column("first_found", "首次发现", "first found", "time"),
+         Column("last_found", "最近发现", "last found", "time")),
+        tuple(rows),
+    )  # fmt: skip
+
+
 BUILDERS: dict[str, Callable[[Facts], Report]] = {
     "summary": phase_summary,
     "overdue": overdue,
@@ -319,6 +342,7 @@ BUILDERS: dict[str, Callable[[Facts], Report]] = {
     "streets": street_summary,
     "on_time": on_time,
     "waiting": waiting,
+    "unknown_items": unknown_items,
 }
 
 

@@ -41,6 +41,13 @@ def _moment(text: str) -> MomentInput:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _refused_behind_the_views(settings: Settings) -> str | None:
+    try:
+        return run(bootstrap.why_refused(settings))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return None  # the refusal itself is then the news
+
+
 def _report(args: argparse.Namespace) -> int:
     settings = Settings()
     campaign = load_campaign(settings.campaign_file)
@@ -76,11 +83,16 @@ def _report(args: argparse.Namespace) -> int:
         except MomentError as exc:
             print(f"cw report: --as-of: {exc}", file=sys.stderr)
             return EXIT_FAILED
+    district = None if args.district is None else campaign.names.district_code(args.district)
     reader = bootstrap.reader_url(settings)
     where = f"PostgreSQL at {mask_url(reader.url)} ({reader.setting})"
     try:
-        facts, reports = run(bootstrap.reports(settings, campaign, names, args.district, as_of))
+        facts, reports = run(bootstrap.reports(settings, campaign, names, district, as_of))
     except asyncpg.InsufficientPrivilegeError as exc:
+        behind = _refused_behind_the_views(settings)
+        if behind is not None:
+            print(f"cw report: the views at {where} refuse everyone: {behind}", file=sys.stderr)
+            return EXIT_FAILED
         print(
             f"cw report: {where} may not read the views ({exc}); the read-only role reads "
             "them once `cw init` ran with CW_READER_PASSWORD",
@@ -101,12 +113,12 @@ def _report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    if args.district is not None and not (
+    if district is not None and not (
         facts.venues or facts.issues or facts.venue_phases or facts.waiting
     ):
         print(
-            f"cw report: 区 {args.district} 没有任何数据 (nothing known of district "
-            f"{args.district})",
+            f"cw report: 区 {campaign.names.district(district)} 没有任何数据 (nothing known of "
+            f"district {district})",
             file=sys.stderr,
         )
         return EXIT_NOTHING
@@ -143,18 +155,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "report",
         help="the bureau's numbers as tables: summary, overdue, rebounds, streets, on-time, "
-        "waiting",
+        "waiting, unknown-items",
         description="The bureau's reports, read from the public views as the read-only role "
         "(CW_READER_DATABASE_URL; CW_DATABASE_URL when it is unset), or as they stood at a past "
         "moment (--as-of: the archive replayed up to it): summary (by district, phase and venue "
         "kind: coverage, inspections by kind, pass rate, issues), overdue (venue, item, order "
         "number, deadline, days overdue, first responsible person, officer), rebounds (反复反弹), "
         "streets (街道), on-time (closed by the original and by the extended deadline), waiting "
-        "(follow-ups waiting for their IssueFound, the longest first; now only). Times "
-        "are local (the campaign's zone). On a terminal: tables (one block per row when a table "
-        "is wider than the terminal); through a pipe: tab-separated lines, never wrapped. csv "
-        "starts with a UTF-8 byte order mark so that Excel reads its Chinese; xlsx is an Excel "
-        "workbook (a sheet per report) and needs --output.",
+        "(follow-ups waiting for their IssueFound, the longest first; now only), unknown-items "
+        "(item codes the campaign's checklist does not list). Districts and items are shown by "
+        "the campaign file's names (csv and json: the code and the name). Times are local (the "
+        "campaign's zone). On a terminal: tables (one block per row when a table is wider than "
+        "the terminal); through a pipe: tab-separated lines, never wrapped. csv starts with a "
+        "UTF-8 byte order mark so that Excel reads its Chinese; xlsx is an Excel workbook (a "
+        "sheet per report) and needs --output.",
         epilog="exit status: 0 shown (also when a report has no rows); 1 nothing is known of "
         "the --district asked; 2 a bad argument (xlsx without --output), or PostgreSQL could not "
         "be read (down, a wrong URL, a role that may not read the views, a read model cw init "
@@ -187,7 +201,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="zh",
         help="zh: Simplified Chinese (default); en: English headings and codes",
     )
-    p.add_argument("--district", metavar="D", help="one district's numbers (default: every one)")
+    p.add_argument(
+        "--district",
+        metavar="D",
+        help="one district's numbers, by its code or its name (default: every one)",
+    )
     p.add_argument(
         "--as-of",
         type=_moment,

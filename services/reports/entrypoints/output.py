@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeAlias
 
@@ -47,7 +48,8 @@ NUMERIC = frozenset({"int", "rate"})
 
 def text(value: Value, column: Column, lang: Lang, campaign: Campaign, missing: str = "-") -> str:
     """One value for a person: a rate as a percentage, a time on the campaign's wall clock, a
-    phase, venue kind or status by its Chinese name (``--lang en``: its code)."""
+    phase, venue kind, status, district or checklist item by its Chinese name (``--lang en``:
+    its code)."""
     if value is None:
         return missing
     kind = column.kind
@@ -73,6 +75,10 @@ def text(value: Value, column: Column, lang: Lang, campaign: Campaign, missing: 
             return STATUS_ZH.get(str(value), str(value))
         if kind == "event_type":
             return EVENT_TYPE_ZH.get(str(value), str(value))
+        if kind == "district":
+            return campaign.names.district(str(value))
+        if kind == "item":
+            return campaign.names.item(str(value))
     return str(value)
 
 
@@ -88,16 +94,45 @@ def _duration(value: timedelta, lang: Lang) -> str:
     return ("" if lang == "zh" else " ").join(shown_parts)
 
 
+NAME_COLUMNS = {
+    "district": Column("district_name", "区名称", "district name"),
+    "item": Column("item_title", "检查项名称", "item title"),
+}
+"""For programs (csv, json), a district or item column keeps its code and this one follows it."""
+
+
+def for_programs(report: Report, campaign: Campaign) -> Report:
+    """``report`` with a name column after each district or item column (whose values stay
+    codes): csv and json carry both."""
+    columns: list[Column] = []
+    named: list[tuple[str, str, Callable[[str], str]]] = []
+    for c in report.columns:
+        extra = NAME_COLUMNS.get(c.kind)
+        if extra is None:
+            columns.append(c)
+            continue
+        columns += [replace(c, kind="text"), extra]
+        lookup = campaign.names.district if c.kind == "district" else campaign.names.item
+        named.append((c.key, extra.key, lookup))
+
+    def with_names(row: dict[str, Value]) -> dict[str, Value]:
+        names = {n: None if row[k] is None else find(str(row[k])) for k, n, find in named}
+        return {**row, **names}
+
+    rows = tuple(with_names(row) for row in report.rows)
+    return replace(report, columns=tuple(columns), rows=rows)
+
+
 def _label(thing: Column | Report, lang: Lang) -> str:
     return thing.zh if lang == "zh" else thing.en
 
 
 def heading(facts: Facts, campaign: Campaign, lang: Lang) -> str:
-    """``截至 2023-03-15 23:59:59 北京时间，区 320703`` (or every district)."""
+    """``截至 2023-03-15 23:59:59 北京时间，辖区 连云区`` (or every district)."""
     zone = campaign.timezone
     moment = shown(facts.as_of, zone, seconds=True)
     if lang == "zh":
-        where = f"辖区 {facts.district}" if facts.district else "全部辖区"
+        where = f"辖区 {campaign.names.district(facts.district)}" if facts.district else "全部辖区"
         return f"{campaign.name}：截至 {moment} {zone_label(zone)}，{where}"
     where = f"district {facts.district}" if facts.district else "every district"
     return f"{campaign.name}: as of {moment} {zone.key}, {where}"
@@ -203,7 +238,8 @@ with a UTF-8 byte order mark; with it, Chinese text opens as written."""
 def as_csv(report: Report, campaign: Campaign, lang: Lang) -> str:
     """One report as CSV (RFC 4180, CRLF line ends), after a UTF-8 byte order mark (``BOM``):
     the header in the language asked, empty where there is no value, times local, rates as
-    percentages."""
+    percentages; a district or item by its code and, in the next column, its name."""
+    report = for_programs(report, campaign)
     out = io.StringIO()
     out.write(BOM)
     writer = csv.writer(out)
@@ -246,13 +282,16 @@ def _json_value(value: Value, column: Column, campaign: Campaign) -> Any:
 
 
 def as_json(facts: Facts, reports: Sequence[Report], campaign: Campaign, lang: Lang) -> str:
-    """One document for programs: codes (not names) and instants in RFC 3339 with the zone's
-    offset; a rate 0..1 (``null`` when there is nothing to divide by). ``title`` and each
-    column's ``label`` are in the language asked."""
+    """One document for programs: codes and instants in RFC 3339 with the zone's offset; a rate
+    0..1 (``null`` when there is nothing to divide by); a district or item by its code, and its
+    name beside it (``district_name``, ``item_title``). ``title`` and each column's ``label``
+    are in the language asked."""
+    reports = [for_programs(r, campaign) for r in reports]
     doc = {
         "as_of": rfc3339(facts.as_of, campaign.timezone),
         "time_zone": campaign.timezone.key,
         "district": facts.district,
+        "district_name": campaign.names.district(facts.district) if facts.district else None,
         "reports": [
             {
                 "name": r.name,
@@ -303,8 +342,9 @@ def _sheet_name(title: str, taken: set[str]) -> str:
 def as_xlsx(facts: Facts, reports: Sequence[Report], campaign: Campaign, lang: Lang) -> bytes:
     """An Excel workbook: a sheet per report, its header row bold and frozen, the same rows as
     the CSV, columns as wide as their text (a Chinese character two), times as Excel dates in
-    the campaign's zone. The heading (campaign, moment, district) is the workbook's title and
-    each sheet's printed page header."""
+    the campaign's zone, a district or item by its code and, in the next column, its name. The
+    heading (campaign, moment, district) is the workbook's title and each sheet's printed page
+    header."""
     # Imported here: every cw command builds the parser that imports this module, and openpyxl
     # takes half a second to import.
     from openpyxl import Workbook  # noqa: PLC0415
@@ -319,7 +359,7 @@ def as_xlsx(facts: Facts, reports: Sequence[Report], campaign: Campaign, lang: L
     book.properties.title = title
     bold = Font(bold=True)
     taken: set[str] = set()
-    for report in reports:
+    for report in (for_programs(r, campaign) for r in reports):
         sheet = book.create_sheet(_sheet_name(_label(report, lang), taken))
         sheet.append([_label(c, lang) for c in report.columns])
         for cell in sheet[1]:

@@ -7,6 +7,14 @@ SELECT district, venue_id, name, kind, street, address,
        registered_at
 FROM {s}.venues;
 
+-- 逾期天数 as the bureau counts them, the same as services/common/overdue.py: the started days
+-- (24-hour spans from the deadline's instant) after the deadline; 0 at or before it.
+CREATE OR REPLACE FUNCTION public.days_overdue(due_at timestamptz, at timestamptz)
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN at <= due_at THEN 0
+                ELSE ceil(extract(epoch FROM at - due_at) / 86400)::integer END
+$$;
+
 CREATE OR REPLACE VIEW public.issue_status AS
 SELECT issue_id, district, venue_id, phase, item_code, category, severity,
        CASE WHEN closed_at IS NOT NULL THEN 'closed'
@@ -19,19 +27,23 @@ SELECT issue_id, district, venue_id, phase, item_code, category, severity,
        original_due_at, extensions,
        CASE WHEN closed_at IS NULL THEN NULL
             ELSE original_due_at IS NULL OR closed_at <= original_due_at
-       END AS closed_on_time_original
+       END AS closed_on_time_original,
+       -- Appended: 逾期天数 of an overdue issue now (NULL when it is not overdue).
+       CASE WHEN closed_at IS NULL AND due_at < now() THEN public.days_overdue(due_at, now())
+       END AS days_overdue
 FROM {s}.issues;
 
--- One row per (venue, phase) with any activity, and one per registered venue and phase of the
--- campaign that has started (cw.campaign_phases, written by cw init), with zeros when nothing
--- happened there: coverage, so a venue never inspected in a phase shows.
+-- One row per (venue, phase) with any activity, and one per venue registered before a phase of
+-- the campaign ended, for each such phase that has started (cw.campaign_phases, written by cw
+-- init), with zeros when nothing happened there: coverage, so a venue never inspected in a phase
+-- shows, and a venue registered in 2026 is not one the 2023 self-check missed.
 CREATE OR REPLACE VIEW public.venue_phase_summary AS
 WITH places AS (
     SELECT district, venue_id, phase FROM {s}.venue_phase_counts
     UNION
     SELECT v.district, v.venue_id, p.phase
     FROM {s}.venues v CROSS JOIN cw.campaign_phases p
-    WHERE p.starts_at <= now()
+    WHERE p.starts_at <= now() AND (p.ends_at IS NULL OR v.registered_at < p.ends_at)
 )
 SELECT r.district, r.venue_id, COALESCE(v.kind, 'unregistered') AS venue_kind, r.phase,
        COALESCE(c.inspections, 0) AS inspections,
