@@ -137,6 +137,9 @@ class Campaign:
     timezone: ZoneInfo
     phases: tuple[PhaseSpan, ...]
     rebound_window: timedelta = timedelta(days=90)
+    waiting_alert_after: timedelta = timedelta(days=3)
+    """A follow-up (RectificationDue, RecheckPassed …) waiting this long for its IssueFound is
+    alerted on (``[rules] waiting_alert_after``)."""
     reminders: ReminderRules = field(default_factory=ReminderRules)
     names: Names = field(default_factory=Names)
     """Its districts and checklist, and their names."""
@@ -186,7 +189,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "districts": frozenset({"code", "name"}),
     "checklist": frozenset({"code", "title", "category", "venue_kinds", "severity"}),
     "phases": frozenset({"name", "title", "start", "end"}),
-    "rules": frozenset({"rebound_window"}),
+    "rules": frozenset({"rebound_window", "waiting_alert_after"}),
     "reminders": frozenset(
         {
             "order_within",
@@ -254,11 +257,18 @@ def parse_campaign(raw: dict[str, object], where: str = "campaign") -> Campaign:
         tz = ZoneInfo(str(raw.get("timezone", "Asia/Shanghai")))
     except (ValueError, KeyError) as exc:
         raise CampaignError(f"{where}: {exc}") from None
+    try:
+        waiting_alert_after = parse_duration(rules.get("waiting_alert_after", "3d"))
+    except ValueError as exc:
+        raise CampaignError(f"{where}: rules.waiting_alert_after: {exc}") from None
+    if waiting_alert_after <= timedelta(0):
+        raise CampaignError(f"{where}: rules.waiting_alert_after must be longer than 0")
     return Campaign(
         name=str(raw.get("name", where)),
         timezone=tz,
         phases=tuple(spans),
         rebound_window=window,
+        waiting_alert_after=waiting_alert_after,
         reminders=_reminders(raw.get("reminders", {}), where),
         names=Names(
             _districts(raw.get("districts"), where), _checklist(raw.get("checklist"), where)

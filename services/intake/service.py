@@ -21,6 +21,7 @@ from uuid import UUID
 
 from services.intake.domain.lines import (
     Accepted,
+    Conflict,
     IntakeReport,
     Line,
     Prior,
@@ -50,6 +51,10 @@ def _noop_rejected(rejected: Rejected) -> None:
     del rejected
 
 
+def _noop_conflict(conflict: Conflict) -> None:
+    del conflict
+
+
 async def publish_lines(
     batches: AsyncIterator[list[Line]],
     sink: IntakeSink,
@@ -57,12 +62,18 @@ async def publish_lines(
     archive: ReadModelArchive | None = None,
     on_line: Callable[[Line], None] = _noop_line,
     on_rejected: Callable[[Rejected], None] = _noop_rejected,
+    on_conflict: Callable[[Conflict], None] = _noop_conflict,
 ) -> IntakeReport:
     report = IntakeReport(archive_unavailable=NOT_ASKED if archive is None else None)
     sent = 0
 
-    def event_acked(prior: Prior | None) -> OnAck:
-        return lambda duplicate: report.count_ack(duplicate, prior)
+    def event_acked(accepted: Accepted, prior: Prior | None) -> OnAck:
+        def acked(duplicate: bool) -> None:
+            report.count_ack(duplicate, prior)
+            if prior == "other":
+                on_conflict(Conflict(accepted.line, accepted.msg_id, dropped=duplicate))
+
+        return acked
 
     def dead_letter_acked(duplicate: bool) -> None:
         # A duplicate here is the same bad line dead-lettered by an earlier run: it is stored.
@@ -87,7 +98,7 @@ async def publish_lines(
                 report.blank += 1
             elif isinstance(verdict, Accepted):
                 prior = prior_of(verdict, held.get(verdict.event.event_id))
-                await sink.publish(verdict, event_acked(prior))
+                await sink.publish(verdict, event_acked(verdict, prior))
                 report.sent += 1
                 sent += 1
             else:
@@ -122,6 +133,6 @@ async def publish_lines(
     finally:
         if ahead is not None:
             ahead[1].cancel()
-    confirmed = report.new + report.held + report.reused + report.dead_lettered
+    confirmed = report.new + report.held + report.conflicts + report.dead_lettered
     report.unconfirmed = sent - confirmed
     return report

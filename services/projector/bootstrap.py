@@ -46,8 +46,8 @@ from services.consumer.letter_key import DeadLetterKey
 from services.consumer.watch import watch
 from services.projector import usecases
 from services.projector.adapters import audit as audit_adapter
-from services.projector.adapters import postgres
-from services.projector.adapters.gauges import DomainGauges
+from services.projector.adapters import postgres, read_model
+from services.projector.adapters.gauges import DomainGauges, WaitingGauges
 from services.projector.adapters.generations import record_campaign_phases
 from services.projector.adapters.metrics import ProjectorMetrics
 from services.projector.adapters.reader_role import PUBLIC_VIEWS, ensure_reader_role
@@ -196,6 +196,13 @@ async def run_projector(
                 checklist=[i.code for i in campaign.names.checklist],
             )  # fmt: skip
             metrics.registry.register(gauges)
+            waiting = WaitingGauges(
+                pool,
+                asyncio.get_running_loop(),
+                serving=guard.holds,
+                alert_after=campaign.waiting_alert_after,
+            )
+            metrics.registry.register(waiting)
             rebuilds = RebuildProgress(pool, asyncio.get_running_loop(), serving=guard.holds)
             metrics.registry.register(rebuilds)
             auditor = asyncio.create_task(_audit_periodically(settings, nc, pool, metrics))
@@ -208,6 +215,7 @@ async def run_projector(
                 counter.cancel()
                 stopper.cancel()
                 metrics.registry.unregister(gauges)
+                metrics.registry.unregister(waiting)
                 metrics.registry.unregister(rebuilds)
                 await guard.release()
         finally:
@@ -380,3 +388,21 @@ async def venue_as_of(settings: Settings, venue_id: str, as_of: datetime) -> lis
     finally:
         await conn.close()
     return usecases.venue_as_of(history, as_of, campaign.rebound_window)
+
+
+async def venue_named(
+    settings: Settings, text: str, district: str | None, as_of: datetime
+) -> tuple[list[VenueAsOf], list[tuple[str, str, str]]]:
+    """``cw venue TEXT`` when no venue has the id ``TEXT``: the registered venues whose name (or
+    id) holds it, as (district, venue_id, name); the one venue replayed when exactly one does."""
+    campaign = load_campaign(settings.campaign_file)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        matches = await read_model.find_venues(conn, text, district)
+        if len(matches) != 1:
+            return [], matches
+        found_district, venue_id, _ = matches[0]
+        history = await postgres.venue_history(conn, venue_id, found_district)
+    finally:
+        await conn.close()
+    return usecases.venue_as_of(history, as_of, campaign.rebound_window), matches

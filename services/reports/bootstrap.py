@@ -10,8 +10,12 @@ import asyncpg
 
 from services.common.campaign import Campaign
 from services.common.settings import Settings
-from services.reports.adapters.views import ViewsSource, refused_behind_the_views
-from services.reports.domain.model import Facts, Report
+from services.reports.adapters.views import (
+    ViewsSource,
+    refused_behind_the_views,
+    registered_venues,
+)
+from services.reports.domain.model import Facts, Report, VenueFact
 from services.reports.service import make_reports
 
 CONNECT_TIMEOUT_S = 5.0
@@ -42,6 +46,15 @@ async def reports(
     conn = await asyncpg.connect(reader_url(settings).url, timeout=CONNECT_TIMEOUT_S)
     try:
         return await make_reports(ViewsSource(conn, campaign), names, district, as_of)
+    finally:
+        await conn.close()
+
+
+async def venues(settings: Settings, district: str | None) -> list[VenueFact]:
+    """``cw venues``: the registered venues, read as the read-only role."""
+    conn = await asyncpg.connect(reader_url(settings).url, timeout=CONNECT_TIMEOUT_S)
+    try:
+        return await registered_venues(conn, district)
     finally:
         await conn.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -12,7 +13,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.campaign import load_campaign
-from services.projector.adapters.gauges import DomainGauges
+from services.projector.adapters.gauges import DomainGauges, WaitingGauges
+from services.projector.adapters.generations import active_schema
 from services.projector.adapters.read_model import PostgresReadModel
 from services.projector.adapters.rebuild_progress import RebuildProgress
 from services.projector.adapters.rebuilds import PostgresGenerations
@@ -180,3 +182,39 @@ async def test_a_rebuild_in_progress_shows_how_far_it_has_got(
         await unit.set_checkpoint(7)
     got = await scrape(registry)
     assert got == {("cw_rebuild_checkpoint_seq", (("generation", str(generation.number)),)): 7}
+
+
+async def test_follow_ups_waiting_for_their_issue_found_are_counted_without_a_label(
+    harness: Harness, pool: asyncpg.Pool
+) -> None:
+    m = "LY-FM-001"
+    await harness.publish(
+        [
+            f.due(m, "I-LOST", f.at("2023-03-01 11:00"), f.at("2023-03-10 18:00")),
+            f.recheck_passed(m, "I-LOST", f.at("2023-03-09 10:00")),
+            f.due(m, "I-LATE", f.at("2023-03-02 11:00"), f.at("2023-03-10 18:00")),
+            f.issue(m, "I-FOUND", f.at("2023-03-01 10:00")),
+        ]
+    )
+    await harness.project()
+    # The first two have waited 4 days (as if taken then), the third just now.
+    schema = await active_schema(harness.db)
+    await harness.db.execute(
+        f"UPDATE {schema}.pending_issue_events SET waiting_since = now() - interval '4 days' "
+        "WHERE issue_id = 'I-LOST'"
+    )
+    registry = CollectorRegistry()
+    registry.register(
+        WaitingGauges(
+            pool,
+            asyncio.get_running_loop(),
+            serving=lambda: True,
+            alert_after=timedelta(days=3),
+        )
+    )
+    got = await scrape(registry)
+    assert got[("cw_projector_waiting_follow_ups", ())] == 3
+    assert got[("cw_projector_waiting_follow_ups_stale", ())] == 2
+    assert got[("cw_projector_waiting_alert_after_seconds", ())] == 3 * 86400
+    oldest = got[("cw_projector_waiting_follow_ups_oldest_seconds", ())]
+    assert 4 * 86400 <= oldest < 4 * 86400 + 600

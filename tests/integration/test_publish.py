@@ -436,3 +436,37 @@ async def test_an_archive_that_cannot_be_asked_says_why(database_url: str) -> No
                 await archive.held([uuid.uuid4()])
         finally:
             await archive.close()
+
+
+@pytest.mark.integration
+async def test_an_event_id_used_again_for_other_content_is_reported_as_a_conflict(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Within the duplicate window NATS drops the second payload; the archive tells that it was
+    another event, not the one held, and cw publish says so line by line and exits 1."""
+    lines = EXAMPLES.read_bytes().splitlines()[:3]
+    first = tmp_path / "first.jsonl"
+    first.write_bytes(b"\n".join(lines) + b"\n")
+    code, _ = await publish(harness.settings.nats_url, first)
+    assert code == 0
+    await harness.project()
+
+    changed = orjson.loads(lines[1])
+    changed["venue_id"] = "LY-FM-999"  # another event under the same event_id
+    again = tmp_path / "again.jsonl"
+    again.write_bytes(b"\n".join([lines[0], orjson.dumps(changed), lines[2]]) + b"\n")
+    buffer = io.StringIO()
+    code = await publish_command(
+        harness.settings.nats_url,
+        str(again),
+        console=Console(file=buffer, width=300),
+        database_url=harness.settings.database_url,
+        progress=False,
+    )
+    out = buffer.getvalue().splitlines()
+    assert code == 1, out
+    assert out[0] == (
+        f"line 2: conflict: event_id {changed['event_id']} is held by the read model with "
+        "other content; CW_EVENTS took this one for a duplicate and kept the first"
+    )
+    assert out[1] == "3 events sent: 0 new, 2 already held, 1 conflict; 0 lines rejected"

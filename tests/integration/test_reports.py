@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -15,6 +16,7 @@ from services.common.campaign import load_campaign
 from services.common.entrypoints import initialise
 from services.common.overdue import days_overdue
 from services.common.settings import Settings
+from services.projector.adapters.generations import active_schema
 from services.reports import bootstrap
 from services.reports.domain.reports import REPORTS
 from tests import factories as f
@@ -84,10 +86,14 @@ async def test_the_reports_read_the_views_as_the_read_only_role(
     facts, reports = await bootstrap.reports(reader, CAMPAIGN, REPORTS, "320703", None)
     by_name = {r.name: r for r in reports}
     (late,) = by_name["overdue"].rows
-    keys = ("venue", "order_no", "due_at", "first_responsible", "officer")
+    keys = (
+        "venue", "order_no", "due_at", "first_responsible_name", "first_responsible_phone",
+        "officer_name", "officer_phone",
+    )  # fmt: skip
     assert {k: late[k] for k in keys} == {
         "venue": "墟沟农贸市场", "order_no": "ZG-1", "due_at": f.at("2023-03-10 18:00"),
-        "first_responsible": "王建国 13800000001", "officer": "刘洋 0518-82310103",
+        "first_responsible_name": "王建国", "first_responsible_phone": "13800000001",
+        "officer_name": "刘洋", "officer_phone": "0518-82310103",
     }  # fmt: skip
     assert isinstance(late["days_overdue"], int) and late["days_overdue"] > 365  # in 2023
     summary = {(r["phase"], r["venue_kind"]): r for r in by_name["summary"].rows}
@@ -127,6 +133,47 @@ async def test_as_of_a_past_moment(harness: Harness, reader: Settings) -> None:
     assert [(r["issue_id"], r["days_overdue"]) for r in overdue.rows] == [("I1", 5)]
     # long_term had not started by then: no row for it.
     assert {r["phase"] for r in summary.rows} == {"self_check", "re_review"}
+
+
+async def test_waiting_lists_the_follow_ups_whose_issue_found_never_came(
+    harness: Harness, reader: Settings
+) -> None:
+    await _campaign(harness)
+    lost = f.due("LY-FM-001", "I-LOST", f.at("2023-03-05 11:00"), f.at("2023-03-20 18:00"))
+    await harness.publish([lost, f.recheck_passed("LY-FM-001", "I1", f.at("2023-03-09 10:00"))])
+    await harness.project()
+    schema = await active_schema(harness.db)
+    await harness.db.execute(
+        f"UPDATE {schema}.pending_issue_events "
+        "SET waiting_since = now() - interval '4 days 2 hours'"
+    )
+    facts, (waiting,) = await bootstrap.reports(reader, CAMPAIGN, ["waiting"], "320703", None)
+    (row,) = waiting.rows
+    assert {k: v for k, v in row.items() if k not in ("waiting_for", "waiting_since")} == {
+        "district": "320703", "venue_id": "LY-FM-001", "venue": "墟沟农贸市场",
+        "issue_id": "I-LOST", "event_type": "RectificationDue", "event_id": str(lost.event_id),
+        "occurred_at": f.at("2023-03-05 11:00"),
+    }  # fmt: skip
+    assert row["waiting_since"] == facts.as_of - row["waiting_for"]  # type: ignore[operator]
+    assert timedelta(days=4, hours=2) <= row["waiting_for"] < timedelta(days=4, hours=3)  # type: ignore[operator]
+    # Through the public view only (the read-only role), and nothing of another district.
+    _, (elsewhere,) = await bootstrap.reports(reader, CAMPAIGN, ["waiting"], "320706", None)
+    assert elsewhere.rows == ()
+
+
+async def test_cw_init_gives_an_earlier_generation_the_waiting_since_column(
+    harness: Harness,
+) -> None:
+    schema = await active_schema(harness.db)
+    await harness.db.execute("DROP VIEW public.waiting_follow_ups")
+    await harness.db.execute(f"ALTER TABLE {schema}.pending_issue_events DROP COLUMN waiting_since")
+    await harness.publish(
+        [f.due("LY-FM-001", "I-LOST", f.at("2023-03-05 11:00"), f.at("2023-03-20 18:00"))]
+    )
+    await initialise(harness.settings)
+    await harness.project()
+    rows = await harness.rows("SELECT issue_id, waiting_since FROM public.waiting_follow_ups")
+    assert [r["issue_id"] for r in rows] == ["I-LOST"] and rows[0]["waiting_since"] is not None
 
 
 async def test_coverage_per_phase_counts_the_venues_registered_before_it_ended(

@@ -45,12 +45,26 @@ def test_a_campaign_file_names_its_own_dates() -> None:
                 {"name": "self_check", "start": "2026-03-01", "end": "2026-04-01"},
                 {"name": "re_review", "start": "2026-04-01", "end": "2026-07-01"},
             ],
-            "rules": {"rebound_window": "30d"},
+            "rules": {"rebound_window": "30d", "waiting_alert_after": "36h"},
         }
     )
     assert campaign.phase_of(datetime(2026, 3, 10, tzinfo=CST)) == "self_check"
     assert campaign.phase_of(datetime(2026, 8, 1, tzinfo=CST)) == OUTSIDE
     assert campaign.rebound_window == timedelta(days=30)
+    assert campaign.waiting_alert_after == timedelta(hours=36)
+
+
+def test_follow_ups_waiting_are_alerted_on_after_3_days_unless_the_file_says() -> None:
+    assert load_campaign().waiting_alert_after == timedelta(days=3)
+    phases = [{"name": "self_check", "start": "2026-03-01"}]
+    assert parse_campaign({"phases": phases, "districts": DISTRICTS}).waiting_alert_after == (
+        timedelta(days=3)
+    )
+    for bad, message in (("3 days", "rules.waiting_alert_after: bad duration"), ("0s", "longer")):
+        with pytest.raises(CampaignError, match=message):
+            parse_campaign(
+                {"phases": phases, "districts": DISTRICTS, "rules": {"waiting_alert_after": bad}}
+            )
 
 
 @pytest.mark.parametrize(

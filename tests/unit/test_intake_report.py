@@ -1,6 +1,7 @@
 """``cw publish``'s report says what happened to each event, once: new, held already (by
-``CW_EVENTS`` within its duplicate window, or by the read model after it), or reusing an
-event_id; and when the read model cannot be asked, it says what "new" cannot know.
+``CW_EVENTS`` within its duplicate window, or by the read model after it), or a conflict
+(its event_id held with other content); and when the read model cannot be asked, it says
+what "new" cannot know.
 
 With fakes of the two ports: the sink (``CW_EVENTS`` and its duplicate window) and the read
 model's archive.
@@ -17,14 +18,14 @@ import orjson
 import pytest
 
 from contracts import encode_event
-from services.intake.domain.lines import Accepted, Line, Rejected
+from services.intake.domain.lines import Accepted, Conflict, Line, Rejected
 from services.intake.domain.ports import (
     ArchiveUnavailable,
     IntakeSink,
     OnAck,
     ReadModelArchive,
 )
-from services.intake.entrypoints.cli import summary
+from services.intake.entrypoints.cli import conflict_line, summary
 from services.intake.service import publish_lines
 from tests import factories as f
 
@@ -96,7 +97,7 @@ async def _report(
     payloads: Sequence[bytes], stream: FakeStream, archive: ReadModelArchive | None
 ) -> list[str]:
     report = await publish_lines(_lines(payloads), stream, archive=archive)
-    assert report.exit_code == (1 if report.rejected else 0)
+    assert report.exit_code == (1 if report.rejected or report.conflicts else 0)
     return summary(report, WINDOW)
 
 
@@ -140,15 +141,45 @@ async def test_the_same_event_written_differently_is_still_the_same() -> None:
     assert said[0] == "1 event sent: 0 new, 1 already held; 0 lines rejected"
 
 
-async def test_an_event_id_held_with_other_content_is_said_to_be_reused() -> None:
+async def test_an_event_id_held_with_other_content_is_a_conflict() -> None:
     [event, other] = _events(2)
-    said = await _report([event, _events(3)[2]], FakeStream(), FakeArchive({_id(event): other}))
-    assert said == [
-        "2 events sent: 1 new, 0 already held, 1 reusing an event_id; 0 lines rejected",
-        "  1 reuse an event_id the read model holds with other content: the projector "
-        "dead-letters them as event_id_reused (cw dlq list --stage projector); a changed "
-        "event needs a new event_id",
+    conflicts: list[Conflict] = []
+    report = await publish_lines(
+        _lines([event, _events(3)[2]]),
+        FakeStream(),
+        archive=FakeArchive({_id(event): other}),
+        on_conflict=conflicts.append,
+    )
+    assert summary(report, WINDOW) == [
+        "2 events sent: 1 new, 0 already held, 1 conflict; 0 lines rejected",
+        "  1 conflict: an event_id the read model holds with other content (listed above): "
+        "NATS drops such an event within its duplicate window, the projector dead-letters it "
+        "after (cw dlq list --stage projector); a changed event needs a new event_id",
     ]
+    assert conflicts == [Conflict(1, str(_id(event)), dropped=False)]
+    assert conflict_line(conflicts[0]) == (
+        f"line 1: conflict: event_id {_id(event)} is held by the read model with other "
+        "content; the projector dead-letters this one as event_id_reused"
+    )
+    assert report.exit_code == 1
+
+
+async def test_a_conflict_within_the_window_is_not_already_held() -> None:
+    """NATS drops the second payload as a duplicate: the archive tells it was another event."""
+    [event, other] = _events(2)
+    conflicts: list[Conflict] = []
+    report = await publish_lines(
+        _lines([event]),
+        FakeStream({_id(event)}),
+        archive=FakeArchive({_id(event): other}),
+        on_conflict=conflicts.append,
+    )
+    assert (report.duplicate, report.conflicts, report.exit_code) == (0, 1, 1)
+    assert summary(report, WINDOW)[0] == (
+        "1 event sent: 0 new, 0 already held, 1 conflict; 0 lines rejected"
+    )
+    assert conflicts == [Conflict(1, str(_id(event)), dropped=True)]
+    assert "took this one for a duplicate and kept the first" in conflict_line(conflicts[0])
 
 
 async def test_without_the_read_model_events_are_published_and_new_is_explained() -> None:

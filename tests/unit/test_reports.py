@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 import json
 from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
 
+import openpyxl
 import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
 from services.common.campaign import ChecklistItem, Names, load_campaign
 from services.reports.adapters.views import replayed
-from services.reports.domain.model import Facts, Report
+from services.reports.domain.model import Facts, Report, WaitingFact
 from services.reports.domain.reports import build
 from services.reports.entrypoints import output
 from tests import factories as f
@@ -89,15 +95,18 @@ def test_a_district_with_nothing_has_empty_reports() -> None:
 
 
 def test_csv_exact() -> None:
+    # The byte order mark first: Excel on a Chinese Windows then reads UTF-8, not GBK. A
+    # person's name and phone each in a column of its own.
     assert output.as_csv(one("overdue"), CAMPAIGN, "zh") == (
-        "区,区名称,场所编号,场所,检查项,检查项名称,问题编号,交办单号,整改期限,逾期天数,"
-        "第一责任人,责任干部\r\n"
+        "\ufeff区,区名称,场所编号,场所,检查项,检查项名称,问题编号,交办单号,整改期限,逾期天数,"
+        "第一责任人,第一责任人电话,责任干部,责任干部电话\r\n"
         "320703,连云区,LY-FM-001,墟沟农贸市场,FM-3F,防蝇防鼠防尘（三防）,I1,ZG-1,"
-        "2023-03-10 18:00,5,王建国 13800000001,刘洋 0518-82310103\r\n"
+        "2023-03-10 18:00,5,王建国,13800000001,刘洋,0518-82310103\r\n"
     )
+    assert output.as_csv(one("overdue"), CAMPAIGN, "zh").encode()[:3] == b"\xef\xbb\xbf"
     # Empty where there is no value (a pass rate with nothing checked), the street of a
     # venue not registered too.
-    assert output.as_csv(one("streets"), CAMPAIGN, "en").splitlines() == [
+    assert output.as_csv(one("streets"), CAMPAIGN, "en").removeprefix(output.BOM).splitlines() == [
         "district,district name,street,phase,venues,venues inspected,coverage,inspections,"
         "pass rate,issues found,open,overdue,closed,rebounds",
         "320703,连云区,墟沟街道,self_check,1,0,0.0%,0,,1,0,0,1,0",
@@ -204,11 +213,102 @@ def test_unknown_item_codes_are_listed_by_district() -> None:
     assert one("unknown_items").rows == ()
 
 
+def test_xlsx_holds_the_csv_rows_with_real_dates_and_numbers() -> None:
+    reports = [one("overdue"), one("summary")]
+    book = openpyxl.load_workbook(io.BytesIO(output.as_xlsx(facts(), reports, CAMPAIGN, "zh")))
+    assert book.sheetnames == ["逾期问题清单", "分阶段汇总（按区、场所类型）"]
+    assert book.properties.title == output.heading(facts(), CAMPAIGN, "zh")
+    for sheet, report in zip(book.worksheets, reports, strict=True):
+        assert sheet.freeze_panes == "A2"
+        assert all(cell.font.bold for cell in sheet[1])
+        as_csv = list(csv.reader(io.StringIO(output.as_csv(report, CAMPAIGN, "zh")[1:])))
+        cells = [
+            [_as_csv_text(cell.value, cell.number_format) for cell in row]
+            for row in sheet.iter_rows()
+        ]
+        assert cells == as_csv
+    sheet = book["逾期问题清单"]
+    header = [c.value for c in sheet[1]]
+    deadline = sheet.cell(2, header.index("整改期限") + 1)
+    # A real date on the campaign's wall clock (18:00 in Beijing, not 10:00 UTC).
+    assert deadline.value == datetime(2023, 3, 10, 18, 0)
+    assert deadline.number_format == "yyyy-mm-dd hh:mm"
+    assert sheet.cell(2, header.index("逾期天数") + 1).value == 5
+    assert sheet.cell(2, header.index("第一责任人电话") + 1).value == "13800000001"  # text
+    # Wide enough for its text, a Chinese character counting two.
+    name_column = sheet.column_dimensions["D"]
+    assert name_column.width is not None and name_column.width >= cell_len("墟沟农贸市场")
+    rate = book.worksheets[1].cell(3, header_index(book.worksheets[1], "合格率"))
+    assert (rate.value, rate.number_format) == (0.8, "0.0%")
+
+
+def header_index(sheet: Any, label: str) -> int:
+    return [c.value for c in sheet[1]].index(label) + 1
+
+
+def _as_csv_text(value: object, number_format: str) -> str:
+    """A cell as the CSV shows it: a date local to the minute, a rate as a percentage."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if number_format == "0.0%" and isinstance(value, float | int):
+        return f"{value * 100:.1f}%"
+    return str(value)
+
+
+def test_at_80_columns_a_wide_report_is_one_block_per_row() -> None:
+    console = Console(width=80, record=True, force_terminal=False)
+    output.print_tables(console, facts(), [one("summary"), one("overdue")], CAMPAIGN, "zh")
+    lines = console.export_text().splitlines()
+    assert max(cell_len(line) for line in lines) <= 80
+    # A block per row, its first line unindented, the others indented; every value keeps its
+    # heading beside it, whole: nothing is cut or wrapped mid-value.
+    assert sum(line.startswith("区 连云区  阶段") for line in lines) == 3
+    text = "\n".join(lines)
+    assert "合格率 80.0%" in text and "场所类型 农贸市场" in text
+    assert "整改期限 2023-03-10 18:00" in text and "第一责任人电话 13800000001" in text
+    # A narrow report on a wide terminal is still a table.
+    wide = Console(width=200, record=True, force_terminal=False)
+    output.print_tables(wide, facts(), [one("overdue")], CAMPAIGN, "zh")
+    assert "区 连云区" not in wide.export_text()
+
+
 def test_a_terminal_table_measures_chinese_as_two_columns() -> None:
     console = Console(width=200, record=True, force_terminal=False)
     output.print_tables(console, facts(), [one("overdue")], CAMPAIGN, "zh")
     text = console.export_text()
     row = next(line for line in text.splitlines() if "墟沟农贸市场" in line)
     header = next(line for line in text.splitlines() if "第一责任人" in line)
+    assert "13800000001" in row
     # The columns line up: each heading starts where its values start, in terminal cells.
     assert cell_len(header[: header.index("第一责任人")]) == cell_len(row[: row.index("王建国")])
+
+
+def test_waiting_shows_the_longest_waiting_first_with_its_age() -> None:
+    base = facts()
+    lost = WaitingFact(
+        "320703", M, "I-LOST", "RectificationDue", "e1", f.at("2023-03-05 11:00"),
+        AS_OF - timedelta(days=3, hours=4, minutes=9),
+    )  # fmt: skip
+    fresh = WaitingFact(
+        "320703", "LY-X-9", "I-NEW", "RecheckPassed", "e2", f.at("2023-03-15 11:00"),
+        AS_OF - timedelta(minutes=7),
+    )  # fmt: skip
+    (report,) = build(dataclasses.replace(base, waiting=(fresh, lost)), ["waiting"])
+    lines = output.as_csv(report, CAMPAIGN, "zh").removeprefix(output.BOM).splitlines()
+    assert lines == [
+        "已等待,区,区名称,场所编号,场所,问题编号,事件类型,事件时间,收到时间,事件编号",
+        "3天4小时,320703,连云区,LY-FM-001,墟沟农贸市场,I-LOST,限期整改,2023-03-05 11:00,"
+        "2023-03-12 07:51,e1",
+        "7分,320703,连云区,LY-X-9,,I-NEW,复查通过,2023-03-15 11:00,2023-03-15 11:53,e2",
+    ]
+    # For a person, the district by the campaign file's name.
+    assert output.tab_separated(report, CAMPAIGN, "zh")[1].split("\t")[:3] == [
+        "3天4小时", "连云区", "LY-FM-001",
+    ]  # fmt: skip
+    doc = json.loads(output.as_json(base, [report], CAMPAIGN, "en"))
+    assert [r["waiting_for"] for r in doc["reports"][0]["rows"]] == [274140, 420]
+    assert output.text(timedelta(hours=5, minutes=12), report.columns[0], "en", CAMPAIGN) == (
+        "5h 12m"
+    )

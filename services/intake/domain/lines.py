@@ -119,6 +119,18 @@ def prior_of(accepted: Accepted, archived: bytes | None) -> Prior | None:
         return "other"  # not readable today: not provably the same
 
 
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """An event whose ``event_id`` the read model holds with other content: the same id was
+    used for a different event. ``dropped``: NATS took this one for a duplicate (within the
+    stream's duplicate window) and kept the first; otherwise it was stored, and the projector
+    dead-letters it as ``event_id_reused``."""
+
+    line: int
+    event_id: str
+    dropped: bool
+
+
 @dataclass(slots=True)
 class IntakeReport:
     """What became of a file, in counts: a rejected line is reported as it is met, not kept
@@ -126,8 +138,9 @@ class IntakeReport:
 
     Every event sent is counted once: ``new``; ``duplicate`` (``CW_EVENTS`` dropped it: sent
     again within its duplicate window); ``already_projected`` (stored again, but the read model
-    holds it and the projector skips it by event_id); ``reused`` (its event_id is held with
-    other content: the projector will dead-letter it as ``event_id_reused``); or unconfirmed.
+    holds it and the projector skips it by event_id); a conflict (its event_id is held with
+    other content: NATS dropped it as a duplicate, or the projector will dead-letter it as
+    ``event_id_reused``; either way this event is not what the system holds); or unconfirmed.
     """
 
     sent: int = 0
@@ -135,7 +148,8 @@ class IntakeReport:
     new: int = 0
     duplicate: int = 0
     already_projected: int = 0
-    reused: int = 0
+    conflicts: int = 0
+    """Events whose event_id the read model holds with other content (``Conflict``)."""
     archive_unavailable: str | None = None
     """Why the read model was not asked; then ``new`` may hold events it already has."""
     blank: int = 0
@@ -151,18 +165,21 @@ class IntakeReport:
         return self.duplicate + self.already_projected
 
     def count_ack(self, duplicate: bool, prior: Prior | None) -> None:
-        if duplicate:
+        # Another payload under a held id is a conflict whether or not NATS dropped it as a
+        # duplicate: what was sent is not what the system holds.
+        if prior == "other":
+            self.conflicts += 1
+        elif duplicate:
             self.duplicate += 1
         elif prior == "same":
             self.already_projected += 1
-        elif prior == "other":
-            self.reused += 1
         else:
             self.new += 1
 
     @property
     def exit_code(self) -> int:
-        """0: everything published; 1: some lines rejected; 2: NATS did not confirm some events."""
+        """0: everything published; 1: some lines rejected or in conflict; 2: NATS did not
+        confirm some events."""
         if self.failure is not None or self.unconfirmed:
             return 2
-        return 1 if self.rejected else 0
+        return 1 if self.rejected or self.conflicts else 0

@@ -29,14 +29,16 @@ from services.intake.adapters.jetstream import (
     StreamsMissing,
 )
 from services.intake.bootstrap import intake
-from services.intake.domain.lines import IntakeReport, Line, Rejected
+from services.intake.domain.lines import Conflict, IntakeReport, Line, Rejected
 from services.intake.service import publish_lines
 
 EXIT_CODES = """\
 exit status:
   0  every line was published (or was held already) or blank
-  1  some lines were rejected; every valid line was still published, the rejected
-     ones are listed above the summary and kept in CW_DEAD_LETTERS (cw dlq list)
+  1  some lines were rejected, or some events are conflicts (their event_id is
+     held with other content); every valid line was still published, the rejected
+     ones and the conflicts are listed above the summary, the rejected ones kept in
+     CW_DEAD_LETTERS (cw dlq list)
   2  NATS could not be reached or did not confirm some events; run the same
      command again: nothing is doubled
   3  NATS refused this user (its credentials, or a subject it may not publish to,
@@ -54,8 +56,10 @@ Blank lines are skipped.
 
 The summary counts each event once: new; already held, either by CW_EVENTS (sent again within
 its duplicate window, so NATS stored no second copy) or by the read model (sent again later:
-stored again, and the projector skips it by event_id); or reusing an event_id the read model
-holds with other content (the projector dead-letters it). The read model is asked at
+stored again, and the projector skips it by event_id); or a conflict: its event_id is held by
+the read model with other content (NATS dropped it as a duplicate within the window, or the
+projector dead-letters it as event_id_reused), each listed with its line number and event_id.
+The read model is asked at
 CW_DATABASE_URL when it answers within 2 s; without it, events are still published, and the
 summary says that repeats older than the duplicate window are counted as new.
 """
@@ -87,6 +91,7 @@ async def publish_command(
                     archive=wired.archive,
                     on_line=advance,
                     on_rejected=lambda r: _say(console, _rejection(r)),
+                    on_conflict=lambda c: _say(console, conflict_line(c)),
                 )
     except StreamsMissing as exc:
         _say(console, str(exc))
@@ -115,6 +120,19 @@ def _rejection(rejected: Rejected) -> str:
     return f"line {rejected.line}: rejected: {rejected.reason}"
 
 
+def conflict_line(conflict: Conflict) -> str:
+    """``line 12: conflict: event_id … is held by the read model with other content; …``"""
+    fate = (
+        f"{EVENTS_STREAM} took this one for a duplicate and kept the first"
+        if conflict.dropped
+        else "the projector dead-letters this one as event_id_reused"
+    )
+    return (
+        f"line {conflict.line}: conflict: event_id {conflict.event_id} is held by the read "
+        f"model with other content; {fate}"
+    )
+
+
 def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -128,8 +146,8 @@ def summary(
     # A district's publisher may not read the stream's configuration: its window goes unnamed.
     window = f"{format_duration(duplicate_window)} " if duplicate_window is not None else ""
     first = f"{_count(r.sent, 'event')} sent: {r.new} new, {r.held} already held"
-    if r.reused:
-        first += f", {r.reused} reusing an event_id"
+    if r.conflicts:
+        first += f", {_count(r.conflicts, 'conflict')}"
     first += f"; {_count(r.rejected, 'line')} rejected"
     if r.blank:
         first += f" ({_count(r.blank, 'blank line')} skipped)"
@@ -145,11 +163,12 @@ def summary(
             f"{EVENTS_STREAM}'s {window}duplicate window, so stored there again; the projector "
             "skips them by event_id, nothing is doubled"
         )
-    if r.reused:
+    if r.conflicts:
         lines.append(
-            f"  {r.reused} reuse an event_id the read model holds with other content: the "
-            "projector dead-letters them as event_id_reused (cw dlq list --stage projector); "
-            "a changed event needs a new event_id"
+            f"  {_count(r.conflicts, 'conflict')}: an event_id the read model holds with other "
+            "content (listed above): NATS drops such an event within its duplicate window, "
+            "the projector dead-letters it after (cw dlq list --stage projector); a changed "
+            "event needs a new event_id"
         )
     if r.archive_unavailable is not None and r.new:
         lines.append(

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Generic, TypeVar
 
 import asyncpg
@@ -209,3 +210,72 @@ class DomainGauges(ReadAtScrape[Figures]):
 
     def families(self, figures: Figures) -> list[GaugeMetricFamily]:
         return families(figures)
+
+
+# One row however many wait: the count, the oldest, and those past the campaign's threshold.
+WAITING = """
+SELECT count(*)::bigint AS waiting,
+       COALESCE(EXTRACT(EPOCH FROM now() - min(waiting_since)), 0)::double precision AS oldest_s,
+       (count(*) FILTER (WHERE waiting_since < now() - $1::interval))::bigint AS stale
+FROM public.waiting_follow_ups
+"""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    waiting: int
+    oldest_s: float
+    stale: int
+    alert_after: timedelta
+
+
+class WaitingGauges(ReadAtScrape[Waiting]):
+    """Follow-ups (RectificationDue, RecheckPassed …) waiting for their IssueFound: how many,
+    the oldest's age, and how many have waited longer than the campaign's
+    ``waiting_alert_after``. No label: which ones is ``cw report waiting``'s to say."""
+
+    what = "waiting follow-ups: the read model"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        serving: Callable[[], bool],
+        alert_after: timedelta,
+    ) -> None:
+        super().__init__(pool, loop, serving=serving)
+        self._alert_after = alert_after
+
+    async def read(self, pool: asyncpg.Pool) -> Waiting:
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            row = await conn.fetchrow(WAITING, self._alert_after)
+        assert row is not None
+        return Waiting(row["waiting"], row["oldest_s"], row["stale"], self._alert_after)
+
+    def families(self, figures: Waiting) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(
+                "cw_projector_waiting_follow_ups",
+                "Follow-ups (RectificationDue, RecheckFailed, RecheckPassed) kept until their "
+                "IssueFound arrives (cw report waiting).",
+                value=figures.waiting,
+            ),
+            GaugeMetricFamily(
+                "cw_projector_waiting_follow_ups_oldest_seconds",
+                "How long the follow-up waiting longest has waited for its IssueFound (0: none "
+                "waits).",
+                value=figures.oldest_s,
+            ),
+            GaugeMetricFamily(
+                "cw_projector_waiting_follow_ups_stale",
+                "Follow-ups that have waited longer than the campaign's waiting_alert_after "
+                "([rules]) for their IssueFound.",
+                value=figures.stale,
+            ),
+            GaugeMetricFamily(
+                "cw_projector_waiting_alert_after_seconds",
+                "The campaign's waiting_alert_after ([rules], default 3d).",
+                value=figures.alert_after.total_seconds(),
+            ),
+        ]

@@ -150,9 +150,12 @@ ON CONFLICT (district, venue_id, phase) DO UPDATE SET
     items_checked = c.items_checked + EXCLUDED.items_checked,
     items_failed = c.items_failed + EXCLUDED.items_failed
 """
-ADD_PENDING = """
-INSERT INTO {s}.pending_issue_events
-SELECT * FROM json_populate_recordset(NULL::{s}.pending_issue_events, $1::json)
+PENDING_COLUMNS = "district, issue_id, stream_seq, subject, phase, payload"
+# waiting_since is the table's default (now()): when the projector took the follow-up.
+ADD_PENDING = f"""
+INSERT INTO {{s}}.pending_issue_events ({PENDING_COLUMNS})
+SELECT {PENDING_COLUMNS}
+FROM json_populate_recordset(NULL::{{s}}.pending_issue_events, $1::json)
 ON CONFLICT DO NOTHING
 """
 RESOLVE_PENDING = f"""
@@ -384,6 +387,22 @@ SELECT stream_seq, subject, phase, payload::text AS payload FROM public.event_ar
 WHERE venue_id = $1 AND ($2::text IS NULL OR district = $2)
 ORDER BY stream_seq
 """
+
+
+# A venue by (part of) its name or id, case-insensitive; strpos, not LIKE, so that % and _ in
+# what a person typed are plain characters.
+FIND_VENUES = """
+SELECT district, venue_id, name FROM public.venues
+WHERE ($2::text IS NULL OR district = $2)
+  AND (strpos(lower(name), lower($1)) > 0 OR strpos(lower(venue_id), lower($1)) > 0)
+ORDER BY district, venue_id
+"""
+
+
+async def find_venues(conn: Conn, text: str, district: str | None) -> list[tuple[str, str, str]]:
+    """The registered venues whose name or id holds ``text``: (district, venue_id, name)."""
+    rows = await conn.fetch(FIND_VENUES, text, district)
+    return [(r["district"], r["venue_id"], r["name"]) for r in rows]
 
 
 async def venue_history(conn: Conn, venue_id: str, district: str | None) -> list[StreamEvent]:

@@ -106,11 +106,23 @@ def _venue(args: argparse.Namespace) -> int:
         return 2
     district = None if args.district is None else campaign.names.district_code(args.district)
     found = [v for v in everywhere if district in (None, v.district)]
+    asked = args.venue_id
     if not found:
-        print(_unknown(args.venue_id, district, everywhere, campaign.names), file=sys.stderr)
-        return 1
+        # Not an id: (part of) a venue's name, as a person remembers it.
+        try:
+            found, matches = run(bootstrap.venue_named(settings, asked, district, as_of))
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            print(f"cw venue: cannot read PostgreSQL ({failure_text(exc)})", file=sys.stderr)
+            return 2
+        if len(matches) > 1:
+            print(_several(asked, matches), file=sys.stderr)
+            return 1
+        if not found:
+            print(_unknown(asked, district, everywhere, campaign.names), file=sys.stderr)
+            return 1
+        asked = found[0].venue_id
     if args.json:
-        doc = venue.as_json(args.venue_id, district, found, as_of, zone, names=campaign.names)
+        doc = venue.as_json(asked, district, found, as_of, zone, names=campaign.names)
         print(json.dumps(doc, ensure_ascii=False, indent=2))
     elif sys.stdout.isatty():
         console = Console()
@@ -124,11 +136,21 @@ def _venue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _several(text: str, matches: list[tuple[str, str, str]]) -> str:
+    """``“农贸” 匹配到 3 个场所，请用场所编号 …`` then one line per venue: id, name, district."""
+    lines = [
+        f"“{text}” 匹配到 {len(matches)} 个场所，请用场所编号（或加 --district）"
+        f"({len(matches)} venues match {text!r}: give the venue id, or --district)"
+    ]
+    lines.extend(f"{venue_id}\t{name}\t{district}" for district, venue_id, name in matches)
+    return "\n".join(lines)
+
+
 def _unknown(venue_id: str, district: str | None, elsewhere: list[VenueAsOf], names: Names) -> str:
     if district is None:
         return (
-            f"未找到场所 {venue_id}: 档案中没有它的任何事件 "
-            f"(no event for venue {venue_id} in the archive)"
+            f"未找到场所 {venue_id}: 档案中没有它的任何事件，也没有名称含此文字的场所 "
+            f"(no event for venue {venue_id} in the archive, and no venue by that name)"
         )
     text = (
         f"未找到场所 {venue_id}（{names.district(district)}）: 档案中没有它的任何事件 "
@@ -212,15 +234,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser(
         "venue",
-        help="a venue's issues, now or as they stood at a past moment",
+        help="a venue's issues (by id or by name), now or as they stood at a past moment",
         description="A venue's issues (status, deadline, who must rectify) as they stood at a "
         "moment, replayed from the archive (the event_archive view), without reading NATS. "
+        "The venue is named by its id, or by (part of) its registered name when no venue has "
+        "that id (case-insensitive; several matches are listed with id, name and district). "
         "Times are in the campaign's time zone. On a terminal a table, through a pipe one "
         "tab-separated line per issue, with --json one JSON document.",
         epilog="exit status: 0 shown (also a venue without issues); 1 no event of the venue in "
-        "the archive; 2 a bad argument, or PostgreSQL could not be read",
+        "the archive and no venue by that name, or several venues by that name (listed); 2 a "
+        "bad argument, or PostgreSQL could not be read",
     )
-    p.add_argument("venue_id", metavar="VENUE_ID", help="the venue, e.g. LY-FM-001")
+    p.add_argument(
+        "venue_id",
+        metavar="VENUE",
+        help="the venue's id (LY-FM-001) or (part of) its name (墟沟农贸)",
+    )
     p.add_argument(
         "--district",
         metavar="D",

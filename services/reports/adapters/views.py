@@ -21,7 +21,13 @@ from contracts import decode_event
 from services.common.campaign import Campaign
 from services.projector.domain.model import Snapshot, StreamEvent, VenuePhaseCounts
 from services.projector.domain.projection import project
-from services.reports.domain.model import Facts, IssueFact, VenueFact, VenuePhaseFact
+from services.reports.domain.model import (
+    Facts,
+    IssueFact,
+    VenueFact,
+    VenuePhaseFact,
+    WaitingFact,
+)
 
 NOW = "SELECT now()"
 VENUES = """
@@ -41,6 +47,11 @@ SELECT district, venue_id, venue_kind, phase, inspections, inspections_self_chec
        items_failed, issues_found, issues_open, issues_overdue, issues_closed, closed_on_time,
        rebounds
 FROM public.venue_phase_summary WHERE $1::text IS NULL OR district = $1
+"""
+WAITING = """
+SELECT district, venue_id, issue_id, event_type, event_id::text AS event_id, occurred_at,
+       waiting_since
+FROM public.waiting_follow_ups WHERE $1::text IS NULL OR district = $1
 """
 HISTORY = """
 SELECT stream_seq, subject, phase, payload::text AS payload FROM public.event_archive
@@ -78,6 +89,11 @@ def _rows(cls: Any, records: Sequence[asyncpg.Record]) -> tuple[Any, ...]:
     return tuple(cls(**dict(r.items())) for r in records)
 
 
+async def registered_venues(conn: asyncpg.Connection, district: str | None) -> list[VenueFact]:
+    """``cw venues``: the rows of the ``venues`` view (one district's, or all)."""
+    return list(_rows(VenueFact, await conn.fetch(VENUES, district)))
+
+
 class ViewsSource:
     """``FactsSource`` on one connection (as ``cw_reader``), each read in one snapshot."""
 
@@ -95,6 +111,7 @@ class ViewsSource:
                 venues=_rows(VenueFact, await self._conn.fetch(VENUES, district)),
                 issues=_rows(IssueFact, await self._conn.fetch(ISSUES, district)),
                 venue_phases=_rows(VenuePhaseFact, await self._conn.fetch(VENUE_PHASES, district)),
+                waiting=_rows(WaitingFact, await self._conn.fetch(WAITING, district)),
                 checklist=frozenset(i.code for i in self._campaign.names.checklist),
             )
 

@@ -4,16 +4,27 @@ as of a moment), and a report as rows of typed values under named columns. Pure 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, TypeAlias
 
 IssueStatus: TypeAlias = Literal["open", "rectifying", "overdue", "closed"]
-Value: TypeAlias = "str | int | float | bool | datetime | None"
+Value: TypeAlias = "str | int | float | bool | datetime | timedelta | None"
 Kind: TypeAlias = Literal[
-    "text", "int", "rate", "time", "phase", "venue_kind", "status", "district", "item"
+    "text",
+    "int",
+    "rate",
+    "time",
+    "duration",
+    "phase",
+    "venue_kind",
+    "status",
+    "event_type",
+    "district",
+    "item",
 ]
 """How a column's values are shown: a rate is 0..1 (a percentage for people), a time an instant
-(local for people, RFC 3339 for programs), a phase or venue kind a code (its Chinese name); a
+(local for people, RFC 3339 for programs), a duration a ``timedelta`` (``3天4小时`` for people,
+seconds for programs), a phase, venue kind, status or event type a code (its Chinese name); a
 district or checklist item a code (its name as the campaign file gives it; programs get both)."""
 
 
@@ -79,6 +90,20 @@ class VenuePhaseFact:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingFact:
+    """A row of ``waiting_follow_ups``: a follow-up the projector keeps until its IssueFound."""
+
+    district: str
+    venue_id: str
+    issue_id: str
+    event_type: str
+    event_id: str
+    occurred_at: datetime
+    waiting_since: datetime
+    """When the projector took it."""
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """Everything the reports are computed from, for one district or all, at one moment."""
 
@@ -87,6 +112,8 @@ class Facts:
     venues: tuple[VenueFact, ...] = ()
     issues: tuple[IssueFact, ...] = ()
     venue_phases: tuple[VenuePhaseFact, ...] = ()
+    waiting: tuple[WaitingFact, ...] = ()
+    """Only now: a replay as of a past moment has no record of what waited then."""
     checklist: frozenset[str] = frozenset()
     """The item codes the campaign's checklist lists; an issue naming another one is unknown."""
 

@@ -5,6 +5,7 @@ disagree. Pure: no driver is imported here."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 
 from contracts import PHASES
 from services.common.overdue import days_overdue
@@ -16,10 +17,14 @@ from services.reports.domain.model import (
     Value,
     VenueFact,
     VenuePhaseFact,
+    WaitingFact,
 )
 
-REPORTS = ("summary", "overdue", "rebounds", "streets", "on_time", "unknown_items")
+REPORTS = ("summary", "overdue", "rebounds", "streets", "on_time", "waiting", "unknown_items")
 """Every report, in the order ``cw report`` prints them."""
+NOW_ONLY = frozenset({"waiting"})
+"""Reports of what is so now, which a replay as of a past moment cannot give: the archive keeps
+the events applied, not when each one waited."""
 
 _PHASE_ORDER = {p: i for i, p in enumerate(PHASES)}
 
@@ -31,12 +36,6 @@ def _phase_key(phase: str) -> int:
 def rate(part: int, whole: int) -> float | None:
     """``part / whole``; ``None`` when there is no whole (nothing checked, nothing closed)."""
     return part / whole if whole else None
-
-
-def _person(name: str | None, phone: str | None) -> str | None:
-    if not name:
-        return None
-    return f"{name} {phone}" if phone else name
 
 
 def _venues(facts: Facts) -> dict[tuple[str, str], VenueFact]:
@@ -67,6 +66,25 @@ OVERDUE = Column("issues_overdue", "已逾期", "overdue", "int")
 CLOSED = Column("issues_closed", "已销号", "closed", "int")
 ON_TIME = Column("closed_on_time", "按期销号", "closed on time", "int")
 REBOUNDS = Column("rebounds", "反弹", "rebounds", "int")
+PEOPLE = (
+    Column("first_responsible_name", "第一责任人", "first responsible"),
+    Column("first_responsible_phone", "第一责任人电话", "first responsible phone"),
+    Column("officer_name", "责任干部", "officer"),
+    Column("officer_phone", "责任干部电话", "officer phone"),
+)
+"""Whom to call about a venue: a name and a phone each in a column of its own, so that a
+spreadsheet sorts and filters by either."""
+
+
+def _people(v: VenueFact | None) -> dict[str, Value]:
+    if v is None:
+        return {c.key: None for c in PEOPLE}
+    return {
+        "first_responsible_name": v.first_responsible_name,
+        "first_responsible_phone": v.first_responsible_phone,
+        "officer_name": v.officer_name,
+        "officer_phone": v.officer_phone if v.officer_name else None,
+    }
 
 
 class _Sums:
@@ -177,10 +195,7 @@ def overdue(facts: Facts) -> Report:
             "district": i.district, "venue_id": i.venue_id, "venue": v.name if v else None,
             "item_code": i.item_code, "issue_id": i.issue_id, "order_no": i.order_no,
             "due_at": i.due_at, "days_overdue": days_overdue(i.due_at, facts.as_of),
-            "first_responsible": (
-                _person(v.first_responsible_name, v.first_responsible_phone) if v else None
-            ),
-            "officer": _person(v.officer_name, v.officer_phone) if v else None,
+            **_people(v),
         })  # fmt: skip
     return Report(
         "overdue", "逾期问题清单", "Overdue issues",
@@ -188,8 +203,7 @@ def overdue(facts: Facts) -> Report:
          Column("issue_id", "问题编号", "issue"), Column("order_no", "交办单号", "order no."),
          Column("due_at", "整改期限", "deadline", "time"),
          Column("days_overdue", "逾期天数", "days overdue", "int"),
-         Column("first_responsible", "第一责任人", "first responsible"),
-         Column("officer", "责任干部", "officer")),
+         *PEOPLE),
         tuple(rows),
     )  # fmt: skip
 
@@ -249,6 +263,51 @@ def on_time(facts: Facts) -> Report:
     )  # fmt: skip
 
 
+def waiting(facts: Facts) -> Report:
+    """Follow-ups waiting for their IssueFound, the longest waiting first: a publisher that
+    lost an IssueFound, or sent it to another district, shows here before anyone asks."""
+    venues = _venues(facts)
+
+    def row(w: WaitingFact) -> dict[str, Value]:
+        v = venues.get((w.district, w.venue_id))
+        return {
+            "waiting_for": max(facts.as_of - w.waiting_since, timedelta(0)),
+            "district": w.district, "venue_id": w.venue_id, "venue": v.name if v else None,
+            "issue_id": w.issue_id, "event_type": w.event_type, "event_id": w.event_id,
+            "occurred_at": w.occurred_at, "waiting_since": w.waiting_since,
+        }  # fmt: skip
+
+    ordered = sorted(
+        facts.waiting, key=lambda w: (w.waiting_since, w.district, w.issue_id, w.event_id)
+    )
+    return Report(
+        "waiting", "等待问题登记的后续事件", "Follow-ups waiting for their IssueFound",
+        (Column("waiting_for", "已等待", "waiting for", "duration"), DISTRICT, VENUE_ID, VENUE,
+         Column("issue_id", "问题编号", "issue"),
+         Column("event_type", "事件类型", "event type", "event_type"),
+         Column("occurred_at", "事件时间", "occurred", "time"),
+         Column("waiting_since", "收到时间", "waiting since", "time"),
+         Column("event_id", "事件编号", "event id")),
+        tuple(row(w) for w in ordered),
+    )  # fmt: skip
+
+
+def venue_list(venues: Iterable[VenueFact]) -> Report:
+    """``cw venues``: every registered venue, by district and id, with whom to call."""
+    ordered = sorted(venues, key=lambda v: (v.district, v.venue_id))
+    return Report(
+        "venues", "场所", "Venues",
+        (DISTRICT, VENUE_ID, Column("name", "场所名称", "name"),
+         Column("kind", "场所类型", "kind", "venue_kind"), Column("street", "街道", "street"),
+         *PEOPLE),
+        tuple(
+            {"district": v.district, "venue_id": v.venue_id, "name": v.name, "kind": v.kind,
+             "street": v.street, **_people(v)}
+            for v in ordered
+        ),
+    )  # fmt: skip
+
+
 def unknown_items(facts: Facts) -> Report:
     """Item codes issues name that the campaign's checklist does not list, by district: projected
     all the same, and shown as codes until the checklist gains them."""
@@ -282,6 +341,7 @@ BUILDERS: dict[str, Callable[[Facts], Report]] = {
     "rebounds": rebounds,
     "streets": street_summary,
     "on_time": on_time,
+    "waiting": waiting,
     "unknown_items": unknown_items,
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import asyncpg
 from rich.console import Console
@@ -15,8 +16,8 @@ from services.common.localtime import MOMENT_FORMS, MomentError, MomentInput, pa
 from services.common.runtime import run
 from services.common.settings import Settings
 from services.reports import bootstrap
-from services.reports.domain.reports import REPORTS
-from services.reports.entrypoints import output
+from services.reports.domain.reports import NOW_ONLY, REPORTS
+from services.reports.entrypoints import output, venues
 
 NAMES = {name.replace("_", "-"): name for name in REPORTS}
 """What is typed (``on-time``) and the report it names (``on_time``)."""
@@ -50,8 +51,24 @@ def _refused_behind_the_views(settings: Settings) -> str | None:
 def _report(args: argparse.Namespace) -> int:
     settings = Settings()
     campaign = load_campaign(settings.campaign_file)
-    names = list(REPORTS) if not args.reports or "all" in args.reports else args.reports
-    names = list(dict.fromkeys(names))
+    every = not args.reports or "all" in args.reports
+    names = list(dict.fromkeys(REPORTS if every else args.reports))
+    if args.as_of is not None:
+        if not every and NOW_ONLY.intersection(names):
+            print(
+                f"cw report: {', '.join(sorted(NOW_ONLY.intersection(names)))} shows what is so "
+                "now; --as-of cannot replay it (the archive keeps the events applied, not when "
+                "each one waited)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        names = [n for n in names if n not in NOW_ONLY]
+    if args.format == "xlsx" and args.output is None:
+        print(
+            "cw report: --format xlsx writes a workbook, not text: give --output FILE.xlsx",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     if args.format == "csv" and len(names) > 1:
         print(
             "cw report: --format csv writes one report: name it (e.g. cw report overdue "
@@ -96,7 +113,9 @@ def _report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    if district is not None and not (facts.venues or facts.issues or facts.venue_phases):
+    if district is not None and not (
+        facts.venues or facts.issues or facts.venue_phases or facts.waiting
+    ):
         print(
             f"cw report: 区 {campaign.names.district(district)} 没有任何数据 (nothing known of "
             f"district {district})",
@@ -104,16 +123,31 @@ def _report(args: argparse.Namespace) -> int:
         )
         return EXIT_NOTHING
     lang = args.lang
-    if args.format == "json":
-        sys.stdout.write(output.as_json(facts, reports, campaign, lang))
+    content: bytes | None = None
+    if args.format == "xlsx":
+        content = output.as_xlsx(facts, reports, campaign, lang)
+    elif args.format == "json":
+        content = output.as_json(facts, reports, campaign, lang).encode()
     elif args.format == "csv":
-        sys.stdout.write(output.as_csv(reports[0], campaign, lang))
+        content = output.as_csv(reports[0], campaign, lang).encode()
     elif args.format == "markdown":
-        sys.stdout.write(output.as_markdown(facts, reports, campaign, lang))
-    elif sys.stdout.isatty():
+        content = output.as_markdown(facts, reports, campaign, lang).encode()
+    elif args.output is None and sys.stdout.isatty():
         output.print_tables(Console(), facts, reports, campaign, lang)
+        return EXIT_SHOWN
     else:
-        print("\n".join(output.plain_lines(facts, reports, campaign, lang)))
+        content = ("\n".join(output.plain_lines(facts, reports, campaign, lang)) + "\n").encode()
+    if args.output is None:
+        # Bytes, UTF-8 whatever the locale: a CSV's byte order mark promises UTF-8.
+        sys.stdout.flush()
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
+        return EXIT_SHOWN
+    try:
+        Path(args.output).write_bytes(content)
+    except OSError as exc:
+        print(f"cw report: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_SHOWN
 
 
@@ -121,20 +155,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "report",
         help="the bureau's numbers as tables: summary, overdue, rebounds, streets, on-time, "
-        "unknown-items",
+        "waiting, unknown-items",
         description="The bureau's reports, read from the public views as the read-only role "
         "(CW_READER_DATABASE_URL; CW_DATABASE_URL when it is unset), or as they stood at a past "
         "moment (--as-of: the archive replayed up to it): summary (by district, phase and venue "
         "kind: coverage, inspections by kind, pass rate, issues), overdue (venue, item, order "
         "number, deadline, days overdue, first responsible person, officer), rebounds (反复反弹), "
-        "streets (街道), on-time (closed by the original and by the extended deadline), "
-        "unknown-items (item codes the campaign's checklist does not list). Districts and items "
-        "are shown by the campaign file's names (csv and json: the code and the name). Times "
-        "are local (the campaign's zone). On a terminal: tables; through a pipe: tab-separated "
-        "lines, never wrapped.",
+        "streets (街道), on-time (closed by the original and by the extended deadline), waiting "
+        "(follow-ups waiting for their IssueFound, the longest first; now only), unknown-items "
+        "(item codes the campaign's checklist does not list). Districts and items are shown by "
+        "the campaign file's names (csv and json: the code and the name). Times are local (the "
+        "campaign's zone). On a terminal: tables (one block per row when a table is wider than "
+        "the terminal); through a pipe: tab-separated lines, never wrapped. csv starts with a "
+        "UTF-8 byte order mark so that Excel reads its Chinese; xlsx is an Excel workbook (a "
+        "sheet per report) and needs --output.",
         epilog="exit status: 0 shown (also when a report has no rows); 1 nothing is known of "
-        "the --district asked; 2 a bad argument, or PostgreSQL could not be read (down, a wrong "
-        "URL, a role that may not read the views, a read model cw init has not made).",
+        "the --district asked; 2 a bad argument (xlsx without --output), or PostgreSQL could not "
+        "be read (down, a wrong URL, a role that may not read the views, a read model cw init "
+        "has not made), or --output could not be written.",
     )
     p.add_argument(
         "reports",
@@ -145,10 +183,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--format",
-        choices=("table", "csv", "json", "markdown"),
+        choices=("table", "csv", "xlsx", "json", "markdown"),
         default="table",
-        help="table (default: for a person; tab-separated through a pipe), csv (one report), "
-        "json (for programs) or markdown",
+        help="table (default: for a person; tab-separated through a pipe), csv (one report, "
+        "with a UTF-8 byte order mark for Excel), xlsx (an Excel workbook, a sheet per report; "
+        "needs --output), json (for programs) or markdown",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write to FILE instead of standard output (required with --format xlsx)",
     )
     p.add_argument(
         "--lang",
@@ -168,3 +213,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"as they stood at T, replayed from the archive: {MOMENT_FORMS}",
     )
     p.set_defaults(handler=_report)
+    venues.register(sub)

@@ -96,6 +96,8 @@ CREATE TABLE {s}.stream_outcomes (
     reason      text,
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
+-- Follow-ups (RectificationDue, RecheckPassed …) that came before their IssueFound, kept until it
+-- comes; waiting_since is when the projector took one (or the rebuild that made this generation).
 CREATE TABLE {s}.pending_issue_events (
     district   text COLLATE "C" NOT NULL,
     issue_id   text COLLATE "C" NOT NULL,
@@ -103,5 +105,6 @@ CREATE TABLE {s}.pending_issue_events (
     subject    text NOT NULL,
     phase      text NOT NULL,
     payload    text NOT NULL,
+    waiting_since timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (district, issue_id, stream_seq)
 );

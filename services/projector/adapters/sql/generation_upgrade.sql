@@ -9,6 +9,9 @@ CREATE TABLE IF NOT EXISTS {s}.stream_outcomes (
 );
 CREATE INDEX IF NOT EXISTS event_archive_stream_seq ON {s}.event_archive USING brin (stream_seq);
 ALTER TABLE {s}.checkpoint ADD COLUMN IF NOT EXISTS message_id text;
+-- Follow-ups already waiting when this column came count as waiting since that `cw init`.
+ALTER TABLE {s}.pending_issue_events
+    ADD COLUMN IF NOT EXISTS waiting_since timestamptz NOT NULL DEFAULT now();
 DO $$
 BEGIN
     IF NOT EXISTS (

@@ -149,3 +149,14 @@ SELECT s.district, v.street, s.phase,
 FROM public.venue_phase_summary s
 LEFT JOIN {s}.venues v ON v.district = s.district AND v.venue_id = s.venue_id
 GROUP BY s.district, v.street, s.phase;
+
+-- Follow-ups (RectificationDue, RecheckPassed …) waiting for their IssueFound: the projector keeps
+-- them until it comes (cw report waiting; cw_projector_waiting_follow_ups*). waiting_since is when
+-- the projector took one; occurred_at is the event's own time.
+CREATE OR REPLACE VIEW public.waiting_follow_ups AS
+SELECT p.district, e.data ->> 'venue_id' AS venue_id, p.issue_id,
+       e.data ->> 'event_type' AS event_type, (e.data ->> 'event_id')::uuid AS event_id,
+       (e.data ->> 'occurred_at')::timestamptz AS occurred_at, p.waiting_since, p.stream_seq,
+       p.subject
+FROM {s}.pending_issue_events p
+CROSS JOIN LATERAL (SELECT p.payload::jsonb AS data) e;
