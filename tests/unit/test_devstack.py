@@ -188,6 +188,8 @@ def test_a_command_uses_the_stack_of_a_live_cw_dev_and_never_shows_a_password(
     assert written == tmp_path / ".cw" / "stack.env"
     assert written.stat().st_mode & 0o777 == 0o600
     monkeypatch.chdir(tmp_path)
+    # What the command sets in the environment must not outlive the test (a worker runs more).
+    monkeypatch.setattr(os, "environ", {**os.environ})
     for name in URL_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     _use_the_stack_of_cw_dev("report")
@@ -202,6 +204,8 @@ def test_a_url_that_is_set_or_a_dead_cw_dev_leaves_the_stack_file_unused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    # What the command sets in the environment must not outlive the test (a worker runs more).
+    monkeypatch.setattr(os, "environ", {**os.environ})
     for name in URL_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     write_stack_file(tmp_path, SECRET_STACK)
